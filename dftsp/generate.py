@@ -1,0 +1,66 @@
+"""Random slot instances for tests and benchmarks, drawn from catalog profiles.
+
+Request lengths are log-normal, fitted to a trace's published mean and median (or to the
+mean alone with sigma = 1 when no median is published) and capped. Channels use path
+loss, log-normal shadowing and Rayleigh fading (:mod:`edgellm.dftsp.channel`).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from edgellm.dftsp import catalog, channel
+from edgellm.dftsp.instance import Request, SlotInstance
+
+
+def lognormal_params(mean: float, median: float | None = None) -> tuple[float, float]:
+    """(mu, sigma) of a log-normal with this mean and median (sigma = 1 without a median)."""
+    if median is None or median >= mean:
+        return math.log(mean) - 0.5, 1.0
+    return math.log(median), math.sqrt(2.0 * math.log(mean / median))
+
+
+def length_sampler(trace: str, which: str, cap: int):
+    """Sampler of capped log-normal token counts for ``which`` in {'prompt', 'output'}."""
+    stats = catalog.traces()[trace]
+    mu, sigma = lognormal_params(stats[f"{which}_tokens_mean"],
+                                 stats.get(f"{which}_tokens_median"))
+
+    def draw(rng: np.random.Generator, size=None):
+        x = np.rint(rng.lognormal(mu, sigma, size))
+        return np.clip(x, 1, cap).astype(np.int64)
+
+    return draw
+
+
+def random_requests(rng: np.random.Generator, n: int, *, trace: str = "sharegpt",
+                    max_prompt: int = 2048, max_output: int = 1024,
+                    deadline_s: tuple[float, float] = (2.0, 12.0),
+                    ppl_tolerance: tuple[float, ...] = (0.05, 0.2, 0.5, 2.0),
+                    distance_m: tuple[float, float] = (20.0, 300.0),
+                    shadowing_db: float = 8.0, tx_power_w: float = 0.2) -> list[Request]:
+    """``n`` independent requests: lengths from ``trace``, uniform deadlines, tolerances
+    drawn from ``ppl_tolerance``, users uniform over an annulus of radii ``distance_m``."""
+    prompt = length_sampler(trace, "prompt", max_prompt)(rng, n)
+    output = length_sampler(trace, "output", max_output)(rng, n)
+    deadline = rng.uniform(*deadline_s, n)
+    tol = rng.choice(np.asarray(ppl_tolerance, dtype=float), n)
+    r0, r1 = distance_m
+    dist = np.sqrt(rng.uniform(r0 * r0, r1 * r1, n))
+    large = channel.large_scale_gain(dist, shadowing_db * rng.standard_normal(n))
+    g_up = large * channel.rayleigh_power(rng, n)
+    g_down = large * channel.rayleigh_power(rng, n)
+    return [Request(int(prompt[k]), int(output[k]), float(deadline[k]), float(tol[k]),
+                    float(g_up[k]), float(g_down[k]), tx_power_w) for k in range(n)]
+
+
+def random_instance(rng: np.random.Generator, n: int, *, model: str = "llama-2-7b",
+                    quant: str = "w4a16", device: str = "rtx-4090", kv_cache: str = "padded",
+                    objective: str = "requests", slot_s: float = 5.0,
+                    radio: dict | None = None, **request_kw) -> SlotInstance:
+    """A slot instance with ``n`` random requests on a catalog system."""
+    return catalog.build_instance(model, quant, device, random_requests(rng, n, **request_kw),
+                                  radio=radio, slot_s=slot_s, kv_cache=kv_cache,
+                                  objective=objective)

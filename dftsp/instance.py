@@ -1,0 +1,352 @@
+"""Slot instances: the system description plus the slot's candidate requests (SPEC 2.1, 2.5).
+
+All parts are frozen dataclasses validated on construction. ``from_dict`` is strict: a
+missing key, an unknown key, a wrong type, a negative or non-finite number or an unknown
+precision raises :class:`InstanceError` whose message names the offending key, e.g.
+``requests[3].deadline_s: must be a finite number > 0, got -1.0``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from edgellm.errors import EdgeLLMError
+
+SCHEMA = "edgellm.slot-instance/1"
+PRECISIONS = ("fp32", "tf32", "bf16", "fp16", "fp8", "int8", "int4")
+KV_MODES = ("padded", "exact")
+OBJECTIVES = ("requests", "tokens")
+
+
+class InstanceError(EdgeLLMError):
+    """A slot instance (or one of its parts) breaks the schema; the message names the key."""
+
+
+# ----------------------------------------------------------------------------- checks
+def _where(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+def _number(value: Any, where: str, *, lo: float | None = 0.0, lo_open: bool = False,
+            hi: float | None = None, integer: bool = False) -> float | int:
+    """Validate a finite number within [lo, hi] (or (lo, hi] when ``lo_open``)."""
+    kind = "an integer" if integer else "a finite number"
+    rng = ""
+    if lo is not None:
+        rng = f" {'>' if lo_open else '>='} {lo:g}"
+    if hi is not None:
+        rng += f"{' and' if rng else ''} <= {hi:g}"
+    msg = f"{where}: must be {kind}{rng}, got {value!r}"
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise InstanceError(msg)
+    if not math.isfinite(value):
+        raise InstanceError(msg)
+    if integer:
+        if isinstance(value, float):
+            if not value.is_integer():
+                raise InstanceError(msg)
+            value = int(value)
+    if lo is not None and (value < lo or (lo_open and value == lo)):
+        raise InstanceError(msg)
+    if hi is not None and value > hi:
+        raise InstanceError(msg)
+    return value
+
+
+def _choice(value: Any, where: str, allowed: tuple[str, ...]) -> str:
+    if not isinstance(value, str) or value not in allowed:
+        raise InstanceError(f"{where}: must be one of {', '.join(allowed)}; got {value!r}")
+    return value
+
+
+def _text(value: Any, where: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise InstanceError(f"{where}: must be a non-empty string, got {value!r}")
+    return value
+
+
+def _mapping(d: Any, where: str, cls: type) -> dict:
+    """Check ``d`` is a dict holding exactly the fields of dataclass ``cls``."""
+    if not isinstance(d, dict):
+        raise InstanceError(f"{where or 'instance'}: must be an object, got {type(d).__name__}")
+    names = _keys(cls)
+    missing = [n for n in names if n not in d]
+    if missing:
+        raise InstanceError(f"{_where(where, missing[0])}: missing key")
+    unknown = sorted(set(d) - set(names))
+    if unknown:
+        raise InstanceError(f"{_where(where, unknown[0])}: unknown key (allowed: {', '.join(names)})")
+    return d
+
+
+def _keys(cls) -> list[str]:
+    """The schema keys of a part: its init fields, less the private path helper."""
+    return [f.name for f in fields(cls) if f.init and not f.name.startswith("_")]
+
+
+class _Part:
+    """Shared from_dict / to_dict for the parts: validation lives in ``_check``."""
+
+    _path = ""
+
+    @classmethod
+    def from_dict(cls, d: Any, path: str | None = None):
+        path = cls._path if path is None else path
+        _mapping(d, path, cls)
+        return cls(**{k: d[k] for k in d}, _where=path)
+
+    def to_dict(self) -> dict:
+        return {k: getattr(self, k) for k in _keys(type(self))}
+
+    def __post_init__(self):
+        path = self._where if self._where is not None else self._path
+        for name, value in self._check(path).items():
+            object.__setattr__(self, name, value)
+        object.__setattr__(self, "_where", None)
+
+
+# ----------------------------------------------------------------------------- parts
+@dataclass(frozen=True)
+class Model(_Part):
+    """Decoder-only transformer architecture."""
+
+    name: str
+    n_layers: int
+    d_model: int
+    n_heads: int
+    n_kv_heads: int
+    n_params: float
+    _where: str | None = field(default=None, repr=False, compare=False)
+    _path = "model"
+
+    def _check(self, p: str) -> dict:
+        out = {"name": _text(self.name, _where(p, "name"))}
+        for k in ("n_layers", "d_model", "n_heads", "n_kv_heads"):
+            out[k] = _number(getattr(self, k), _where(p, k), lo=1, integer=True)
+        out["n_params"] = _number(self.n_params, _where(p, "n_params"), lo=0, lo_open=True)
+        if out["n_kv_heads"] > out["n_heads"] or out["n_heads"] % out["n_kv_heads"]:
+            raise InstanceError(f"{_where(p, 'n_kv_heads')}: must divide n_heads "
+                                f"({out['n_heads']}), got {out['n_kv_heads']}")
+        return out
+
+    @property
+    def d_kv(self) -> float:
+        """Width of the K (or V) projection: d * n_kv_heads / n_heads."""
+        return self.d_model * self.n_kv_heads / self.n_heads
+
+
+@dataclass(frozen=True)
+class Quant(_Part):
+    """Deployed quantization: bit widths, compute precision, perplexity cost vs FP16."""
+
+    name: str
+    weight_bits: float
+    kv_bits: float
+    compute: str
+    ppl_increase: float
+    _where: str | None = field(default=None, repr=False, compare=False)
+    _path = "quant"
+
+    def _check(self, p: str) -> dict:
+        return {
+            "name": _text(self.name, _where(p, "name")),
+            "weight_bits": _number(self.weight_bits, _where(p, "weight_bits"), lo=0,
+                                   lo_open=True, hi=32),
+            "kv_bits": _number(self.kv_bits, _where(p, "kv_bits"), lo=0, lo_open=True, hi=32),
+            "compute": _choice(self.compute, _where(p, "compute"), PRECISIONS),
+            "ppl_increase": _number(self.ppl_increase, _where(p, "ppl_increase"), lo=0),
+        }
+
+
+@dataclass(frozen=True)
+class Device(_Part):
+    """GPU of the edge node."""
+
+    name: str
+    memory_bytes: float
+    reserved_bytes: float
+    peak_flops: dict
+    mem_bandwidth: float
+    compute_efficiency: float
+    memory_efficiency: float
+    _where: str | None = field(default=None, repr=False, compare=False)
+    _path = "device"
+
+    def _check(self, p: str) -> dict:
+        out = {"name": _text(self.name, _where(p, "name"))}
+        out["memory_bytes"] = _number(self.memory_bytes, _where(p, "memory_bytes"), lo=0,
+                                      lo_open=True)
+        out["reserved_bytes"] = _number(self.reserved_bytes, _where(p, "reserved_bytes"), lo=0)
+        if out["reserved_bytes"] >= out["memory_bytes"]:
+            raise InstanceError(f"{_where(p, 'reserved_bytes')}: must be below memory_bytes "
+                                f"({out['memory_bytes']:g}), got {out['reserved_bytes']:g}")
+        pf = self.peak_flops
+        if not isinstance(pf, dict) or not pf:
+            raise InstanceError(f"{_where(p, 'peak_flops')}: must be a non-empty object "
+                                f"{{precision: FLOP/s}}, got {pf!r}")
+        peaks = {}
+        for prec, v in pf.items():
+            _choice(prec, _where(p, "peak_flops") + " key", PRECISIONS)
+            peaks[prec] = _number(v, f"{_where(p, 'peak_flops')}.{prec}", lo=0, lo_open=True)
+        out["peak_flops"] = peaks
+        out["mem_bandwidth"] = _number(self.mem_bandwidth, _where(p, "mem_bandwidth"), lo=0,
+                                       lo_open=True)
+        for k in ("compute_efficiency", "memory_efficiency"):
+            out[k] = _number(getattr(self, k), _where(p, k), lo=0, lo_open=True, hi=1)
+        return out
+
+    def __hash__(self):
+        return hash((self.name, self.memory_bytes, tuple(sorted(self.peak_flops.items()))))
+
+
+@dataclass(frozen=True)
+class Radio(_Part):
+    """Radio resources of the base station."""
+
+    uplink_hz: float
+    downlink_hz: float
+    noise_psd_w_per_hz: float
+    en_power_w: float
+    bits_per_token: float
+    _where: str | None = field(default=None, repr=False, compare=False)
+    _path = "radio"
+
+    def _check(self, p: str) -> dict:
+        return {k: _number(getattr(self, k), _where(p, k), lo=0, lo_open=True)
+                for k in _keys(type(self))}
+
+
+@dataclass(frozen=True)
+class Request(_Part):
+    """One candidate request (the head of one user's queue)."""
+
+    prompt_tokens: int
+    output_tokens: int
+    deadline_s: float
+    ppl_tolerance: float
+    uplink_gain: float
+    downlink_gain: float
+    tx_power_w: float
+    _where: str | None = field(default=None, repr=False, compare=False)
+    _path = "request"
+
+    def _check(self, p: str) -> dict:
+        out = {k: _number(getattr(self, k), _where(p, k), lo=1, integer=True)
+               for k in ("prompt_tokens", "output_tokens")}
+        out["ppl_tolerance"] = _number(self.ppl_tolerance, _where(p, "ppl_tolerance"), lo=0)
+        for k in ("deadline_s", "uplink_gain", "downlink_gain", "tx_power_w"):
+            out[k] = _number(getattr(self, k), _where(p, k), lo=0, lo_open=True)
+        return out
+
+
+# ----------------------------------------------------------------------------- instance
+@dataclass(frozen=True)
+class SlotInstance:
+    """One slot's scheduling problem: system description and candidate requests."""
+
+    model: Model
+    quant: Quant
+    device: Device
+    radio: Radio
+    slot_s: float
+    kv_cache: str = "padded"
+    objective: str = "requests"
+    requests: tuple[Request, ...] = ()
+
+    def __post_init__(self):
+        for name, cls in (("model", Model), ("quant", Quant), ("device", Device),
+                          ("radio", Radio)):
+            if not isinstance(getattr(self, name), cls):
+                raise InstanceError(f"{name}: must be a {cls.__name__}")
+        object.__setattr__(self, "slot_s", _number(self.slot_s, "slot_s", lo=0, lo_open=True))
+        _choice(self.kv_cache, "kv_cache", KV_MODES)
+        _choice(self.objective, "objective", OBJECTIVES)
+        reqs = tuple(self.requests)
+        for i, r in enumerate(reqs):
+            if not isinstance(r, Request):
+                raise InstanceError(f"requests[{i}]: must be a Request")
+        object.__setattr__(self, "requests", reqs)
+        if self.quant.compute not in self.device.peak_flops:
+            raise InstanceError(
+                f"quant.compute: precision {self.quant.compute!r} has no device.peak_flops entry "
+                f"(device {self.device.name!r} lists {', '.join(self.device.peak_flops)})")
+
+    # -- convenience -----------------------------------------------------------------
+    @property
+    def n_requests(self) -> int:
+        return len(self.requests)
+
+    def with_requests(self, requests) -> SlotInstance:
+        """The same system with another list of candidate requests."""
+        return replace(self, requests=tuple(requests))
+
+    # -- (de)serialisation -----------------------------------------------------------
+    @classmethod
+    def from_dict(cls, d: Any) -> SlotInstance:
+        if not isinstance(d, dict):
+            raise InstanceError(f"instance: must be a JSON object, got {type(d).__name__}")
+        keys = ("schema", "model", "quant", "device", "radio", "slot_s", "kv_cache",
+                "objective", "requests")
+        for k in keys:
+            if k not in d:
+                raise InstanceError(f"{k}: missing key")
+        unknown = sorted(set(d) - set(keys))
+        if unknown:
+            raise InstanceError(f"{unknown[0]}: unknown key (allowed: {', '.join(keys)})")
+        if d["schema"] != SCHEMA:
+            raise InstanceError(f"schema: must be {SCHEMA!r}, got {d['schema']!r}")
+        if not isinstance(d["requests"], list):
+            raise InstanceError(f"requests: must be a list, got {type(d['requests']).__name__}")
+        return cls(
+            model=Model.from_dict(d["model"]),
+            quant=Quant.from_dict(d["quant"]),
+            device=Device.from_dict(d["device"]),
+            radio=Radio.from_dict(d["radio"]),
+            slot_s=d["slot_s"],
+            kv_cache=d["kv_cache"],
+            objective=d["objective"],
+            requests=tuple(Request.from_dict(r, f"requests[{i}]")
+                           for i, r in enumerate(d["requests"])),
+        )
+
+    def to_dict(self) -> dict:
+        return {
+            "schema": SCHEMA,
+            "model": self.model.to_dict(),
+            "quant": self.quant.to_dict(),
+            "device": self.device.to_dict(),
+            "radio": self.radio.to_dict(),
+            "slot_s": self.slot_s,
+            "kv_cache": self.kv_cache,
+            "objective": self.objective,
+            "requests": [r.to_dict() for r in self.requests],
+        }
+
+    @classmethod
+    def from_json(cls, path: str | os.PathLike) -> SlotInstance:
+        """Read an instance file; errors name the file and the key."""
+        path = Path(path)
+        try:
+            data = json.loads(path.read_text())
+        except OSError as e:
+            raise InstanceError(f"{path}: cannot read ({e.strerror})") from None
+        except json.JSONDecodeError as e:
+            raise InstanceError(f"{path}: not valid JSON ({e.msg}, line {e.lineno})") from None
+        try:
+            return cls.from_dict(data)
+        except InstanceError as e:
+            raise InstanceError(f"{path}: {e}") from None
+
+    def to_json(self, path: str | os.PathLike | None = None, indent: int = 2) -> str:
+        """The instance as JSON text; also written (atomically) to ``path`` if given."""
+        text = json.dumps(self.to_dict(), indent=indent)
+        if path is not None:
+            from edgellm.dftsp._io import atomic_write_text
+
+            atomic_write_text(path, text + "\n")
+        return text

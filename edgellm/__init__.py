@@ -1,0 +1,2 @@
+"""edgellm-gym."""
+__version__ = "0.1.0"
