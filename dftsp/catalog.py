@@ -11,7 +11,6 @@ import functools
 from importlib import resources
 
 import yaml
-
 from edgellm.dftsp.instance import (
     Device,
     InstanceError,
@@ -43,7 +42,7 @@ RADIO_SOURCES = {
 }
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _load(name: str) -> dict:
     text = resources.files("edgellm.dftsp").joinpath("catalog", f"{name}.yaml").read_text()
     return yaml.safe_load(text)
@@ -52,8 +51,9 @@ def _load(name: str) -> dict:
 def _entry(table: str, section: str, name: str) -> dict:
     entries = _load(table)[section]
     if name not in entries:
-        raise InstanceError(f"{table}.yaml: unknown {section[:-1] if section.endswith('s') else section} "
-                            f"{name!r}; known: {', '.join(sorted(entries))}")
+        kind = section[:-1] if section.endswith("s") else section
+        raise InstanceError(f"{table}.yaml: unknown {kind} {name!r}; "
+                            f"known: {', '.join(sorted(entries))}")
     return {k: v for k, v in entries[name].items() if k != "sources"}
 
 
@@ -88,7 +88,8 @@ def perplexity(model_name: str, scheme: str) -> float:
     if model_name not in table or scheme not in table[model_name]:
         known = sorted(k for k in table.get(model_name, {}) if k != "sources")
         raise InstanceError(f"quantization.yaml: no published perplexity for model "
-                            f"{model_name!r} under {scheme!r} (known: {', '.join(known) or 'none'})")
+                            f"{model_name!r} under {scheme!r} "
+                            f"(known: {', '.join(known) or 'none'})")
     return float(table[model_name][scheme])
 
 

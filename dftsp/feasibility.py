@@ -23,7 +23,6 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-
 from edgellm.dftsp import cost, radio
 from edgellm.dftsp.instance import SlotInstance
 
@@ -250,9 +249,8 @@ def evaluate(inst: SlotInstance | Prepared, batch) -> BatchEvaluation:
     arr = np.array(members, dtype=np.intp)
     rc = check_rows(p, arr[None, :])
     code = int(rc.code[0])
-    S, N = float(rc.S[0]), float(rc.N[0])
-    t_pre = float(cost.prefill_time(b, S, p.n_params, p.n_layers, p.d_model, p.weight_bytes,
-                                    p.kv_per_token, p.flops, p.bandwidth))
+    t_pre = float(cost.prefill_time(b, float(rc.S[0]), p.n_params, p.n_layers, p.d_model,
+                                    p.weight_bytes, p.kv_per_token, p.flops, p.bandwidth))
     tc = float(rc.t_compute[0])
     kv = float(rc.kv_bytes[0])
     common = dict(batch=members, t_compute_s=tc, t_prefill_s=t_pre, t_decode_s=tc - t_pre,

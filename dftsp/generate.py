@@ -1,7 +1,7 @@
 """Random slot instances for tests and benchmarks, drawn from catalog profiles.
 
 Request lengths are log-normal, fitted to a trace's published mean and median (or to the
-mean alone with sigma = 1 when no median is published) and capped. Channels use path
+one of them that is published, with sigma = 1) and capped. Channels use path
 loss, log-normal shadowing and Rayleigh fading (:mod:`edgellm.dftsp.channel`).
 """
 
@@ -10,13 +10,18 @@ from __future__ import annotations
 import math
 
 import numpy as np
-
 from edgellm.dftsp import catalog, channel
 from edgellm.dftsp.instance import Request, SlotInstance
 
 
-def lognormal_params(mean: float, median: float | None = None) -> tuple[float, float]:
-    """(mu, sigma) of a log-normal with this mean and median (sigma = 1 without a median)."""
+def lognormal_params(mean: float | None = None,
+                     median: float | None = None) -> tuple[float, float]:
+    """(mu, sigma) of a log-normal with this mean and median; sigma = 1 when only one of
+    them is published (or the mean does not exceed the median)."""
+    if mean is None and median is None:
+        raise ValueError("lognormal_params: need a mean or a median")
+    if mean is None:
+        return math.log(median), 1.0
     if median is None or median >= mean:
         return math.log(mean) - 0.5, 1.0
     return math.log(median), math.sqrt(2.0 * math.log(mean / median))
@@ -25,7 +30,7 @@ def lognormal_params(mean: float, median: float | None = None) -> tuple[float, f
 def length_sampler(trace: str, which: str, cap: int):
     """Sampler of capped log-normal token counts for ``which`` in {'prompt', 'output'}."""
     stats = catalog.traces()[trace]
-    mu, sigma = lognormal_params(stats[f"{which}_tokens_mean"],
+    mu, sigma = lognormal_params(stats.get(f"{which}_tokens_mean"),
                                  stats.get(f"{which}_tokens_median"))
 
     def draw(rng: np.random.Generator, size=None):

@@ -80,7 +80,8 @@ def _mapping(d: Any, where: str, cls: type) -> dict:
         raise InstanceError(f"{_where(where, missing[0])}: missing key")
     unknown = sorted(set(d) - set(names))
     if unknown:
-        raise InstanceError(f"{_where(where, unknown[0])}: unknown key (allowed: {', '.join(names)})")
+        raise InstanceError(f"{_where(where, unknown[0])}: unknown key "
+                            f"(allowed: {', '.join(names)})")
     return d
 
 

@@ -7,7 +7,7 @@ a = p g / N0 [Hz], the rate is increasing and concave in beta and tends to a / l
 beta grows, so a prompt of u bits cannot be sent in less than u ln 2 / a seconds.
 The least bandwidth that sends u bits in time T solves x = a / beta in
 ln(1 + x) = c x with c = u ln 2 / (a T) in (0, 1); its positive root is
-x = -W_{-1}(-c e^{-c}) / c - 1 (Lambert W, lower branch), polished by Newton steps.
+x = -W_{-1}(-c e^{-c}) / c - 1 (Lambert W, lower branch), polished by Newton's method.
 
 Downlink: the node spreads P_EN evenly over B_D, so user k's spectral efficiency is the
 constant rho_k = log2(1 + P_EN h_k / (N0 B_D)) bit/s/Hz.
@@ -52,12 +52,23 @@ def uplink_min_bandwidth(bits, t, snr_hz):
     ok = (c > 0.0) & (c < 1.0)
     cs = np.where(ok, c, 0.5)
     z = -cs * np.exp(-cs)
-    x = (-lambertw(z, k=-1).real / cs) - 1.0
-    # Newton polish on F(x) = ln(1 + x) - c x (concave, root on its decreasing side).
-    for _ in range(2):
+    with np.errstate(invalid="ignore", over="ignore"):
+        x = (-lambertw(z, k=-1).real / cs) - 1.0
+    x = np.where(np.isfinite(x) & (x > 0.0), x, 1.0 / cs)
+    # Newton on F(x) = ln(1 + x) - c x, concave with its root right of its peak: started
+    # right of the root (F <= 0) it converges monotonically. Near c = 1 (upload time close
+    # to the floor) W_{-1} loses accuracy, so first make sure the start is right of the root.
+    for _ in range(80):
+        right = np.log1p(x) - cs * x <= 0.0
+        if right.all():
+            break
+        x = np.where(right, x, 2.0 * x)
+    for _ in range(60):
         f = np.log1p(x) - cs * x
-        fp = 1.0 / (1.0 + x) - cs
-        x = np.where(fp < 0.0, x - f / fp, x)
+        step = f / (1.0 / (1.0 + x) - cs)
+        x = x - step
+        if np.all(np.abs(step) <= 1e-15 * x):
+            break
     beta = snr_hz / x
     beta = np.where(ok, beta, np.where(c <= 0.0, 0.0, np.inf))
     return beta if beta.ndim else float(beta)

@@ -27,7 +27,6 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
-
 from edgellm.dftsp.feasibility import (
     OK,
     BatchEvaluation,
@@ -73,58 +72,126 @@ def solve(inst: SlotInstance | Prepared, method: str = "dftsp") -> Solution:
 
 
 # ----------------------------------------------------------------------------- bounds
-def _knapsack_bound(weights: np.ndarray, sizes: np.ndarray, capacity: float) -> float:
-    """Fractional-knapsack optimum: an upper bound on the weight of any subset that fits."""
-    if capacity < 0:
-        return -1.0
-    free = sizes <= 0
-    total = float(weights[free].sum())
-    w, z = weights[~free], sizes[~free]
-    if w.size == 0:
-        return total
-    order = np.argsort(-(w / z), kind="stable")
-    w, z = w[order], z[order]
-    cum = np.cumsum(z)
-    k = int(np.searchsorted(cum, capacity, side="right"))
-    total += float(w[:k].sum())
-    if k < w.size:
-        room = capacity - (cum[k - 1] if k else 0.0)
-        total += float(w[k]) * room / float(z[k])
-    return total
+def _top(weights: np.ndarray, k: int) -> int:
+    """Sum of the k largest weights (all of them if k >= len)."""
+    if k <= 0:
+        return 0
+    if k >= weights.size:
+        return int(weights.sum())
+    return int(np.partition(weights, weights.size - k)[weights.size - k:].sum())
+
+
+def _smallest_sums_fit(sizes: np.ndarray, base, capacity: float) -> np.ndarray:
+    """For each row r (one per m = 1..M): do base[r] + the m smallest sizes of row r fit?"""
+    M = sizes.shape[0]
+    srt = np.sort(sizes, axis=1)
+    csum = np.cumsum(srt, axis=1)[np.arange(M), np.arange(M)]
+    return base + csum <= capacity * (1 + _SLACK)
 
 
 @dataclass(eq=False)
 class _Node:
-    """A feasible batch X and, for each candidate j in F (X + j is feasible), lower bounds
-    on what j costs in any feasible Y containing X + j:
-
-    * memory: padded, (max(S_X, s_j) + max(N_X, n_j)) kv, against the capacity left after
-      X's b (S_X + N_X) kv; exact, (s_j + n_j) kv;
-    * uplink: beta_j(T_hi(X + j)), since T_U(Y) <= T_hi(Y) <= T_hi(X + j) and least uplink
-      bandwidths fall with T_U; against B_U less X's demand at T_hi(X);
-    * downlink: c_j / (w_j - T_C(X + j)), since T_C(Y) >= T_C(X + j) and T_U >= 0; against
-      B_D less X's demand at T_U = 0 and T_C(X).
-    """
+    """A feasible batch X, its addable candidates F (X + j feasible for each j in F) in
+    search order, and ``room``: at most this many of F fit together in any feasible
+    superset of X (see :func:`_max_additions`)."""
 
     members: list
     value: int
-    cand: np.ndarray        # F, in search order
-    weight: np.ndarray      # weights of F
-    size: np.ndarray        # (3, |F|) resource lower bounds
-    room: np.ndarray        # (3,) capacities left
+    cand: np.ndarray
+    weight: np.ndarray
+    room: int
+    unit: bool  # all weights 1 (requests objective): bounds are counts
 
-    def bound(self, start: int, extra_room=None) -> int:
-        """Upper bound on the value any batch X + (subset of cand[start:]) can add."""
-        w = self.weight[start:]
-        best = float(w.sum())
-        room = self.room if extra_room is None else self.room - extra_room
-        for r in range(3):
-            best = min(best, _knapsack_bound(w, self.size[r, start:], room[r]))
-        return int(np.floor(best + 1e-6)) if best >= 0 else -1
+    def bound(self, start: int, room: int | None = None) -> int:
+        """Upper bound on the value that candidates cand[start:] can add to X."""
+        k = self.room if room is None else room
+        if self.unit:
+            return max(min(k, self.cand.size - start), 0)
+        return _top(self.weight[start:], k)
+
+
+def _max_additions(p: Prepared, members: list, F: np.ndarray, S: float, N: float,
+                   up_hi: np.ndarray) -> int:
+    """Largest m such that X plus some m candidates of F could still be feasible.
+
+    Adding m requests gives b + m members; among m distinct candidates one has a prompt
+    at least the m-th smallest of F, so S_Y >= S_m = max(S_X, that prompt), likewise
+    N_Y >= N_m, and T_C(Y) >= tc_m = T_C(b + m, S_m, N_m) (T_C grows with b, S and N).
+    Sharper for the deadlines: with w* the least window among the additions, only
+    candidates with windows >= w* can join, S_m and N_m are taken among those, and
+    tc_m must stay below w*; every candidate's window is tried as w*. Every member's
+    time left after compute shrinks to at most w_k - tc_m, and the uplink phase must end
+    before the earliest such window closes. Hence, for each m, lower bounds on each
+    request's demands, and m is possible only if X's demands plus the m smallest of the
+    candidates' demands fit, for each resource: KV memory, uplink bandwidth (least
+    bandwidth at the latest possible uplink phase, which is also at most T_hi(X + j)),
+    and downlink bandwidth (even with an instant uplink). Conditions tighten as m grows.
+    """
+    b, M = len(members), F.size
+    ms = np.arange(1, M + 1, dtype=float)
+    # Deadline relaxation: let w* be the least window among the m additions A. Then
+    # A lies in E(w*) = {j in F : w_j >= w*}, S_Y and N_Y are at least the m-th smallest
+    # prompt and output in E(w*), and T_C(Y) must stay below w* and X's windows.
+    # Rows: w* = each candidate's window; columns: m.
+    wF = p.window[F]
+    E = wF[None, :] >= wF[:, None]
+    s_m = np.sort(np.where(E, p.prompt[F], np.inf), axis=1)
+    n_m = np.sort(np.where(E, p.output[F], np.inf), axis=1)
+    finite = np.isfinite(s_m)
+    TC = p.compute_time(b + ms[None, :], np.maximum(S, np.where(finite, s_m, 1.0)),
+                        np.maximum(N, np.where(finite, n_m, 1.0)))
+    w_cap = np.minimum(wF, float(p.window[members].min()) if b else np.inf)
+    allowed = finite & (TC < w_cap[:, None])
+    tc = np.where(allowed, TC, np.inf).min(axis=0)                   # (M,) least T_C(Y)
+    ok = np.isfinite(tc)
+    # memory
+    if p.padded:
+        used = b * (S + N)
+        size = np.maximum(S, p.prompt[F]) + np.maximum(N, p.output[F])
+    else:
+        used = float(p.prompt[members].sum() + p.output[members].sum()) if b else 0.0
+        size = p.prompt[F] + p.output[F]
+    ok &= _smallest_sums_fit(np.broadcast_to(size, (M, M)), used,
+                             p.kv_capacity / p.kv_per_token)
+    # time left after compute, per m (rows) and request (columns)
+    wF = p.window[F][None, :] - tc[:, None]                           # (M, |F|)
+    if b:
+        mw = np.asarray(members)
+        wX = p.window[mw][None, :] - tc[:, None]                      # (M, b)
+        t_end = wX.min(axis=1)                                         # uplink must end before
+        ok &= t_end > 0
+    else:
+        t_end = np.full(M, np.inf)
+    # downlink with an instant uplink
+    with np.errstate(divide="ignore", invalid="ignore"):
+        dF = np.where(wF > 0, p.down_c[F][None, :] / wF, np.inf)
+        dX = (p.down_c[mw][None, :] / np.where(wX > 0, wX, np.nan)).sum(axis=1) if b else 0.0
+    ok &= _smallest_sums_fit(dF, dX, p.downlink_hz)
+    # uplink at the latest possible uplink phase
+    tF = np.minimum(np.minimum(wF, t_end[:, None]), up_hi[None, :])
+    uF = np.where(tF > 0, _uplink(p, F, tF), np.inf)
+    if b:
+        tX = np.where(t_end > 0, t_end, np.nan)[:, None]
+        uX = np.nansum(_uplink(p, mw, np.broadcast_to(tX, (M, b))), axis=1)
+        uX = np.where(t_end > 0, uX, np.inf)
+    else:
+        uX = 0.0
+    ok &= _smallest_sums_fit(uF, uX, p.uplink_hz)
+    bad = np.flatnonzero(~ok)
+    return int(bad[0]) if bad.size else M
+
+
+def _uplink(p: Prepared, who: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """Least uplink bandwidths of requests ``who`` (columns) for upload times ``t``."""
+    from edgellm.dftsp import radio
+
+    tt = np.where(t > 0, t, 1.0)
+    return np.where(t > 0, radio.uplink_min_bandwidth(p.up_bits[who], tt, p.snr_hz[who]),
+                    np.inf)
 
 
 def _expand(p: Prepared, members: list, value: int, cand: np.ndarray, node_rc, row: int):
-    """Evaluate X + j for every j in cand; return the node and the number of evaluations."""
+    """Evaluate X + j for every j in cand; return the node, its checks, and evaluations."""
     b = len(members)
     if b:
         idx = np.empty((cand.size, b + 1), dtype=np.intp)
@@ -135,39 +202,24 @@ def _expand(p: Prepared, members: list, value: int, cand: np.ndarray, node_rc, r
     rc = check_rows(p, idx)
     ok = rc.code == OK
     F = cand[ok]
-    sidx = np.sort(idx[ok], axis=1)
-    col = (sidx == F[:, None]).argmax(axis=1)  # where j sits in its sorted row
-    rows = np.arange(F.size)
-    kvtok = p.kv_per_token
-    if b:
-        S, N = float(node_rc.S[row]), float(node_rc.N[row])
-        tc = float(node_rc.t_compute[row])
-        mem_used = (b * (S + N) if p.padded else float(p.prompt[members].sum()
-                                                       + p.output[members].sum())) * kvtok
-        up_used = float(np.nansum(node_rc.uplink_hz[row]))
-        mw = np.array(members)
-        down_used = float((p.down_c[mw] / (p.window[mw] - tc)).sum())
-    else:
-        S = N = 0.0
-        mem_used = up_used = down_used = 0.0
-    if p.padded:
-        mem = (np.maximum(S, p.prompt[F]) + np.maximum(N, p.output[F])) * kvtok
-    else:
-        mem = (p.prompt[F] + p.output[F]) * kvtok
-    up = rc.uplink_hz[ok][rows, col]
-    down = p.down_c[F] / (p.window[F] - rc.t_compute[ok])
-    size = np.vstack([mem, up, down])
-    caps = np.array([p.kv_capacity, p.uplink_hz, p.downlink_hz])
-    room = caps * (1 + _SLACK) - np.array([mem_used, up_used, down_used])
-    node = _Node(members, value, F, p.weight[F], size, room)
+    room = 0
+    if F.size:
+        S = float(node_rc.S[row]) if b else 0.0
+        N = float(node_rc.N[row]) if b else 0.0
+        room = _max_additions(p, members, F, S, N, rc.t_hi[ok])
+    node = _Node(members, value, F, p.weight[F], room, p.instance.objective == "requests")
     return node, rc, np.flatnonzero(ok), cand.size
 
 
-def _order(p: Prepared, node: _Node) -> np.ndarray:
-    """Search order of the root's feasible candidates: weight per share of resources."""
-    share = node.size / np.array([p.kv_capacity, p.uplink_hz, p.downlink_hz])[:, None]
-    key = node.weight / np.maximum(share.sum(axis=0), 1e-300)
-    return np.lexsort((node.cand, -key))
+def _order(p: Prepared, F: np.ndarray, rc, rows: np.ndarray) -> np.ndarray:
+    """Search order of the feasible singletons F: weight per share of the resources they
+    use alone (KV memory, uplink bandwidth at their latest uplink phase, downlink
+    bandwidth at T_U = 0), largest first; ties by index."""
+    mem = (p.prompt[F] + p.output[F]) * p.kv_per_token / p.kv_capacity
+    up = rc.uplink_hz[rows, 0] / p.uplink_hz
+    down = rc.down_hz[rows, 0] / p.downlink_hz
+    key = p.weight[F] / np.maximum(mem + up + down, 1e-300)
+    return np.lexsort((F, -key))
 
 
 def _dftsp(p: Prepared):
@@ -175,8 +227,8 @@ def _dftsp(p: Prepared):
     nodes += 1  # the empty batch
     if root.cand.size == 0:
         return (), 0, nodes
-    order = _order(p, root)
-    root = _Node([], 0, root.cand[order], root.weight[order], root.size[:, order], root.room)
+    order = _order(p, root.cand, rc, okrows)
+    root = _Node([], 0, root.cand[order], root.weight[order], root.room, root.unit)
     rc_rows = okrows[order]
     best = {"value": 0, "batch": ()}
     count = [nodes]
@@ -187,18 +239,18 @@ def _dftsp(p: Prepared):
             wj = int(node.weight[i])
             val = node.value + wj
             if node.value + node.bound(i) <= best["value"]:
-                return
+                return  # later candidates only see fewer options
             members = node.members + [int(F[i])]
             if val > best["value"]:
                 best["value"], best["batch"] = val, tuple(members)
             if i + 1 == F.size:
                 return
             # bound for X + j before paying for its children
-            if val + node.bound(i + 1, node.size[:, i]) <= best["value"]:
+            if val + node.bound(i + 1, node.room - 1) <= best["value"]:
                 continue
             child, crc, crows, evals = _expand(p, members, val, F[i + 1:], node_rc, rows[i])
             count[0] += evals
-            if child.cand.size and val + child.bound(0) > best["value"]:
+            if child.room and val + child.bound(0) > best["value"]:
                 visit(child, crc, crows)
 
     # the root's children are the singletons, already evaluated: rows index root rc

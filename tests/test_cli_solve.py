@@ -1,0 +1,32 @@
+"""`edgellm solve` end to end, as a user runs it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from edgellm.cli import main
+
+
+def test_example_then_solve_both_methods(tmp_path, capsys):
+    assert main(["solve", "--example", "--n", "7"]) == 0
+    path = tmp_path / "inst.json"
+    path.write_text(capsys.readouterr().out)
+    results = {}
+    for method in ("dftsp", "bruteforce"):
+        assert main(["solve", str(path), "--method", method]) == 0
+        results[method] = json.loads(capsys.readouterr().out)
+    assert results["dftsp"]["value"] == results["bruteforce"]["value"] > 0
+    assert results["bruteforce"]["nodes"] == 2 ** 7
+    assert results["dftsp"]["evaluation"]["feasible"] is True
+
+
+def test_bad_file_is_one_line_error(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"schema": "edgellm.slot-instance/1"}))
+    proc = subprocess.run([sys.executable, "-m", "edgellm.cli", "solve", str(bad)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == f"edgellm: error: {bad}: model: missing key"
+    assert "Traceback" not in proc.stderr
