@@ -6,15 +6,18 @@ order. Pruning rules, all exact because feasible batches form a down-closed fami
 (SPEC 2.4):
 
 (a) requests that fail alone (accuracy, or infeasible as a singleton) are dropped;
-(b) candidates are ordered by weight per unit of resource use (memory, uplink and
-    downlink bandwidth, each as a share of its capacity), so good batches come first;
+(b) candidates are ordered by weight per share of the resources they use alone (KV
+    memory, uplink and downlink bandwidth), so good batches come first;
 (c) a child that is infeasible is never expanded, and is removed from the candidates of
     all its siblings' subtrees too (any batch holding both is a superset of it);
-(d) a subtree is skipped when an upper bound on its value cannot beat the incumbent. The
-    bound is the least of: the value so far plus all addable weights, and three
-    fractional-knapsack bounds, one per resource (KV memory, uplink and downlink
-    bandwidth), whose item sizes are lower bounds on what each addable request costs in
-    *any* feasible superset (see ``_Node``).
+(d) a subtree is skipped when an upper bound on its value cannot beat the incumbent. At
+    each node, the number of candidates that can still join is bounded twice, exactly
+    (valid for every feasible superset, see ``_max_additions`` and ``_joint_additions``):
+    by lower bounds on each resource's demand given that compute time grows with the
+    batch, and by enumerating the batch's final longest prompt and output, which fixes
+    T_C and leaves only the candidates below both and with long enough deadlines. The
+    value bound is the heaviest weights within that count (for the tokens objective also
+    capped per (prompt, output) pair).
 
 The node count is the number of batches whose feasibility was evaluated (the empty
 batch included), so brute force reports 2^K.
@@ -101,13 +104,14 @@ class _Node:
     weight: np.ndarray
     room: int
     unit: bool  # all weights 1 (requests objective): bounds are counts
+    cap: int = 1 << 62  # upper bound on the value any subset of cand can add
 
     def bound(self, start: int, room: int | None = None) -> int:
         """Upper bound on the value that candidates cand[start:] can add to X."""
         k = self.room if room is None else room
         if self.unit:
             return max(min(k, self.cand.size - start), 0)
-        return _top(self.weight[start:], k)
+        return min(_top(self.weight[start:], k), self.cap)
 
 
 def _max_additions(p: Prepared, members: list, F: np.ndarray, S: float, N: float,
@@ -181,6 +185,63 @@ def _max_additions(p: Prepared, members: list, F: np.ndarray, S: float, N: float
     return int(bad[0]) if bad.size else M
 
 
+@dataclass(frozen=True, eq=False)
+class _Tables:
+    """T_C(b, S, N) for every batch size and every prompt and output length among the
+    candidates, computed once per solve: ``tc[b - 1, i, k]`` for S = prompts[i],
+    N = outputs[k]."""
+
+    prompts: np.ndarray
+    outputs: np.ndarray
+    tc: np.ndarray
+
+    @classmethod
+    def build(cls, p: Prepared, F: np.ndarray) -> _Tables:
+        Us, Un = np.unique(p.prompt[F]), np.unique(p.output[F])
+        bs = np.arange(1, F.size + 1, dtype=float)
+        return cls(Us, Un, p.compute_time(bs[:, None, None], Us[None, :, None],
+                                          Un[None, None, :]))
+
+
+def _joint_additions(p: Prepared, tab: _Tables, members: list, F: np.ndarray,
+                     S: float, N: float) -> tuple[int, int]:
+    """Largest m allowed by compute time, deadlines and padded memory, enumerating the
+    final longest prompt and output (S*, N*) exactly.
+
+    For any feasible Y = X + A with |A| = m, S* = max(S_X, max_A s) and N* likewise are
+    among the values max(S_X, s_j), max(N_X, n_j) of the candidates; A lies in
+    E = {j : s_j <= S*, n_j <= N*}; T_C(Y) = T_C(b + m, S*, N*) exactly, and it must stay
+    below X's windows and below the m-th longest window in E (A holds m members of E).
+    With padded memory, (b + m)(S* + N*) kv must fit too. For fixed (S*, N*) the allowed
+    m form a prefix, so the answer is the largest rank that passes, over all pairs.
+
+    Returns (m, v): the largest m, and an upper bound v on the value A can add (per pair,
+    the m_pair heaviest weights in E; for the tokens objective every weight n_j <= N*).
+    """
+    b = len(members)
+    order = np.argsort(-p.window[F], kind="stable")
+    s, n, w = p.prompt[F][order], p.output[F][order], p.window[F][order]
+    iS = np.unique(np.searchsorted(tab.prompts, np.maximum(S, s)))
+    iN = np.unique(np.searchsorted(tab.outputs, np.maximum(N, n)))
+    e = ((s[None, None, :] <= tab.prompts[iS][:, None, None])
+         & (n[None, None, :] <= tab.outputs[iN][None, :, None]))        # (|iS|, |iN|, M)
+    rank = np.cumsum(e, axis=2)
+    tcv = tab.tc[np.maximum(b + rank - 1, 0), iS[:, None, None], iN[None, :, None]]
+    w_cap = np.minimum(w, float(p.window[members].min()) if b else np.inf)
+    ok = e & (tcv < w_cap[None, None, :])
+    if p.padded:
+        seq = tab.prompts[iS][:, None, None] + tab.outputs[iN][None, :, None]
+        ok &= (b + rank) * seq * p.kv_per_token <= p.kv_capacity * (1 + _SLACK)
+    m_pair = np.where(ok, rank, 0).max(axis=2)                       # (|iS|, |iN|)
+    m = int(m_pair.max())
+    if p.instance.objective == "requests":
+        return m, m
+    heavy = -np.sort(-np.where(e, p.weight[F][order], 0), axis=2)
+    csum = np.concatenate([np.zeros(m_pair.shape + (1,)), np.cumsum(heavy, axis=2)], axis=2)
+    value = np.take_along_axis(csum, m_pair[..., None], axis=2)
+    return m, int(value.max())
+
+
 def _uplink(p: Prepared, who: np.ndarray, t: np.ndarray) -> np.ndarray:
     """Least uplink bandwidths of requests ``who`` (columns) for upload times ``t``."""
     from edgellm.dftsp import radio
@@ -190,7 +251,8 @@ def _uplink(p: Prepared, who: np.ndarray, t: np.ndarray) -> np.ndarray:
                     np.inf)
 
 
-def _expand(p: Prepared, members: list, value: int, cand: np.ndarray, node_rc, row: int):
+def _expand(p: Prepared, tab: _Tables | None, members: list, value: int, cand: np.ndarray,
+            node_rc, row: int):
     """Evaluate X + j for every j in cand; return the node, its checks, and evaluations."""
     b = len(members)
     if b:
@@ -202,12 +264,14 @@ def _expand(p: Prepared, members: list, value: int, cand: np.ndarray, node_rc, r
     rc = check_rows(p, idx)
     ok = rc.code == OK
     F = cand[ok]
-    room = 0
+    node = _Node(members, value, F, p.weight[F], 0, p.instance.objective == "requests")
     if F.size:
         S = float(node_rc.S[row]) if b else 0.0
         N = float(node_rc.N[row]) if b else 0.0
-        room = _max_additions(p, members, F, S, N, rc.t_hi[ok])
-    node = _Node(members, value, F, p.weight[F], room, p.instance.objective == "requests")
+        node.room = _max_additions(p, members, F, S, N, rc.t_hi[ok])
+        if tab is not None and node.room > 1:
+            m, node.cap = _joint_additions(p, tab, members, F, S, N)
+            node.room = min(node.room, m)
     return node, rc, np.flatnonzero(ok), cand.size
 
 
@@ -223,10 +287,13 @@ def _order(p: Prepared, F: np.ndarray, rc, rows: np.ndarray) -> np.ndarray:
 
 
 def _dftsp(p: Prepared):
-    root, rc, okrows, nodes = _expand(p, [], 0, np.arange(p.n), None, 0)
+    root, rc, okrows, nodes = _expand(p, None, [], 0, np.arange(p.n), None, 0)
     nodes += 1  # the empty batch
     if root.cand.size == 0:
         return (), 0, nodes
+    tab = _Tables.build(p, root.cand)
+    m, root.cap = _joint_additions(p, tab, [], root.cand, 0.0, 0.0)
+    root.room = min(root.room, m)
     order = _order(p, root.cand, rc, okrows)
     root = _Node([], 0, root.cand[order], root.weight[order], root.room, root.unit)
     rc_rows = okrows[order]
@@ -248,7 +315,8 @@ def _dftsp(p: Prepared):
             # bound for X + j before paying for its children
             if val + node.bound(i + 1, node.room - 1) <= best["value"]:
                 continue
-            child, crc, crows, evals = _expand(p, members, val, F[i + 1:], node_rc, rows[i])
+            child, crc, crows, evals = _expand(p, tab, members, val, F[i + 1:], node_rc,
+                                               rows[i])
             count[0] += evals
             if child.room and val + child.bound(0) > best["value"]:
                 visit(child, crc, crows)
