@@ -12,7 +12,8 @@ order. Pruning rules, all exact because feasible batches form a down-closed fami
     all its siblings' subtrees too (any batch holding both is a superset of it);
 (d) a subtree is skipped when an upper bound on its value cannot beat the incumbent. At
     each node, the number of candidates that can still join is bounded twice, exactly
-    (valid for every feasible superset, see ``_max_additions`` and ``_joint_additions``):
+    (valid for every feasible superset, see ``_joint_additions`` and
+    ``_resource_additions``):
     by lower bounds on each resource's demand given that compute time grows with the
     batch, and by enumerating the batch's final longest prompt and output, which fixes
     T_C and leaves only the candidates below both and with long enough deadlines. The
@@ -39,6 +40,7 @@ from edgellm.dftsp.feasibility import (
     prepare,
 )
 from edgellm.dftsp.instance import SlotInstance
+from edgellm.dftsp.radio import uplink_min_bandwidth
 
 METHODS = ("dftsp", "bruteforce")
 _SLACK = 1e-9  # relative slack on bound capacities, against rounding at a tight optimum
@@ -96,7 +98,7 @@ def _smallest_sums_fit(sizes: np.ndarray, base, capacity: float) -> np.ndarray:
 class _Node:
     """A feasible batch X, its addable candidates F (X + j feasible for each j in F) in
     search order, and ``room``: at most this many of F fit together in any feasible
-    superset of X (see :func:`_max_additions`)."""
+    superset of X (see :func:`_joint_additions` and :func:`_resource_additions`)."""
 
     members: list
     value: int
@@ -114,41 +116,20 @@ class _Node:
         return min(_top(self.weight[start:], k), self.cap)
 
 
-def _max_additions(p: Prepared, members: list, F: np.ndarray, S: float, N: float,
-                   up_hi: np.ndarray) -> int:
-    """Largest m such that X plus some m candidates of F could still be feasible.
+def _resource_additions(p: Prepared, members: list, F: np.ndarray, S: float, N: float,
+                        tc: np.ndarray, up_hi: np.ndarray) -> int:
+    """Largest m such that X plus some m candidates of F fit KV memory, downlink and
+    uplink bandwidth, given tc[m - 1], a lower bound on T_C of any such batch.
 
-    Adding m requests gives b + m members; among m distinct candidates one has a prompt
-    at least the m-th smallest of F, so S_Y >= S_m = max(S_X, that prompt), likewise
-    N_Y >= N_m, and T_C(Y) >= tc_m = T_C(b + m, S_m, N_m) (T_C grows with b, S and N).
-    Sharper for the deadlines: with w* the least window among the additions, only
-    candidates with windows >= w* can join, S_m and N_m are taken among those, and
-    tc_m must stay below w*; every candidate's window is tried as w*. Every member's
-    time left after compute shrinks to at most w_k - tc_m, and the uplink phase must end
-    before the earliest such window closes. Hence, for each m, lower bounds on each
-    request's demands, and m is possible only if X's demands plus the m smallest of the
-    candidates' demands fit, for each resource: KV memory, uplink bandwidth (least
-    bandwidth at the latest possible uplink phase, which is also at most T_hi(X + j)),
-    and downlink bandwidth (even with an instant uplink). Conditions tighten as m grows.
+    Each member's time left after compute is at most w_k - tc_m, and the uplink phase must
+    end before the earliest such window closes. That gives lower bounds on every request's
+    demands; m is possible only if X's demands plus the m smallest of the candidates'
+    demands fit, for each resource: KV memory, downlink bandwidth (even with an instant
+    uplink) and uplink bandwidth (the least bandwidth at the latest possible uplink phase,
+    which is also at most T_hi(X + j)). The conditions tighten as m grows.
     """
     b, M = len(members), F.size
-    ms = np.arange(1, M + 1, dtype=float)
-    # Deadline relaxation: let w* be the least window among the m additions A. Then
-    # A lies in E(w*) = {j in F : w_j >= w*}, S_Y and N_Y are at least the m-th smallest
-    # prompt and output in E(w*), and T_C(Y) must stay below w* and X's windows.
-    # Rows: w* = each candidate's window; columns: m.
-    wF = p.window[F]
-    E = wF[None, :] >= wF[:, None]
-    s_m = np.sort(np.where(E, p.prompt[F], np.inf), axis=1)
-    n_m = np.sort(np.where(E, p.output[F], np.inf), axis=1)
-    finite = np.isfinite(s_m)
-    TC = p.compute_time(b + ms[None, :], np.maximum(S, np.where(finite, s_m, 1.0)),
-                        np.maximum(N, np.where(finite, n_m, 1.0)))
-    w_cap = np.minimum(wF, float(p.window[members].min()) if b else np.inf)
-    allowed = finite & (TC < w_cap[:, None])
-    tc = np.where(allowed, TC, np.inf).min(axis=0)                   # (M,) least T_C(Y)
     ok = np.isfinite(tc)
-    # memory
     if p.padded:
         used = b * (S + N)
         size = np.maximum(S, p.prompt[F]) + np.maximum(N, p.output[F])
@@ -158,29 +139,26 @@ def _max_additions(p: Prepared, members: list, F: np.ndarray, S: float, N: float
     ok &= _smallest_sums_fit(np.broadcast_to(size, (M, M)), used,
                              p.kv_capacity / p.kv_per_token)
     # time left after compute, per m (rows) and request (columns)
-    wF = p.window[F][None, :] - tc[:, None]                           # (M, |F|)
+    left = p.window[F][None, :] - tc[:, None]                         # (M, |F|)
     if b:
         mw = np.asarray(members)
-        wX = p.window[mw][None, :] - tc[:, None]                      # (M, b)
-        t_end = wX.min(axis=1)                                         # uplink must end before
+        left_X = p.window[mw][None, :] - tc[:, None]                  # (M, b)
+        t_end = left_X.min(axis=1)                                     # uplink ends before
         ok &= t_end > 0
     else:
         t_end = np.full(M, np.inf)
-    # downlink with an instant uplink
     with np.errstate(divide="ignore", invalid="ignore"):
-        dF = np.where(wF > 0, p.down_c[F][None, :] / wF, np.inf)
-        dX = (p.down_c[mw][None, :] / np.where(wX > 0, wX, np.nan)).sum(axis=1) if b else 0.0
-    ok &= _smallest_sums_fit(dF, dX, p.downlink_hz)
-    # uplink at the latest possible uplink phase
-    tF = np.minimum(np.minimum(wF, t_end[:, None]), up_hi[None, :])
-    uF = np.where(tF > 0, _uplink(p, F, tF), np.inf)
+        down_F = np.where(left > 0, p.down_c[F][None, :] / left, np.inf)
+        down_X = ((p.down_c[mw][None, :] / np.where(left_X > 0, left_X, np.nan)).sum(axis=1)
+                  if b else 0.0)
+    ok &= _smallest_sums_fit(down_F, down_X, p.downlink_hz)
+    t_up = np.minimum(np.minimum(left, t_end[:, None]), up_hi[None, :])
+    up_F = _uplink(p, F, t_up)
     if b:
-        tX = np.where(t_end > 0, t_end, np.nan)[:, None]
-        uX = np.nansum(_uplink(p, mw, np.broadcast_to(tX, (M, b))), axis=1)
-        uX = np.where(t_end > 0, uX, np.inf)
+        up_X = np.nansum(_uplink(p, mw, np.broadcast_to(t_end[:, None], (M, b))), axis=1)
     else:
-        uX = 0.0
-    ok &= _smallest_sums_fit(uF, uX, p.uplink_hz)
+        up_X = 0.0
+    ok &= _smallest_sums_fit(up_F, up_X, p.uplink_hz)
     bad = np.flatnonzero(~ok)
     return int(bad[0]) if bad.size else M
 
@@ -204,7 +182,7 @@ class _Tables:
 
 
 def _joint_additions(p: Prepared, tab: _Tables, members: list, F: np.ndarray,
-                     S: float, N: float) -> tuple[int, int]:
+                     S: float, N: float) -> tuple[int, int, np.ndarray]:
     """Largest m allowed by compute time, deadlines and padded memory, enumerating the
     final longest prompt and output (S*, N*) exactly.
 
@@ -215,8 +193,10 @@ def _joint_additions(p: Prepared, tab: _Tables, members: list, F: np.ndarray,
     With padded memory, (b + m)(S* + N*) kv must fit too. For fixed (S*, N*) the allowed
     m form a prefix, so the answer is the largest rank that passes, over all pairs.
 
-    Returns (m, v): the largest m, and an upper bound v on the value A can add (per pair,
-    the m_pair heaviest weights in E; for the tokens objective every weight n_j <= N*).
+    Returns (m, v, tc): the largest m; an upper bound v on the value A can add (per pair,
+    the m_pair heaviest weights in E; for the tokens objective every weight n_j <= N*);
+    and tc[m - 1], the least T_C(b + m, S*, N*) over the pairs that allow m (inf if none),
+    a lower bound on the compute time of any feasible batch X + A with |A| = m.
     """
     b = len(members)
     order = np.argsort(-p.window[F], kind="stable")
@@ -234,24 +214,25 @@ def _joint_additions(p: Prepared, tab: _Tables, members: list, F: np.ndarray,
         ok &= (b + rank) * seq * p.kv_per_token <= p.kv_capacity * (1 + _SLACK)
     m_pair = np.where(ok, rank, 0).max(axis=2)                       # (|iS|, |iN|)
     m = int(m_pair.max())
+    tc = np.full(F.size + 1, np.inf)
+    np.minimum.at(tc, rank[ok], tcv[ok])
     if p.instance.objective == "requests":
-        return m, m
+        return m, m, tc[1:]
     heavy = -np.sort(-np.where(e, p.weight[F][order], 0), axis=2)
     csum = np.concatenate([np.zeros(m_pair.shape + (1,)), np.cumsum(heavy, axis=2)], axis=2)
     value = np.take_along_axis(csum, m_pair[..., None], axis=2)
-    return m, int(value.max())
+    return m, int(value.max()), tc[1:]
 
 
 def _uplink(p: Prepared, who: np.ndarray, t: np.ndarray) -> np.ndarray:
-    """Least uplink bandwidths of requests ``who`` (columns) for upload times ``t``."""
-    from edgellm.dftsp import radio
-
+    """Least uplink bandwidths of requests ``who`` (columns) for upload times ``t``; inf
+    where t <= 0."""
     tt = np.where(t > 0, t, 1.0)
-    return np.where(t > 0, radio.uplink_min_bandwidth(p.up_bits[who], tt, p.snr_hz[who]),
+    return np.where(t > 0, uplink_min_bandwidth(p.up_bits[who], tt, p.snr_hz[who]),
                     np.inf)
 
 
-def _expand(p: Prepared, tab: _Tables | None, members: list, value: int, cand: np.ndarray,
+def _expand(p: Prepared, tab: _Tables, members: list, value: int, cand: np.ndarray,
             node_rc, row: int):
     """Evaluate X + j for every j in cand; return the node, its checks, and evaluations."""
     b = len(members)
@@ -268,10 +249,10 @@ def _expand(p: Prepared, tab: _Tables | None, members: list, value: int, cand: n
     if F.size:
         S = float(node_rc.S[row]) if b else 0.0
         N = float(node_rc.N[row]) if b else 0.0
-        node.room = _max_additions(p, members, F, S, N, rc.t_hi[ok])
-        if tab is not None and node.room > 1:
-            m, node.cap = _joint_additions(p, tab, members, F, S, N)
-            node.room = min(node.room, m)
+        m, node.cap, tc = _joint_additions(p, tab, members, F, S, N)
+        if m:
+            m = min(m, _resource_additions(p, members, F, S, N, tc, rc.t_hi[ok]))
+        node.room = m
     return node, rc, np.flatnonzero(ok), cand.size
 
 
@@ -287,15 +268,14 @@ def _order(p: Prepared, F: np.ndarray, rc, rows: np.ndarray) -> np.ndarray:
 
 
 def _dftsp(p: Prepared):
-    root, rc, okrows, nodes = _expand(p, None, [], 0, np.arange(p.n), None, 0)
+    everyone = np.arange(p.n)
+    tab = _Tables.build(p, everyone)
+    root, rc, okrows, nodes = _expand(p, tab, [], 0, everyone, None, 0)
     nodes += 1  # the empty batch
     if root.cand.size == 0:
         return (), 0, nodes
-    tab = _Tables.build(p, root.cand)
-    m, root.cap = _joint_additions(p, tab, [], root.cand, 0.0, 0.0)
-    root.room = min(root.room, m)
     order = _order(p, root.cand, rc, okrows)
-    root = _Node([], 0, root.cand[order], root.weight[order], root.room, root.unit)
+    root = _Node([], 0, root.cand[order], root.weight[order], root.room, root.unit, root.cap)
     rc_rows = okrows[order]
     best = {"value": 0, "batch": ()}
     count = [nodes]
