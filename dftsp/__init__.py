@@ -10,6 +10,7 @@ from edgellm.dftsp.feasibility import (
     check_rows,
     evaluate,
     prepare,
+    prepare_arrays,
 )
 from edgellm.dftsp.instance import (
     SCHEMA,
@@ -26,5 +27,5 @@ from edgellm.dftsp.solver import METHODS, Solution, solve
 __all__ = [
     "SCHEMA", "METHODS", "REASON_NAMES", "BatchEvaluation", "Device", "InstanceError", "Model",
     "Prepared", "Quant", "Radio", "Request", "SlotInstance", "Solution", "check_rows",
-    "evaluate", "prepare", "solve",
+    "evaluate", "prepare", "prepare_arrays", "solve",
 ]

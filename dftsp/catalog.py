@@ -11,6 +11,7 @@ import functools
 from importlib import resources
 
 import yaml
+
 from edgellm.dftsp.instance import (
     Device,
     InstanceError,

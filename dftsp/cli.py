@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+
 from edgellm.dftsp.instance import SlotInstance
 from edgellm.dftsp.solver import METHODS, solve
 

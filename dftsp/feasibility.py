@@ -14,33 +14,40 @@ D_k = w_k - T_C:
   monotonically from the right, quadratically.
 * uplink: the least uplink bandwidths decrease with T_U, so the batch is feasible iff their
   sum at T_hi fits in B_U (equivalently T_lo <= T_hi). T_lo, the reported uplink phase, is
-  found only by :func:`evaluate`, by bisection.
+  found only by :func:`evaluate`: the sum is convex in T_U, so Newton's method from the
+  left reaches it monotonically. The arithmetic runs compiled (``_kernel``).
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
 import numpy as np
-from edgellm.dftsp import cost, radio
-from edgellm.dftsp.instance import SlotInstance
 
-# Outcome codes of check_rows, in the order they are tested.
-OK, ACCURACY, MEMORY, SLOT, DEADLINE, DOWNLINK, UPLINK = range(7)
+from edgellm.dftsp import _kernel, cost, radio
+from edgellm.dftsp._kernel import ACCURACY, DEADLINE, DOWNLINK, MEMORY, OK, SLOT, UPLINK
+from edgellm.dftsp.instance import Request, SlotInstance
+
+# Outcome codes of check_rows, in the order they are tested (OK = 0).
 REASONS = {ACCURACY: "accuracy", MEMORY: "memory", SLOT: "slot", DEADLINE: "deadline",
            DOWNLINK: "downlink", UPLINK: "uplink"}
 REASON_NAMES = tuple(REASONS.values())
 
-_NEWTON_RTOL = 1e-13
-_NEWTON_MAXITER = 100
+
+REQUEST_COLUMNS = ("prompt_tokens", "output_tokens", "deadline_s", "ppl_tolerance",
+                   "uplink_gain", "downlink_gain", "tx_power_w")
 
 
 @dataclass(frozen=True, eq=False)
 class Prepared:
-    """Per-instance constants as arrays, computed once (see :func:`prepare`)."""
+    """Per-instance constants as arrays, computed once (see :func:`prepare` and
+    :func:`prepare_arrays`). ``instance`` is built on first access when the arrays came
+    without one."""
 
-    instance: SlotInstance
+    system: SlotInstance      # model, quantization, device, radio, slot, modes
+    columns: dict             # request attribute -> array (keys: REQUEST_COLUMNS)
     prompt: np.ndarray        # s_k [tokens]
     output: np.ndarray        # n_k [tokens]
     window: np.ndarray        # min(tau_k, slot_s) [s]
@@ -68,6 +75,14 @@ class Prepared:
     def n(self) -> int:
         return len(self.prompt)
 
+    @functools.cached_property
+    def instance(self) -> SlotInstance:
+        """The slot instance these arrays describe (built from the columns on first use)."""
+        cols = [self.columns[k].tolist() for k in REQUEST_COLUMNS]
+        reqs = [Request(int(s), int(n), tau, tol, gu, gd, pw)
+                for s, n, tau, tol, gu, gd, pw in zip(*cols)]
+        return self.system.with_requests(reqs)
+
     def compute_time(self, b, S, N):
         return cost.compute_time(b, S, N, self.n_params, self.n_layers, self.d_model,
                                  self.weight_bytes, self.kv_per_token, self.flops,
@@ -79,22 +94,36 @@ class Prepared:
 
 def prepare(inst: SlotInstance) -> Prepared:
     """Turn an instance into the arrays the kernel works on."""
-    m, q, dev, rad = inst.model, inst.quant, inst.device, inst.radio
-    reqs = inst.requests
-    col = lambda attr: np.array([getattr(r, attr) for r in reqs], dtype=float)  # noqa: E731
-    s, n = col("prompt_tokens"), col("output_tokens")
-    snr = radio.uplink_snr_hz(col("tx_power_w"), col("uplink_gain"), rad.noise_psd_w_per_hz)
+    cols = {k: np.array([getattr(r, k) for r in inst.requests], dtype=float)
+            for k in REQUEST_COLUMNS}
+    p = prepare_arrays(inst, **cols)
+    p.__dict__["instance"] = inst  # known already: no need to rebuild it
+    return p
+
+
+def prepare_arrays(system: SlotInstance, prompt_tokens, output_tokens, deadline_s,
+                   ppl_tolerance, uplink_gain, downlink_gain, tx_power_w) -> Prepared:
+    """Prepared arrays for ``system`` (its own requests are ignored) and requests given
+    column-wise, one array per :class:`Request` field. The values must satisfy the Request
+    checks; nothing is validated here (the environment builds them valid by construction);
+    ``instance`` validates them when first built."""
+    m, q, dev, rad = system.model, system.quant, system.device, system.radio
+    cols = {k: np.asarray(v, dtype=float) for k, v in zip(REQUEST_COLUMNS, (
+        prompt_tokens, output_tokens, deadline_s, ppl_tolerance, uplink_gain, downlink_gain,
+        tx_power_w))}
+    s, n = cols["prompt_tokens"], cols["output_tokens"]
+    snr = radio.uplink_snr_hz(cols["tx_power_w"], cols["uplink_gain"], rad.noise_psd_w_per_hz)
     up_bits = s * rad.bits_per_token
-    rho = radio.downlink_efficiency(rad.en_power_w, col("downlink_gain"),
+    rho = radio.downlink_efficiency(rad.en_power_w, cols["downlink_gain"],
                                     rad.noise_psd_w_per_hz, rad.downlink_hz)
     W = cost.weight_bytes(m.n_params, q.weight_bits)
     return Prepared(
-        instance=inst,
+        system=system, columns=cols,
         prompt=s, output=n,
-        window=np.minimum(col("deadline_s"), inst.slot_s),
-        weight=(np.ones(len(reqs), dtype=np.int64) if inst.objective == "requests"
+        window=np.minimum(cols["deadline_s"], system.slot_s),
+        weight=(np.ones(s.size, dtype=np.int64) if system.objective == "requests"
                 else n.astype(np.int64)),
-        admissible=q.ppl_increase <= col("ppl_tolerance"),
+        admissible=q.ppl_increase <= cols["ppl_tolerance"],
         snr_hz=snr, up_bits=up_bits, up_floor=radio.uplink_min_time(up_bits, snr),
         down_c=n * rad.bits_per_token / rho,
         n_params=float(m.n_params), n_layers=m.n_layers, d_model=m.d_model,
@@ -104,8 +133,8 @@ def prepare(inst: SlotInstance) -> Prepared:
         flops=dev.peak_flops[q.compute] * dev.compute_efficiency,
         bandwidth=dev.mem_bandwidth * dev.memory_efficiency,
         kv_capacity=dev.memory_bytes - dev.reserved_bytes - W,
-        padded=inst.kv_cache == "padded",
-        uplink_hz=rad.uplink_hz, downlink_hz=rad.downlink_hz, slot_s=inst.slot_s,
+        padded=system.kv_cache == "padded",
+        uplink_hz=rad.uplink_hz, downlink_hz=rad.downlink_hz, slot_s=system.slot_s,
     )
 
 
@@ -120,25 +149,7 @@ class RowCheck:
     t_compute: np.ndarray   # T_C [s]
     t_hi: np.ndarray        # largest feasible uplink phase [s] (nan where not reached)
     uplink_hz: np.ndarray   # (m, b) least uplink bandwidths at t_hi [Hz]
-    down_hz: np.ndarray     # (m, b) least downlink bandwidths at the least T_U bound [Hz]
-
-
-def _downlink_t_hi(D: np.ndarray, c: np.ndarray, B: float) -> np.ndarray:
-    """Largest T in [0, min D) with sum_k c_k / (D_k - T) <= B, per row (rows must admit T=0)."""
-    rows = np.arange(D.shape[0])
-    k = D.argmin(axis=1)
-    dmin = D[rows, k]
-    T = np.maximum(dmin - c[rows, k] / B, 0.0)  # right of the root: g(T) >= B
-    for _ in range(_NEWTON_MAXITER):
-        x = D - T[:, None]
-        r = c / x
-        g = r.sum(axis=1)
-        gp = (r / x).sum(axis=1)
-        step = g * (1.0 - g / B) / gp  # <= 0
-        T = np.maximum(T + step, 0.0)
-        if np.all(-step <= _NEWTON_RTOL * dmin):
-            break
-    return T
+    down_hz: np.ndarray     # (m, b) least downlink bandwidths with an instant uplink [Hz]
 
 
 def check_rows(p: Prepared, idx: np.ndarray) -> RowCheck:
@@ -148,39 +159,14 @@ def check_rows(p: Prepared, idx: np.ndarray) -> RowCheck:
     slot or a deadline), downlink (too little bandwidth even with an instant uplink), uplink
     (uploading takes so long that the downloads no longer fit).
     """
-    idx = np.sort(np.asarray(idx, dtype=np.intp), axis=1)  # same set, same arithmetic
-    m, b = idx.shape
-    s, n, win = p.prompt[idx], p.output[idx], p.window[idx]
-    S, N = s.max(axis=1), n.max(axis=1)
-    kv = p.kv_bytes(b, S, N, (s + n).sum(axis=1))
-    tc = p.compute_time(b, S, N)
-    wmin = win.min(axis=1)
-    code = np.full(m, OK, dtype=np.int8)
-    code[tc >= wmin] = np.where(wmin[tc >= wmin] >= p.slot_s, SLOT, DEADLINE)
-    code[kv > p.kv_capacity] = MEMORY
-    code[~p.admissible[idx].all(axis=1)] = ACCURACY
-
-    t_hi = np.full(m, np.nan)
-    up = np.full((m, b), np.nan)
-    down = np.full((m, b), np.nan)
-    live = np.flatnonzero(code == OK)
-    if live.size:
-        D = win[live] - tc[live, None]
-        c = p.down_c[idx[live]]
-        g0 = (c / D).sum(axis=1)
-        bad = g0 > p.downlink_hz
-        code[live[bad]] = DOWNLINK
-        down[live] = c / D
-        live, D, c = live[~bad], D[~bad], c[~bad]
-    if live.size:
-        th = _downlink_t_hi(D, c, p.downlink_hz)
-        t_hi[live] = th
-        li = idx[live]
-        beta = radio.uplink_min_bandwidth(p.up_bits[li], th[:, None], p.snr_hz[li])
-        up[live] = beta
-        code[live[~(beta.sum(axis=1) <= p.uplink_hz)]] = UPLINK
-    return RowCheck(code=code, S=S, N=N, kv_bytes=kv, t_compute=tc, t_hi=t_hi,
-                    uplink_hz=up, down_hz=down)
+    idx = np.sort(np.asarray(idx, dtype=np.int64), axis=1)  # same set, same arithmetic
+    if idx.ndim != 2 or idx.shape[1] == 0:
+        raise ValueError(f"check_rows: idx must be an (m, b) matrix with b >= 1, got {idx.shape}")
+    out = _kernel.check_rows_kernel(
+        idx, p.prompt, p.output, p.window, p.admissible, p.up_bits, p.snr_hz, p.down_c,
+        p.n_params, float(p.n_layers), float(p.d_model), p.weight_bytes, p.kv_per_token,
+        p.flops, p.bandwidth, p.kv_capacity, p.padded, p.uplink_hz, p.downlink_hz, p.slot_s)
+    return RowCheck(*out)
 
 
 # ----------------------------------------------------------------------------- evaluate
@@ -222,21 +208,6 @@ class BatchEvaluation:
         return {k: clean(v) for k, v in self.__dict__.items()}
 
 
-def _least_uplink_phase(p: Prepared, batch: np.ndarray, t_hi: float) -> float:
-    """T_lo: least T_U whose least uplink bandwidths fit in B_U (bisection, batch feasible)."""
-    bits, snr = p.up_bits[batch], p.snr_hz[batch]
-    lo, hi = float(p.up_floor[batch].max()), t_hi
-    for _ in range(200):
-        if hi - lo <= 4e-16 * hi:
-            break
-        mid = 0.5 * (lo + hi)
-        if np.sum(radio.uplink_min_bandwidth(bits, mid, snr)) <= p.uplink_hz:
-            hi = mid
-        else:
-            lo = mid
-    return hi
-
-
 def evaluate(inst: SlotInstance | Prepared, batch) -> BatchEvaluation:
     """Feasibility, timing, memory and least bandwidths of ``batch`` (request indices)."""
     p = inst if isinstance(inst, Prepared) else prepare(inst)
@@ -261,7 +232,7 @@ def evaluate(inst: SlotInstance | Prepared, batch) -> BatchEvaluation:
                                t_download_max_s=nan, epoch_s=nan, uplink_hz=(), downlink_hz=(),
                                download_s=(), **common)
     t_hi = float(rc.t_hi[0])
-    t_up = _least_uplink_phase(p, arr, t_hi)
+    t_up = _kernel.least_uplink_phase(p.up_bits[arr], p.snr_hz[arr], t_hi, p.uplink_hz)
     window = p.window[arr] - tc - t_up
     up = radio.uplink_min_bandwidth(p.up_bits[arr], t_up, p.snr_hz[arr])
     down = p.down_c[arr] / window

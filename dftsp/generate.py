@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+
 from edgellm.dftsp import catalog, channel
 from edgellm.dftsp.instance import Request, SlotInstance
 

@@ -7,7 +7,8 @@ a = p g / N0 [Hz], the rate is increasing and concave in beta and tends to a / l
 beta grows, so a prompt of u bits cannot be sent in less than u ln 2 / a seconds.
 The least bandwidth that sends u bits in time T solves x = a / beta in
 ln(1 + x) = c x with c = u ln 2 / (a T) in (0, 1); its positive root is
-x = -W_{-1}(-c e^{-c}) / c - 1 (Lambert W, lower branch), polished by Newton's method.
+x = -W_{-1}(-c e^{-c}) / c - 1 (Lambert W, lower branch): ``_kernel.uplink_bw`` starts
+from its asymptotic expansion and converges with Newton's method to machine precision.
 
 Downlink: the node spreads P_EN evenly over B_D, so user k's spectral efficiency is the
 constant rho_k = log2(1 + P_EN h_k / (N0 B_D)) bit/s/Hz.
@@ -15,12 +16,12 @@ constant rho_k = log2(1 + P_EN h_k / (N0 B_D)) bit/s/Hz.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
-from scipy.special import lambertw
+from numba import vectorize
 
-LN2 = math.log(2.0)
+from edgellm.dftsp import _kernel
+
+LN2 = _kernel.LN2
 
 
 def uplink_rate(beta, power_w, gain, noise_psd):
@@ -39,39 +40,16 @@ def uplink_min_time(bits, snr_hz):
     return np.asarray(bits, dtype=float) * LN2 / snr_hz
 
 
+_uplink_bw = vectorize(["float64(float64, float64, float64)"], cache=True)(_kernel.uplink_bw)
+
+
 def uplink_min_bandwidth(bits, t, snr_hz):
     """Least bandwidth [Hz] that uploads ``bits`` within ``t`` seconds.
 
     ``inf`` where ``t`` is at or below :func:`uplink_min_time` (no bandwidth suffices).
     """
-    bits, t, snr_hz = np.broadcast_arrays(np.asarray(bits, dtype=float),
-                                          np.asarray(t, dtype=float),
-                                          np.asarray(snr_hz, dtype=float))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        c = bits * LN2 / (snr_hz * t)
-    ok = (c > 0.0) & (c < 1.0)
-    cs = np.where(ok, c, 0.5)
-    z = -cs * np.exp(-cs)
-    with np.errstate(invalid="ignore", over="ignore"):
-        x = (-lambertw(z, k=-1).real / cs) - 1.0
-    x = np.where(np.isfinite(x) & (x > 0.0), x, 1.0 / cs)
-    # Newton on F(x) = ln(1 + x) - c x, concave with its root right of its peak: started
-    # right of the root (F <= 0) it converges monotonically. Near c = 1 (upload time close
-    # to the floor) W_{-1} loses accuracy, so first make sure the start is right of the root.
-    for _ in range(80):
-        right = np.log1p(x) - cs * x <= 0.0
-        if right.all():
-            break
-        x = np.where(right, x, 2.0 * x)
-    for _ in range(60):
-        f = np.log1p(x) - cs * x
-        step = f / (1.0 / (1.0 + x) - cs)
-        x = x - step
-        if np.all(np.abs(step) <= 1e-15 * x):
-            break
-    beta = snr_hz / x
-    beta = np.where(ok, beta, np.where(c <= 0.0, 0.0, np.inf))
-    return beta if beta.ndim else float(beta)
+    out = _uplink_bw(bits, t, snr_hz)
+    return out if np.ndim(out) else float(out)
 
 
 def downlink_efficiency(en_power_w, gain, noise_psd, downlink_hz):

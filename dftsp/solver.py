@@ -31,6 +31,7 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
+
 from edgellm.dftsp.feasibility import (
     OK,
     BatchEvaluation,
@@ -216,7 +217,7 @@ def _joint_additions(p: Prepared, tab: _Tables, members: list, F: np.ndarray,
     m = int(m_pair.max())
     tc = np.full(F.size + 1, np.inf)
     np.minimum.at(tc, rank[ok], tcv[ok])
-    if p.instance.objective == "requests":
+    if p.system.objective == "requests":
         return m, m, tc[1:]
     heavy = -np.sort(-np.where(e, p.weight[F][order], 0), axis=2)
     csum = np.concatenate([np.zeros(m_pair.shape + (1,)), np.cumsum(heavy, axis=2)], axis=2)
@@ -245,7 +246,7 @@ def _expand(p: Prepared, tab: _Tables, members: list, value: int, cand: np.ndarr
     rc = check_rows(p, idx)
     ok = rc.code == OK
     F = cand[ok]
-    node = _Node(members, value, F, p.weight[F], 0, p.instance.objective == "requests")
+    node = _Node(members, value, F, p.weight[F], 0, p.system.objective == "requests")
     if F.size:
         S = float(node_rc.S[row]) if b else 0.0
         N = float(node_rc.N[row]) if b else 0.0

@@ -1,0 +1,244 @@
+"""Compiled scalar core of the cost and radio models (numba).
+
+These functions are *the* formulas of SPEC 2.2-2.3: :mod:`cost` and :mod:`radio` expose
+them as broadcasting NumPy ufuncs, and :func:`check_rows_kernel` /
+:func:`least_uplink_phase` use them inside the feasibility kernel. Nothing else
+re-implements them. Compiled code is cached next to this file on first use.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+LN2 = math.log(2.0)
+OK, ACCURACY, MEMORY, SLOT, DEADLINE, DOWNLINK, UPLINK = range(7)
+
+_jit = njit(cache=True, nogil=True)
+
+
+# ----------------------------------------------------------------------------- compute
+@_jit
+def prefill_s(b, S, P, L, d, W, kv, C, M):
+    """Prefill seconds: max(F / C, Q / M), F = b (2 P S + 2 L d S (S + 1)), Q = W + b S kv."""
+    flops = b * (2.0 * P * S + 2.0 * L * d * S * (S + 1.0))
+    moved = W + b * S * kv
+    return max(flops / C, moved / M)
+
+
+@_jit
+def decode_s(b, S, N, P, L, d, W, kv, C, M):
+    """Seconds of decode steps j = 1 .. N - 1, in closed form.
+
+    T_j = max(F_j / C, Q_j / M) with both terms linear in j: sum_j Q_j / M (an arithmetic
+    series) plus the positive part of (F_j / C - Q_j / M), which is linear in j and so
+    positive on one contiguous range of steps.
+    """
+    m = N - 1.0
+    if m <= 0.0:
+        return 0.0
+    af = b * (2.0 * P + 4.0 * L * d * S) / C   # compute term: af + bf j
+    bf = b * 4.0 * L * d / C
+    aq = (W + b * S * kv) / M                  # memory term: aq + bq j
+    bq = b * kv / M
+    total = m * aq + bq * m * (m + 1.0) / 2.0
+    g = af - aq
+    h = bf - bq
+    if h > 0.0:
+        lo, hi = max(1.0, math.ceil(-g / h)), m
+    elif h < 0.0:
+        lo, hi = 1.0, min(m, math.floor(-g / h))
+    elif g > 0.0:
+        lo, hi = 1.0, m
+    else:
+        return total
+    if hi >= lo:
+        count = hi - lo + 1.0
+        total += count * g + h * (lo + hi) * count / 2.0
+    return total
+
+
+@_jit
+def compute_s(b, S, N, P, L, d, W, kv, C, M):
+    """T_C = prefill + decode seconds."""
+    return prefill_s(b, S, P, L, d, W, kv, C, M) + decode_s(b, S, N, P, L, d, W, kv, C, M)
+
+
+# ----------------------------------------------------------------------------- radio
+@_jit
+def uplink_bw(bits, t, snr):
+    """Least bandwidth [Hz] that uploads ``bits`` in ``t`` s with a = p g / N0 = ``snr`` [Hz].
+
+    Solves ln(1 + x) = c x, x = a / beta, c = bits ln 2 / (a t) in (0, 1): start from the
+    asymptotic expansion of x = -W_{-1}(-c e^{-c}) / c - 1, move right of the root, then
+    Newton's method, which converges monotonically there (ln(1 + x) - c x is concave).
+    """
+    if bits <= 0.0:
+        return 0.0
+    if not t > 0.0:
+        return math.inf
+    c = bits * LN2 / (snr * t)
+    if c >= 1.0:
+        return math.inf
+    lc = math.log(c)
+    x = (c - lc + math.log(c - lc)) / c - 1.0
+    if not (x > 0.0 and math.isfinite(x)):
+        x = 2.0 * (1.0 - c) / c
+    for _ in range(200):
+        if math.log1p(x) - c * x <= 0.0:
+            break
+        x *= 2.0
+    for _ in range(100):
+        step = (math.log1p(x) - c * x) / (1.0 / (1.0 + x) - c)
+        x -= step
+        if abs(step) <= 1e-15 * x:
+            break
+    return snr / x
+
+
+@_jit
+def _uplink_slope(bits, t, snr, beta):
+    """d beta / d t [Hz/s] of the least uplink bandwidth (negative)."""
+    x = snr / beta
+    drate = (math.log1p(x) - x / (1.0 + x)) / LN2  # d rate / d beta [bit/s/Hz]
+    return -(bits / (t * t)) / drate
+
+
+@_jit
+def _uplink_sum(bits, snr, t):
+    total = 0.0
+    for k in range(bits.size):
+        total += uplink_bw(bits[k], t, snr[k])
+    return total
+
+
+@_jit
+def least_uplink_phase(bits, snr, t_hi, B):
+    """T_lo: the least uplink phase whose least bandwidths sum to at most B.
+
+    The sum is convex and decreasing in T, so Newton's method started left of the root
+    (at the largest single-user time at full bandwidth) climbs monotonically to it; a
+    short bisection then returns the least T found to fit, never above ``t_hi``.
+    """
+    T = 0.0
+    for k in range(bits.size):
+        T = max(T, bits[k] / (B * math.log2(1.0 + snr[k] / B)))
+    T = min(T, t_hi)
+    for _ in range(100):
+        f = 0.0
+        fp = 0.0
+        for k in range(bits.size):
+            beta = uplink_bw(bits[k], T, snr[k])
+            f += beta
+            fp += _uplink_slope(bits[k], T, snr[k], beta)
+        f -= B
+        if f <= 0.0:
+            break
+        step = -f / fp
+        T = min(T + step, t_hi)
+        if step <= 1e-15 * T:
+            break
+    lo, hi, gap = T, T, 1e-12
+    while hi < t_hi and _uplink_sum(bits, snr, hi) > B:  # step right until it fits
+        lo, hi, gap = hi, min(hi * (1.0 + gap), t_hi), gap * 4.0
+    if lo < hi:
+        for _ in range(200):
+            if hi - lo <= 4e-16 * hi:
+                break
+            mid = 0.5 * (lo + hi)
+            if _uplink_sum(bits, snr, mid) <= B:
+                hi = mid
+            else:
+                lo = mid
+    return hi
+
+
+# ----------------------------------------------------------------------------- kernel
+@_jit
+def _downlink_t_hi(D, c, B):
+    """Largest T in [0, min D) with sum c / (D - T) <= B (requires sum c / D <= B).
+
+    1 / g(T) is concave, so Newton's method on it started right of the root converges
+    monotonically from the right."""
+    k = 0
+    for j in range(D.size):
+        if D[j] < D[k]:
+            k = j
+    dmin = D[k]
+    T = max(dmin - c[k] / B, 0.0)
+    for _ in range(100):
+        g = 0.0
+        gp = 0.0
+        for j in range(D.size):
+            r = c[j] / (D[j] - T)
+            g += r
+            gp += r / (D[j] - T)
+        step = g * (1.0 - g / B) / gp
+        T = max(T + step, 0.0)
+        if -step <= 1e-13 * dmin:
+            break
+    return T
+
+
+@_jit
+def check_rows_kernel(idx, prompt, output, window, admissible, up_bits, snr, down_c,
+                      P, L, d, W, kv, C, M, kv_cap, padded, B_U, B_D, slot):
+    """Feasibility of each row of ``idx`` (sorted request indices, one batch per row)."""
+    m, b = idx.shape
+    code = np.zeros(m, np.int8)
+    S_out = np.zeros(m)
+    N_out = np.zeros(m)
+    kv_out = np.zeros(m)
+    tc_out = np.zeros(m)
+    t_hi = np.full(m, np.nan)
+    up = np.full((m, b), np.nan)
+    down = np.full((m, b), np.nan)
+    D = np.empty(b)
+    c = np.empty(b)
+    for r in range(m):
+        S = 0.0
+        N = 0.0
+        sum_sn = 0.0
+        wmin = math.inf
+        adm = True
+        for k in range(b):
+            i = idx[r, k]
+            S = max(S, prompt[i])
+            N = max(N, output[i])
+            sum_sn += prompt[i] + output[i]
+            wmin = min(wmin, window[i])
+            adm = adm and admissible[i]
+        kvb = b * (S + N) * kv if padded else sum_sn * kv
+        tc = compute_s(float(b), S, N, P, L, d, W, kv, C, M)
+        S_out[r], N_out[r], kv_out[r], tc_out[r] = S, N, kvb, tc
+        if not adm:
+            code[r] = ACCURACY
+            continue
+        if kvb > kv_cap:
+            code[r] = MEMORY
+            continue
+        if tc >= wmin:
+            code[r] = SLOT if wmin >= slot else DEADLINE
+            continue
+        g0 = 0.0
+        for k in range(b):
+            i = idx[r, k]
+            D[k] = window[i] - tc
+            c[k] = down_c[i]
+            down[r, k] = c[k] / D[k]
+            g0 += down[r, k]
+        if g0 > B_D:
+            code[r] = DOWNLINK
+            continue
+        T = _downlink_t_hi(D, c, B_D)
+        t_hi[r] = T
+        total = 0.0
+        for k in range(b):
+            i = idx[r, k]
+            up[r, k] = uplink_bw(up_bits[i], T, snr[i])
+            total += up[r, k]
+        if not total <= B_U:
+            code[r] = UPLINK
+    return code, S_out, N_out, kv_out, tc_out, t_hi, up, down

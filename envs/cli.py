@@ -1,0 +1,108 @@
+"""``edgellm scenario show NAME`` and ``edgellm scenario stats NAME``.
+
+``stats`` runs the DFTSP oracle (per-slot optimal batch) through the environment in subset
+mode and reports, per constraint, in how many slots it is *binding*: the most frequent
+reason ``check_rows`` gives for (oracle batch + c) over the head-of-line candidates c left
+out of the oracle's batch (ties go to the earlier test). It also reports in how many slots
+each constraint refuses at least one such candidate.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass
+
+from edgellm.dftsp.feasibility import REASON_NAMES
+
+CONSTRAINTS = REASON_NAMES  # accuracy, memory, slot, deadline, downlink, uplink
+
+
+@dataclass(frozen=True)
+class ScenarioStats:
+    """Result of :func:`oracle_stats`."""
+
+    scenario: str
+    slots: int
+    binding: dict        # reason or "none" -> slots where it binds
+    refusing: dict       # reason -> slots where it refuses >= 1 left-out candidate
+    mean_candidates: float
+    mean_batch: float
+    served: int
+    dropped: dict
+
+    def table(self) -> str:
+        n = max(self.slots, 1)
+        lines = [f"scenario {self.scenario}: {self.slots} slots, oracle = DFTSP per slot",
+                 f"mean candidates {self.mean_candidates:.2f}, mean oracle batch "
+                 f"{self.mean_batch:.2f}, served {self.served}, dropped "
+                 + ", ".join(f"{k} {v}" for k, v in self.dropped.items()),
+                 f"{'constraint':<10} {'binding':>8} {'share':>7} {'refuses':>8} {'share':>7}"]
+        for r in (*CONSTRAINTS, "none"):
+            b = self.binding.get(r, 0)
+            f = self.refusing.get(r, 0) if r != "none" else 0
+            lines.append(f"{r:<10} {b:>8d} {b / n:>7.1%} "
+                         + (f"{f:>8d} {f / n:>7.1%}" if r != "none" else f"{'':>8} {'':>7}"))
+        return "\n".join(lines)
+
+
+def oracle_stats(scenario: str = "default", slots: int = 300, seed: int = 0,
+                 **overrides) -> ScenarioStats:
+    """Run the DFTSP oracle for ``slots`` slots and count binding constraints."""
+    from edgellm.dftsp import solve
+    from edgellm.envs.env import EdgeLLMEnv
+    from edgellm.errors import EdgeLLMError
+
+    if not isinstance(slots, int) or slots < 1:
+        raise EdgeLLMError(f"slots: must be an integer >= 1, got {slots!r}")
+    env = EdgeLLMEnv(scenario, action_mode="subset", **overrides)
+    env.reset(seed=seed)
+    binding, refusing = Counter(), Counter()
+    dropped = Counter()
+    cand = batch = served = 0
+    for _ in range(slots):
+        view = env.slot_view()
+        sol = solve(view.prepared) if view.users else None
+        users = [view.users[i] for i in sol.batch] if sol else []
+        cand += len(view.users)
+        batch += len(users)
+        _, _, _, truncated, info = env.step(env.action_for(users))
+        binding[info["binding"] or "none"] += 1
+        for r in info["refused"]:
+            refusing[r] += 1
+        served += info["served"]
+        dropped.update(info["dropped"])
+        if truncated:
+            env.reset(seed=seed + 1 + _)
+    name = scenario if isinstance(scenario, str) else "custom"
+    return ScenarioStats(name, slots, dict(binding), dict(refusing), cand / slots,
+                         batch / slots, served, dict(dropped))
+
+
+def _show(args) -> int:
+    from edgellm.envs.scenarios import get_scenario, purpose
+
+    cfg = get_scenario(args.name)
+    print(f"# {args.name}: {purpose(args.name)}")
+    print(json.dumps(cfg.to_dict(), indent=2))
+    return 0
+
+
+def _stats(args) -> int:
+    print(oracle_stats(args.name, slots=args.slots, seed=args.seed).table())
+    return 0
+
+
+def register(sub) -> None:
+    p = sub.add_parser("scenario", help="show environment presets and their oracle statistics",
+                       description="Inspect the environment's scenario presets.")
+    ss = p.add_subparsers(dest="scenario_command", metavar="ACTION")
+    s = ss.add_parser("show", help="print a preset's purpose and parameters (JSON)")
+    s.add_argument("name", help="preset name")
+    s.set_defaults(func=_show)
+    t = ss.add_parser("stats", help="run the DFTSP oracle and count binding constraints")
+    t.add_argument("name", help="preset name")
+    t.add_argument("--slots", type=int, default=300, help="slots to simulate (default 300)")
+    t.add_argument("--seed", type=int, default=0, help="seed (default 0)")
+    t.set_defaults(func=_stats)
+    p.set_defaults(func=lambda args: (p.print_help(), 2)[1])

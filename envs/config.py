@@ -1,0 +1,211 @@
+"""Scenario configuration of the multi-slot environment: one frozen dataclass (SPEC section 4).
+
+A :class:`ScenarioConfig` holds every scenario parameter as plain data. Presets live in
+:mod:`edgellm.envs.scenarios`; a config is built as ``preset defaults + overrides`` and
+validated on construction: a bad value raises :class:`~edgellm.errors.EdgeLLMError` naming
+the field, the value and the allowed range.
+
+Units: seconds, Hz, W, W/Hz, metres, dB, tokens, bits.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any
+
+from edgellm.errors import EdgeLLMError
+
+ARRIVALS = ("bernoulli", "bursty")
+OVERFLOW = ("drop_new", "drop_oldest")
+SUBSET_INFEASIBLE = ("repair", "reject")
+KV_MODES = ("padded", "exact")
+OBJECTIVES = ("requests", "tokens")
+
+
+@dataclass(frozen=True)
+class ScenarioConfig:
+    """All parameters of one scenario. Every field has a default; see ``FIELD_DOCS``."""
+
+    # system (catalog names, SPEC 6)
+    n_users: int = 16
+    model: str = "llama-2-7b"
+    quant: str = "w4a16"
+    device: str = "rtx-4090"
+    kv_cache: str = "padded"
+    objective: str = "requests"
+    slot_s: float = 5.0
+    # radio
+    uplink_hz: float = 20e6
+    downlink_hz: float = 20e6
+    noise_psd_w_per_hz: float = 10 ** ((-174 + 9 - 30) / 10)
+    en_power_w: float = 10.0
+    bits_per_token: float = 32.0
+    tx_power_w: float = 0.2
+    # channels
+    distance_m: tuple[float, float] = (20.0, 300.0)
+    shadowing_db: float = 8.0
+    fading_rho: float = 0.0
+    # traffic
+    arrival: str = "bernoulli"
+    arrival_rate: float = 0.3
+    burst_rate: float = 0.9
+    p_enter_burst: float = 0.05
+    p_leave_burst: float = 0.3
+    trace: str = "sharegpt"
+    max_prompt: int = 2048
+    max_output: int = 1024
+    deadline_s: tuple[float, float] = (2.0, 12.0)
+    ppl_tolerance: tuple[float, ...] = (0.05, 0.2, 0.5, 2.0)
+    # queues and episode
+    queue_capacity: int = 8
+    overflow: str = "drop_new"
+    reject_unservable: bool = True
+    max_slots: int = 200
+    # reward and actions
+    drop_penalty: float = 0.0
+    invalid_penalty: float = 0.0
+    subset_infeasible: str = "repair"
+
+    def __post_init__(self):
+        _validate(self)
+
+    def replace(self, **overrides: Any) -> ScenarioConfig:
+        """A copy with ``overrides`` applied (validated; unknown names raise)."""
+        _check_names(overrides)
+        return replace(self, **_coerce(overrides))
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+FIELD_DOCS = {
+    "n_users": "K, number of users (fixed per env)",
+    "model": "catalog model name", "quant": "catalog quantization scheme",
+    "device": "catalog GPU name", "kv_cache": "padded | exact", "objective": "requests | tokens",
+    "slot_s": "epoch length [s]", "uplink_hz": "B_U [Hz]", "downlink_hz": "B_D [Hz]",
+    "noise_psd_w_per_hz": "N0 [W/Hz]", "en_power_w": "P_EN [W]",
+    "bits_per_token": "bits per token on air", "tx_power_w": "user transmit power p_k [W]",
+    "distance_m": "users uniform over an annulus with these radii [m], drawn at reset",
+    "shadowing_db": "log-normal shadowing std [dB], per user, drawn at reset",
+    "fading_rho": "Gauss-Markov fading correlation per slot in [0, 1] (0: i.i.d. Rayleigh)",
+    "arrival": "bernoulli | bursty (two-state Markov-modulated Bernoulli)",
+    "arrival_rate": "arrival probability per user per slot (calm state when bursty)",
+    "burst_rate": "arrival probability per user per slot in the burst state",
+    "p_enter_burst": "probability per slot that a calm user enters the burst state",
+    "p_leave_burst": "probability per slot that a bursting user calms down",
+    "trace": "workload trace of the log-normal lengths (catalog workloads.yaml)",
+    "max_prompt": "cap on prompt tokens", "max_output": "cap on output tokens",
+    "deadline_s": "(lo, hi): deadline at arrival, uniform [s]",
+    "ppl_tolerance": "perplexity tolerances, one drawn uniformly per request",
+    "queue_capacity": "Q, requests per user queue",
+    "overflow": "drop_new (tail drop) | drop_oldest (the head is pushed out)",
+    "reject_unservable": "drop at arrival requests no batch can ever serve (cause 'rejected')",
+    "max_slots": "episode length in slots (then truncated)",
+    "drop_penalty": "reward penalty per dropped request, times its objective weight",
+    "invalid_penalty": "reward penalty per invalid action",
+    "subset_infeasible": "repair | reject: what the subset mode does with an infeasible choice",
+}
+
+
+def _err(name: str, value: Any, rule: str) -> EdgeLLMError:
+    return EdgeLLMError(f"scenario.{name}: must be {rule}, got {value!r}")
+
+
+def _check_names(overrides: dict) -> None:
+    names = [f.name for f in fields(ScenarioConfig)]
+    for k in overrides:
+        if k not in names:
+            raise EdgeLLMError(f"scenario.{k}: unknown field (allowed: {', '.join(names)})")
+
+
+def _coerce(overrides: dict) -> dict:
+    """Lists (e.g. from JSON or gym.make kwargs) become tuples."""
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()}
+
+
+def _num(cfg, name, lo=None, hi=None, lo_open=False, integer=False):
+    v = getattr(cfg, name)
+    rule = ("an integer" if integer else "a finite number")
+    if lo is not None:
+        rule += f" {'>' if lo_open else '>='} {lo:g}"
+    if hi is not None:
+        rule += f"{' and' if lo is not None else ''} <= {hi:g}"
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+        raise _err(name, v, rule)
+    if integer and (not float(v).is_integer()):
+        raise _err(name, v, rule)
+    if lo is not None and (v < lo or (lo_open and v == lo)):
+        raise _err(name, v, rule)
+    if hi is not None and v > hi:
+        raise _err(name, v, rule)
+    if integer:
+        object.__setattr__(cfg, name, int(v))
+
+
+def _choice(cfg, name, allowed):
+    v = getattr(cfg, name)
+    if v not in allowed:
+        raise _err(name, v, f"one of {', '.join(allowed)}")
+
+
+def _range(cfg, name, lo_open=True):
+    v = getattr(cfg, name)
+    rule = "a pair (lo, hi) of finite numbers with 0 < lo <= hi"
+    try:
+        a, b = (float(x) for x in v)
+    except (TypeError, ValueError):
+        raise _err(name, v, rule) from None
+    if not (math.isfinite(a) and math.isfinite(b) and 0 < a <= b):
+        raise _err(name, v, rule)
+    object.__setattr__(cfg, name, (a, b))
+
+
+def _validate(cfg: ScenarioConfig) -> None:
+    from edgellm.dftsp import catalog
+
+    _num(cfg, "n_users", lo=1, hi=4096, integer=True)
+    for name, known in (("model", catalog.models()), ("quant", catalog.quantizations()),
+                        ("device", catalog.devices()), ("trace", sorted(catalog.traces()))):
+        _choice(cfg, name, tuple(known))
+    _choice(cfg, "kv_cache", KV_MODES)
+    _choice(cfg, "objective", OBJECTIVES)
+    for name in ("slot_s", "uplink_hz", "downlink_hz", "noise_psd_w_per_hz", "en_power_w",
+                 "bits_per_token", "tx_power_w"):
+        _num(cfg, name, lo=0, lo_open=True)
+    _range(cfg, "distance_m")
+    _num(cfg, "shadowing_db", lo=0)
+    _num(cfg, "fading_rho", lo=0, hi=1)
+    _choice(cfg, "arrival", ARRIVALS)
+    for name in ("arrival_rate", "burst_rate", "p_enter_burst", "p_leave_burst"):
+        _num(cfg, name, lo=0, hi=1)
+    stats = catalog.traces()[cfg.trace]
+    def usable(s):
+        return all(f"{w}_tokens_mean" in s or f"{w}_tokens_median" in s
+                   for w in ("prompt", "output"))
+
+    if not usable(stats):
+        raise _err("trace", cfg.trace, "a trace with published prompt and output lengths ("
+                   + ", ".join(t for t, s in catalog.traces().items() if usable(s)) + ")")
+    _num(cfg, "max_prompt", lo=1, integer=True)
+    _num(cfg, "max_output", lo=1, integer=True)
+    _range(cfg, "deadline_s")
+    tol = cfg.ppl_tolerance
+    if isinstance(tol, (int, float)):
+        tol = (tol,)
+    try:
+        tol = tuple(float(x) for x in tol)
+    except (TypeError, ValueError):
+        raise _err("ppl_tolerance", cfg.ppl_tolerance,
+                   "a non-empty list of finite numbers >= 0") from None
+    if not tol or not all(math.isfinite(x) and x >= 0 for x in tol):
+        raise _err("ppl_tolerance", cfg.ppl_tolerance, "a non-empty list of finite numbers >= 0")
+    object.__setattr__(cfg, "ppl_tolerance", tol)
+    _num(cfg, "queue_capacity", lo=1, hi=4096, integer=True)
+    _choice(cfg, "overflow", OVERFLOW)
+    if not isinstance(cfg.reject_unservable, bool):
+        raise _err("reject_unservable", cfg.reject_unservable, "true or false")
+    _num(cfg, "max_slots", lo=1, integer=True)
+    _num(cfg, "drop_penalty", lo=0)
+    _num(cfg, "invalid_penalty", lo=0)
+    _choice(cfg, "subset_infeasible", SUBSET_INFEASIBLE)

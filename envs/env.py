@@ -1,0 +1,583 @@
+"""The multi-slot edge LLM batch-scheduling environment (SPEC section 4)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from edgellm.dftsp import catalog, check_rows, evaluate, prepare, prepare_arrays
+from edgellm.dftsp.feasibility import OK, REASONS, Prepared
+from edgellm.dftsp.instance import Radio, SlotInstance
+from edgellm.envs.config import ScenarioConfig
+from edgellm.envs.scenarios import get_scenario
+from edgellm.envs.traffic import Traffic
+from edgellm.errors import EdgeLLMError
+
+ACTION_MODES = ("sequential", "subset", "priority")
+USER_FEATURES = ("present", "prompt", "output", "deadline", "admissible", "uplink_gain",
+                 "downlink_gain", "queue", "in_batch", "addable")
+GLOBAL_FEATURES = ("memory_left", "compute_time", "slot", "batch_size")
+DROP_CAUSES = ("expired", "overflow", "rejected")
+GAIN_DB_LO, GAIN_DB_SPAN = -150.0, 100.0  # gain normalization: (10 log10 g + 150) / 100
+_REASON_ORDER = tuple(sorted(REASONS))     # check_rows codes in test order
+
+
+@dataclass(frozen=True, eq=False)
+class SlotView:
+    """The current decision state (see :meth:`EdgeLLMEnv.slot_view`).
+
+    ``instance`` holds one request per entry of ``users`` (same order): request index i is
+    the head-of-line request of user ``users[i]``; ``prepared`` holds its arrays for the
+    feasibility kernel. ``request_ids[i]`` is that request's id: ids grow in arrival order.
+    """
+
+    users: tuple[int, ...]
+    prepared: Prepared
+    chosen: tuple[int, ...]
+    queue_lengths: np.ndarray
+    slot: int
+    request_ids: tuple[int, ...] = ()
+
+    @property
+    def instance(self) -> SlotInstance:
+        return self.prepared.instance
+
+
+class EdgeLLMEnv(gym.Env):
+    """Batch scheduling of quantized LLM inference at a wireless edge node, slot by slot.
+
+    K users send inference requests into per-user FIFO queues (capacity Q). In every slot
+    the head-of-line requests are the candidates; the agent picks a batch; the node
+    uploads the prompts, runs the batch on its GPU and sends the answers back, which must
+    all fit in the slot and in every member's remaining deadline (SPEC sections 2 and 4).
+    Every batch is checked with ``edgellm.dftsp.check_rows`` / ``evaluate``, the cost model
+    of the DFTSP oracle, so env, oracle and heuristics agree.
+
+    **Action space** (``action_mode``):
+
+    * ``sequential``: ``Discrete(K + 1)``. Action ``i < K`` adds user i's head-of-line
+      request to the slot's batch; action ``K`` dispatches the batch and ends the slot.
+      ``action_masks()`` (also ``info["action_mask"]`` and the ``addable`` observation
+      column) is True exactly for the users whose addition keeps the batch feasible, and
+      always for ``K``. An invalid action (out of range, a user without a request, already
+      added, or masked out) is a no-op flagged ``invalid_action`` (penalty
+      ``invalid_penalty``). The slot also ends automatically after an addition that leaves
+      no addable user, and on the slot's (K+1)-th step, so an episode takes at most
+      ``(K + 1) * max_slots`` steps. A slot is thus one path down the DFTSP tree.
+    * ``subset``: ``MultiBinary(K)``, one step per slot: the users set to 1 (users without a
+      request are ignored). An infeasible set is, with ``subset_infeasible="repair"``
+      (default), repaired deterministically: its users are added in ascending id order,
+      each one only if the batch stays feasible (``repaired`` in info); with ``"reject"``
+      nothing is served and ``invalid_action`` is set. ``action_masks()`` returns 2K
+      flags (per user: may choose 0, may choose 1 = feasible alone) for MaskablePPO.
+    * ``priority``: ``Box(-1, 1, (K,))`` scores, one step per slot. Users with score > 0
+      are tried in descending score order (ties: lower id first) and added while the batch
+      stays feasible; users with score <= 0 are never added. Non-finite scores count as
+      <= 0 and set ``invalid_action``.
+
+    ``env.unwrapped.action_for(users)`` gives the action that serves a given batch.
+
+    **Observation**: ``Box(0, 1, (10 K + 4,), float32)``, a fresh array each step. Row k of
+    the first 10 K entries (user k, ``obs[:10*K].reshape(K, 10)``):
+
+    ====  ==============  ===========================================================
+    col   name            value (0 where user k has no request)
+    ====  ==============  ===========================================================
+    0     present         1 if user k has a head-of-line request
+    1     prompt          s / max_prompt
+    2     output          n / max_output
+    3     deadline        remaining deadline / deadline_s[1], clipped to [0, 1]
+    4     admissible      1 if the model's perplexity increase <= the tolerance
+    5     uplink_gain     (10 log10 g + 150) / 100, clipped (all users, request or not)
+    6     downlink_gain   (10 log10 h + 150) / 100, clipped (all users)
+    7     queue           queue length / Q (all users)
+    8     in_batch        1 if already in this slot's batch (sequential mode)
+    9     addable         1 if adding it keeps the batch feasible (the action mask)
+    ====  ==============  ===========================================================
+
+    followed by 4 global entries: ``10 K`` memory left (1 - KV bytes of the batch / KV
+    capacity), ``10 K + 1`` compute time of the batch / slot_s, ``10 K + 2`` slot index /
+    max_slots, ``10 K + 3`` batch size / K.
+
+    **Reward**: at the end of a slot, the value served (requests, or output tokens with
+    ``objective="tokens"``) minus ``drop_penalty`` times the weight of every request dropped
+    at that slot's end; minus ``invalid_penalty`` on any invalid action; 0 on the other
+    steps of a sequential slot. ``info["reward_terms"]`` holds the named terms
+    (``served``, ``drops``, ``invalid``), which sum to the reward.
+
+    **Slot dynamics**: serve the batch (pop the heads), age every queued request (its
+    remaining deadline shrinks by ``slot_s``), drop requests that can never be met
+    (``expired``: remaining deadline <= the compute time of the request alone, so no batch
+    and no channel can serve it), draw the next slot's fading and arrivals. An arrival that
+    no batch could ever serve (inadmissible, KV alone over capacity, compute alone >= slot)
+    is dropped as ``rejected`` when ``reject_unservable`` (else it waits and expires); an
+    arrival that meets a full queue is dropped as ``overflow`` (``drop_new``) or pushes out
+    the head (``drop_oldest``, counted ``overflow``).
+
+    **info** (every step): ``slot_done``, ``action_mask``, ``invalid_action``,
+    ``repaired``. When ``slot_done``: ``slot``, ``batch`` (user ids), ``value``, ``served``,
+    ``served_tokens``, ``served_ids`` (request ids), ``dropped`` (cause -> count),
+    ``t_uplink_s``, ``t_compute_s``, ``memory_bytes`` (weights + KV, from ``evaluate``),
+    ``binding``, ``refused`` (reason -> count), ``reward_terms``. ``binding`` is the
+    constraint that stopped the batch from growing: None when some candidate outside the
+    batch could still be added, or when there is none; otherwise the most frequent reason
+    ``check_rows`` gives for (batch + c) over the candidates c outside the batch (ties go
+    to the earlier test: accuracy, memory, slot, deadline, downlink, uplink).
+
+    **Episode end**: no terminal state; ``truncated`` after ``max_slots`` slots.
+
+    **Arguments**: ``scenario`` (preset name or :class:`ScenarioConfig`), ``action_mode``,
+    ``render_mode`` (None or ``"ansi"``), and any :class:`ScenarioConfig` field as a keyword
+    override. Per-episode overrides: ``reset(options={"scenario": {...}})`` (``n_users``
+    cannot change). All randomness comes from ``reset(seed=...)``; arrivals, requests and
+    channels never depend on the actions.
+
+    **Version history**: v0: initial version.
+
+    Example::
+
+        >>> import gymnasium as gym, edgellm.envs
+        >>> env = gym.make("edgellm.envs:EdgeLLM-Sequential-v0", scenario="default")
+        >>> obs, info = env.reset(seed=0)
+        >>> obs, reward, terminated, truncated, info = env.step(env.unwrapped.n_users)
+        >>> bool(info["slot_done"])
+        True
+    """
+
+    metadata = {"render_modes": ["ansi"], "render_fps": 4}
+
+    def __init__(self, scenario: str | ScenarioConfig = "default", action_mode: str = "subset",
+                 render_mode: str | None = None, **overrides: Any):
+        if action_mode not in ACTION_MODES:
+            raise EdgeLLMError(f"action_mode: must be one of {', '.join(ACTION_MODES)}, "
+                               f"got {action_mode!r}")
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise EdgeLLMError(f"render_mode: must be None or 'ansi', got {render_mode!r}")
+        self.config = get_scenario(scenario, **overrides)
+        self.base_config = self.config
+        self.action_mode = action_mode
+        self.render_mode = render_mode
+        self.n_users = K = self.config.n_users
+        if action_mode == "sequential":
+            self.action_space = spaces.Discrete(K + 1)
+        elif action_mode == "subset":
+            self.action_space = spaces.MultiBinary(K)
+        else:
+            self.action_space = spaces.Box(-1.0, 1.0, (K,), dtype=np.float32)
+        self._n_obs = len(USER_FEATURES) * K + len(GLOBAL_FEATURES)
+        self.observation_space = spaces.Box(0.0, 1.0, (self._n_obs,), dtype=np.float32)
+        self._apply_config(self.config)
+        self._traffic: Traffic | None = None
+
+    # ------------------------------------------------------------------ configuration
+    def _apply_config(self, cfg: ScenarioConfig) -> None:
+        self.config = cfg
+        self._system = catalog.build_instance(
+            cfg.model, cfg.quant, cfg.device, (),
+            radio=dict(uplink_hz=cfg.uplink_hz, downlink_hz=cfg.downlink_hz,
+                       noise_psd_w_per_hz=cfg.noise_psd_w_per_hz, en_power_w=cfg.en_power_w,
+                       bits_per_token=cfg.bits_per_token),
+            slot_s=cfg.slot_s, kv_cache=cfg.kv_cache, objective=cfg.objective)
+        assert isinstance(self._system.radio, Radio)
+        self._p0 = prepare(self._system)  # system constants, no requests
+
+    # ------------------------------------------------------------------ gym API
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        cfg = self.base_config
+        if options and options.get("scenario"):
+            over = dict(options["scenario"])
+            if "n_users" in over and over["n_users"] != self.n_users:
+                raise EdgeLLMError(f"options.scenario.n_users: cannot change per episode "
+                                   f"(env has {self.n_users}), got {over['n_users']!r}")
+            cfg = cfg.replace(**over)
+        if cfg is not self.config:
+            self._apply_config(cfg)
+        entropy = seed if seed is not None else int(self.np_random.integers(2 ** 63))
+        self._traffic = Traffic(cfg, np.random.SeedSequence(entropy))
+        K, Q = self.n_users, cfg.queue_capacity
+        self._q_s = np.zeros((K, Q), dtype=np.int64)
+        self._q_n = np.zeros((K, Q), dtype=np.int64)
+        self._q_tau = np.zeros((K, Q))
+        self._q_tol = np.zeros((K, Q))
+        self._q_tc = np.zeros((K, Q))
+        self._q_id = np.full((K, Q), -1, dtype=np.int64)
+        self._q_len = np.zeros(K, dtype=np.int64)
+        self._next_id = 0
+        self.counts = {"arrived": 0, "served": 0, **{c: 0 for c in DROP_CAUSES}}
+        self._slot = 0
+        self._last = ""
+        drops, _ = self._arrive(self._traffic.draw(advance_fading=False))
+        self._begin_slot()
+        return self._obs.copy(), {"slot_done": False, "action_mask": self._mask_info(),
+                                  "dropped": drops}
+
+    def step(self, action):
+        self._pending_invalid = False
+        self._repaired = False
+        mode = self.action_mode
+        if mode == "sequential":
+            done = self._act_sequential(action)
+        elif mode == "subset":
+            self._act_subset(action)
+            done = True
+        else:
+            self._act_priority(action)
+            done = True
+        if not done:
+            pen = self.config.invalid_penalty if self._pending_invalid else 0.0
+            self._refresh_obs()
+            info = {"slot_done": False, "action_mask": self._mask_info(),
+                    "invalid_action": self._pending_invalid, "repaired": False,
+                    "reward_terms": {"served": 0.0, "drops": 0.0, "invalid": -pen}}
+            return self._obs.copy(), -pen, False, False, info
+        return self._dispatch()
+
+    def render(self):
+        if self.render_mode == "ansi":
+            q = " ".join(str(int(x)) for x in self._q_len)
+            return f"slot {self._slot}/{self.config.max_slots} queues [{q}] {self._last}\n"
+        return None
+
+    # ------------------------------------------------------------------ public helpers
+    def action_masks(self) -> np.ndarray:
+        """Mask for sb3-contrib MaskablePPO (see the class docstring, per action mode)."""
+        if self.action_mode == "sequential":
+            return self._mask_info()
+        if self.action_mode == "subset":
+            m = np.ones((self.n_users, 2), dtype=bool)
+            m[:, 1] = self._user_mask()
+            return m.ravel()
+        return self._user_mask()
+
+    def slot_view(self) -> SlotView:
+        """The current slot's candidates (one per user with a request), with prepare() cached."""
+        return SlotView(users=tuple(int(u) for u in self._users), prepared=self._p,
+                        chosen=tuple(int(self._users[i]) for i in self._batch),
+                        queue_lengths=self._q_len.copy(), slot=self._slot,
+                        request_ids=tuple(int(x) for x in self._q_id[self._users, 0]))
+
+    def action_for(self, users: Sequence[int]):
+        """The action that serves exactly the batch ``users`` (user ids) in this mode."""
+        users = [int(u) for u in users]
+        K = self.n_users
+        if self.action_mode == "subset":
+            a = np.zeros(K, dtype=np.int8)
+            a[users] = 1
+            return a
+        if self.action_mode == "priority":
+            a = np.full(K, -1.0, dtype=np.float32)
+            for r, u in enumerate(users):
+                a[u] = 1.0 - r / max(len(users), 1)
+            return a
+        chosen = {int(self._users[i]) for i in self._batch}
+        for u in users:
+            if u not in chosen:
+                return u
+        return K
+
+    # ------------------------------------------------------------------ action modes
+    def _act_sequential(self, action) -> bool:
+        K = self.n_users
+        try:
+            a = int(action)
+            if a != action:  # e.g. 2.5
+                a = -1
+        except (TypeError, ValueError, OverflowError):
+            a = -1
+        self._steps += 1
+        if a == K:
+            return True
+        i = self._pos[a] if 0 <= a < K else -1
+        if i < 0 or not self._ok[i]:
+            self._pending_invalid = True
+        else:
+            self._add(i)
+            if not self._ok.any():
+                return True
+        return self._steps >= K + 1
+
+    def _act_subset(self, action) -> None:
+        try:
+            a = np.asarray(action, dtype=float).reshape(-1)
+            if a.shape[0] != self.n_users or not np.all(np.isfinite(a)):
+                raise ValueError
+        except (TypeError, ValueError):
+            self._pending_invalid = True
+            return
+        pos = self._pos[a > 0.5]
+        cand = np.sort(pos[pos >= 0])
+        if cand.size == 0:
+            return
+        if self._ok[cand].all():
+            if cand.size == 1:
+                self._add(int(cand[0]))
+                return
+            rc = check_rows(self._p, cand[None, :])
+            if rc.code[0] == OK:
+                self._set_batch(cand, float(rc.t_compute[0]), float(rc.kv_bytes[0]))
+                return
+        if self.config.subset_infeasible == "reject":
+            self._pending_invalid = True
+            return
+        self._repaired = True
+        self._fill(cand)
+
+    def _act_priority(self, action) -> None:
+        try:
+            a = np.asarray(action, dtype=float).reshape(-1)
+            if a.shape[0] != self.n_users:
+                raise ValueError
+        except (TypeError, ValueError):
+            self._pending_invalid = True
+            return
+        bad = ~np.isfinite(a)
+        if bad.any():
+            self._pending_invalid = True
+            a = np.where(bad, -1.0, a)
+        users = np.flatnonzero((a > 0) & (self._pos >= 0))
+        if users.size == 0:
+            return
+        order = users[np.lexsort((users, -a[users]))]
+        self._fill(self._pos[order])
+
+    # ------------------------------------------------------------------ batch building
+    def _fill(self, order) -> None:
+        """Greedy: add the candidates in ``order`` that keep the batch feasible."""
+        for i in order:
+            if self._ok[i]:
+                self._add(int(i))
+
+    def _add(self, i: int) -> None:
+        """Add candidate i (must be addable) and re-check all others against the new batch:
+        one check_rows call, rows = batch + c for every candidate c outside it."""
+        self._batch.append(i)
+        self._in[i] = True
+        self._ok[i] = False
+        self._tc, self._kv = self._cand_tc[i], self._cand_kv[i]
+        self._recheck()
+
+    def _set_batch(self, cand: np.ndarray, tc: float, kv: float) -> None:
+        self._batch = [int(i) for i in cand]
+        self._in[cand] = True
+        self._ok[cand] = False
+        self._tc, self._kv = tc, kv
+        self._recheck()
+
+    def _recheck(self) -> None:
+        others = np.flatnonzero(~self._in)
+        if others.size == 0:
+            return
+        b = len(self._batch)
+        idx = np.empty((others.size, b + 1), dtype=np.intp)
+        idx[:, :b] = self._batch
+        idx[:, b] = others
+        rc = check_rows(self._p, idx)
+        self._code[others] = rc.code
+        self._ok[others] &= rc.code == OK  # feasible sets are down-closed
+        self._cand_tc[others] = rc.t_compute
+        self._cand_kv[others] = rc.kv_bytes
+
+    # ------------------------------------------------------------------ masks and obs
+    def _user_mask(self) -> np.ndarray:
+        m = np.zeros(self.n_users, dtype=bool)
+        m[self._users] = self._ok
+        return m
+
+    def _mask_info(self) -> np.ndarray:
+        if self.action_mode == "sequential":
+            m = np.zeros(self.n_users + 1, dtype=bool)
+            m[self._users] = self._ok
+            m[-1] = True
+            return m
+        return self._single_ok_users.copy()
+
+    def _refresh_obs(self) -> None:
+        K, F = self.n_users, len(USER_FEATURES)
+        u = self._obs[:K * F].reshape(K, F)
+        u[self._users, 8] = self._in
+        u[self._users, 9] = self._ok
+        g = self._obs[K * F:]
+        g[0] = min(max(1.0 - self._kv / self._p0.kv_capacity, 0.0), 1.0)
+        g[1] = min(self._tc / self.config.slot_s, 1.0)
+        g[3] = len(self._batch) / K
+
+    # ------------------------------------------------------------------ slot mechanics
+    def _begin_slot(self) -> None:
+        cfg, K = self.config, self.n_users
+        users = np.flatnonzero(self._q_len > 0)
+        self._users = users
+        self._pos = np.full(K, -1, dtype=np.intp)
+        self._pos[users] = np.arange(users.size)
+        up, down = self._traffic.gains()
+        s, n = self._q_s[users, 0], self._q_n[users, 0]
+        tau, tol = self._q_tau[users, 0], self._q_tol[users, 0]
+        self._p = prepare_arrays(self._system, s, n, tau, tol, up[users], down[users],
+                                 np.full(users.size, cfg.tx_power_w))
+        m = users.size
+        self._batch: list[int] = []
+        self._in = np.zeros(m, dtype=bool)
+        self._tc = self._kv = 0.0
+        self._steps = 0
+        if m:
+            rc = check_rows(self._p, np.arange(m)[:, None])
+            self._code = rc.code.astype(np.int8)
+            self._ok = rc.code == OK
+            self._cand_tc = rc.t_compute.astype(float)
+            self._cand_kv = rc.kv_bytes.astype(float)
+        else:
+            self._code = np.zeros(0, dtype=np.int8)
+            self._ok = np.zeros(0, dtype=bool)
+            self._cand_tc = np.zeros(0)
+            self._cand_kv = np.zeros(0)
+        self._single_ok_users = self._user_mask()
+        # observation base for the slot
+        F = len(USER_FEATURES)
+        obs = np.zeros((K, F), dtype=np.float32)
+        obs[users, 0] = 1.0
+        obs[users, 1] = s / cfg.max_prompt
+        obs[users, 2] = n / cfg.max_output
+        obs[users, 3] = np.clip(tau / cfg.deadline_s[1], 0.0, 1.0)
+        obs[users, 4] = self._p.admissible
+        obs[:, 5] = np.clip((10.0 * np.log10(up) - GAIN_DB_LO) / GAIN_DB_SPAN, 0.0, 1.0)
+        obs[:, 6] = np.clip((10.0 * np.log10(down) - GAIN_DB_LO) / GAIN_DB_SPAN, 0.0, 1.0)
+        obs[:, 7] = self._q_len / cfg.queue_capacity
+        obs[users, 9] = self._ok
+        glob = np.array([1.0, 0.0, min(self._slot / cfg.max_slots, 1.0), 0.0],
+                        dtype=np.float32)
+        self._obs = np.concatenate([obs.ravel(), glob])
+
+    def _dispatch(self):
+        cfg = self.config
+        p = self._p
+        batch = sorted(self._batch)
+        users = [int(self._users[i]) for i in batch]
+        if batch:
+            ev = evaluate(p, batch)
+            assert ev.feasible, "env built an infeasible batch"  # exact masks: cannot happen
+            t_up, t_c, mem = ev.t_uplink_s, ev.t_compute_s, ev.memory_bytes
+        else:
+            t_up, t_c, mem = 0.0, 0.0, p.weight_bytes
+        value = int(p.weight[batch].sum()) if batch else 0
+        served_tokens = int(p.output[batch].sum()) if batch else 0
+        # binding constraint and refusals (codes are against the final batch)
+        out = ~self._in
+        codes = self._code[out]
+        refused: dict[str, int] = {}
+        for c in _REASON_ORDER:
+            k = int(np.count_nonzero(codes == c))
+            if k:
+                refused[REASONS[c]] = k
+        binding = None
+        if codes.size and not self._ok[out].any():
+            binding = max(refused, key=lambda r: refused[r])  # first max: earlier test
+        # serve: pop the heads
+        served_ids = tuple(int(x) for x in self._q_id[users, 0])
+        if users:
+            u = np.asarray(users)
+            for arr in (self._q_s, self._q_n, self._q_tau, self._q_tol, self._q_tc, self._q_id):
+                arr[u, :-1] = arr[u, 1:]
+            self._q_len[u] -= 1
+        self.counts["served"] += len(users)
+        slot = self._slot
+        self._slot += 1
+        # age, expire, arrive
+        drops = self._age()
+        more, dropped_w2 = self._arrive(self._traffic.draw())
+        dropped_w = drops.pop("_weight") + dropped_w2
+        for c in DROP_CAUSES:
+            drops[c] += more[c]
+        self._begin_slot()
+        invalid = self._pending_invalid
+        terms = {"served": float(value), "drops": -cfg.drop_penalty * dropped_w,
+                 "invalid": -cfg.invalid_penalty if invalid else 0.0}
+        reward = terms["served"] + terms["drops"] + terms["invalid"]
+        truncated = self._slot >= cfg.max_slots
+        info = {"slot_done": True, "action_mask": self._mask_info(), "invalid_action": invalid,
+                "repaired": self._repaired, "slot": slot, "batch": tuple(users), "value": value,
+                "served": len(users), "served_tokens": served_tokens, "served_ids": served_ids,
+                "dropped": drops, "t_uplink_s": t_up, "t_compute_s": t_c, "memory_bytes": mem,
+                "binding": binding, "refused": refused, "reward_terms": terms}
+        self._last = (f"served {users} value {value} binding {binding} "
+                      f"dropped {sum(drops.values())}")
+        return self._obs.copy(), float(reward), False, truncated, info
+
+    def _weight(self, n: np.ndarray) -> float:
+        return float(n.sum()) if self.config.objective == "tokens" else float(n.size)
+
+    def _age(self) -> dict:
+        """Shrink remaining deadlines by slot_s; drop requests that can never be met."""
+        Q = self.config.queue_capacity
+        valid = np.arange(Q)[None, :] < self._q_len[:, None]
+        self._q_tau[valid] -= self.config.slot_s
+        expire = valid & (self._q_tc >= self._q_tau)
+        k = int(np.count_nonzero(expire))
+        w = 0.0
+        if k:
+            w = self._weight(self._q_n[expire])
+            keep = valid & ~expire
+            rows = np.flatnonzero(expire.any(axis=1))  # compact only the queues that lost one
+            order = np.argsort(~keep[rows], axis=1, kind="stable")
+            r = rows[:, None]
+            for arr in (self._q_s, self._q_n, self._q_tau, self._q_tol, self._q_tc, self._q_id):
+                arr[rows] = arr[r, order]
+            self._q_len = keep.sum(axis=1)
+            self.counts["expired"] += k
+        return {"expired": k, "overflow": 0, "rejected": 0, "_weight": w}
+
+    def _arrive(self, d) -> tuple[dict, float]:
+        """Admit this slot's arrivals into the queues."""
+        cfg, p0 = self.config, self._p0
+        drops = {c: 0 for c in DROP_CAUSES}
+        arrive = np.flatnonzero(d.arrive)
+        if arrive.size == 0:
+            return drops, 0.0
+        s, n = d.prompt[arrive], d.output[arrive]
+        tau, tol = d.deadline[arrive], d.tolerance[arrive]
+        tc = np.asarray(p0.compute_time(1, s, n), dtype=float)
+        ids = self._next_id + np.arange(arrive.size)
+        self._next_id += arrive.size
+        self.counts["arrived"] += arrive.size
+        w = 0.0
+        expired = tc >= tau
+        if cfg.reject_unservable:
+            kv = np.asarray(p0.kv_bytes(1, s, n, s + n), dtype=float)
+            unserv = ((self._system.quant.ppl_increase > tol) | (kv > p0.kv_capacity)
+                      | (tc >= cfg.slot_s))
+            rej = unserv
+            expired &= ~unserv
+            if rej.any():
+                drops["rejected"] = int(rej.sum())
+                w += self._weight(n[rej])
+        else:
+            rej = np.zeros(arrive.size, dtype=bool)
+        if expired.any():
+            drops["expired"] = int(expired.sum())
+            w += self._weight(n[expired])
+        Q = cfg.queue_capacity
+        for j in np.flatnonzero(~rej & ~expired).tolist():
+            k = int(arrive[j])
+            if self._q_len[k] >= Q:
+                if cfg.overflow == "drop_new":
+                    drops["overflow"] += 1
+                    w += self._weight(n[j:j + 1])
+                    continue
+                drops["overflow"] += 1
+                w += self._weight(self._q_n[k, :1])
+                for arr in (self._q_s, self._q_n, self._q_tau, self._q_tol, self._q_tc,
+                            self._q_id):
+                    arr[k, :-1] = arr[k, 1:]
+                self._q_len[k] -= 1
+            pos = self._q_len[k]
+            self._q_s[k, pos], self._q_n[k, pos] = s[j], n[j]
+            self._q_tau[k, pos], self._q_tol[k, pos] = tau[j], tol[j]
+            self._q_tc[k, pos], self._q_id[k, pos] = tc[j], ids[j]
+            self._q_len[k] += 1
+        for c in DROP_CAUSES:
+            self.counts[c] += drops[c]
+        return drops, w

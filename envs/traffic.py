@@ -1,0 +1,106 @@
+"""Exogenous randomness of the environment: user layout, arrivals, requests, fading.
+
+Everything here is independent of the agent's actions. Each stream has its own generator,
+spawned from one :class:`numpy.random.SeedSequence`, and every slot draws the same number of
+values from each stream whatever the queues hold (a potential request is drawn for every
+user every slot and discarded when none arrives). Two policies run with the same seed
+therefore face identical arrivals, request attributes and channel gains (common random
+numbers).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from edgellm.dftsp import channel
+from edgellm.dftsp.generate import length_sampler
+from edgellm.envs.config import ScenarioConfig
+
+_STREAMS = ("layout", "arrivals", "requests", "fading")
+_MIN_GAIN = 1e-300  # guards the (measure-zero) exact-zero fading draw
+
+
+def _sampler(trace: str, which: str, cap: int):
+    """Capped log-normal token counts: :func:`edgellm.dftsp.generate.length_sampler` when
+    the trace publishes a mean; for traces that publish only a median (the Azure 2023
+    traces), mu = ln(median) with sigma = 1, the same sigma convention."""
+    from edgellm.dftsp import catalog
+
+    stats = catalog.traces()[trace]
+    if f"{which}_tokens_mean" in stats:
+        return length_sampler(trace, which, cap)
+    mu = math.log(stats[f"{which}_tokens_median"])
+
+    def draw(rng: np.random.Generator, size=None):
+        return np.clip(np.rint(rng.lognormal(mu, 1.0, size)), 1, cap).astype(np.int64)
+
+    return draw
+
+
+@dataclass(frozen=True)
+class SlotDraw:
+    """One slot's exogenous draws, one entry per user."""
+
+    arrive: np.ndarray      # bool: a request arrives
+    prompt: np.ndarray      # s [tokens] of the potential request
+    output: np.ndarray      # n [tokens]
+    deadline: np.ndarray    # tau at arrival [s]
+    tolerance: np.ndarray   # A [perplexity points]
+    uplink_gain: np.ndarray
+    downlink_gain: np.ndarray
+
+
+class Traffic:
+    """Seeded generator of layouts, arrivals, requests and fading for one scenario."""
+
+    def __init__(self, cfg: ScenarioConfig, seed: int | np.random.SeedSequence):
+        self.cfg = cfg
+        ss = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
+        self.rng = dict(zip(_STREAMS, (np.random.default_rng(s) for s in ss.spawn(len(_STREAMS))),
+                            strict=True))
+        K = cfg.n_users
+        self._prompt = _sampler(cfg.trace, "prompt", cfg.max_prompt)
+        self._output = _sampler(cfg.trace, "output", cfg.max_output)
+        self._tol = np.asarray(cfg.ppl_tolerance, dtype=float)
+        lay = self.rng["layout"]
+        r0, r1 = cfg.distance_m
+        self.distance_m = np.sqrt(lay.uniform(r0 * r0, r1 * r1, K))
+        self.shadowing_db = cfg.shadowing_db * lay.standard_normal(K)
+        self.large_gain = channel.large_scale_gain(self.distance_m, self.shadowing_db)
+        fad = self.rng["fading"]
+        self._h = channel.gauss_markov(fad, np.zeros(2 * K, dtype=complex), 0.0)
+        # bursty arrivals: initial states from the chain's stationary law
+        a = self.rng["arrivals"]
+        pe, pl = cfg.p_enter_burst, cfg.p_leave_burst
+        p_burst = pe / (pe + pl) if pe + pl > 0 else 0.0
+        self.burst = a.random(K) < p_burst
+
+    def gains(self) -> tuple[np.ndarray, np.ndarray]:
+        """Current (uplink, downlink) linear power gains of every user."""
+        p = np.maximum(self._h.real ** 2 + self._h.imag ** 2, _MIN_GAIN)
+        K = self.cfg.n_users
+        return self.large_gain * p[:K], self.large_gain * p[K:]
+
+    def draw(self, advance_fading: bool = True) -> SlotDraw:
+        """The next slot's arrivals and potential requests; fading moves one step first."""
+        cfg, K = self.cfg, self.cfg.n_users
+        if advance_fading:
+            self._h = channel.gauss_markov(self.rng["fading"], self._h, cfg.fading_rho)
+        a = self.rng["arrivals"]
+        u_state, u_arr = a.random(K), a.random(K)
+        if cfg.arrival == "bursty":
+            self.burst = np.where(self.burst, u_state >= cfg.p_leave_burst,
+                                  u_state < cfg.p_enter_burst)
+            rate = np.where(self.burst, cfg.burst_rate, cfg.arrival_rate)
+        else:
+            rate = cfg.arrival_rate
+        r = self.rng["requests"]
+        prompt = self._prompt(r, K)
+        output = self._output(r, K)
+        deadline = r.uniform(cfg.deadline_s[0], cfg.deadline_s[1], K)
+        tol = self._tol[r.integers(0, len(self._tol), K)]
+        up, down = self.gains()
+        return SlotDraw(u_arr < rate, prompt, output, deadline, tol, up, down)

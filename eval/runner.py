@@ -1,0 +1,223 @@
+"""Run policies on identical traffic and record every episode (SPEC section 5).
+
+Every policy plays episodes with seeds ``seed, seed + 1, ...``; the env draws traffic and
+channels from the seed alone (common random numbers), so all policies face the same
+arrivals and fading. Before each slot the DFTSP optimum of the policy's *own* state is
+computed, so the per-slot regret is ``optimum - value served`` on states the policy really
+visits. Decision time is the wall time of the policy's ``select`` / ``predict`` calls only.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from edgellm.agents import make_policy
+from edgellm.agents.base import Policy
+from edgellm.dftsp.solver import solve
+from edgellm.errors import EdgeLLMError
+from edgellm.eval import store
+
+#: Action mode used for state-based policies (one env step per slot).
+DEFAULT_ACTION_MODE = "subset"
+#: Drop causes counted as deadline misses (a queued request whose deadline can no longer be
+#: met); served requests always meet their deadline, since every served batch is feasible.
+DEADLINE_CAUSES = ("expired", "deadline", "timeout")
+
+
+@dataclass(frozen=True)
+class EvalSpec:
+    """What to run. ``overrides`` go to ``get_scenario(scenario, **overrides)``; ``slots``
+    overrides the episode length (``max_slots``)."""
+
+    scenario: str = "default"
+    policies: tuple[str, ...] = ("oracle", "fcfs")
+    episodes: int = 4
+    seed: int = 0
+    slots: int | None = None
+    overrides: dict = field(default_factory=dict)
+    action_mode: str = DEFAULT_ACTION_MODE
+    policy_kw: dict = field(default_factory=dict)  # {policy name: constructor kwargs}
+    regret: bool = True  # solve DFTSP on every visited state (costly for large K)
+
+    @property
+    def seeds(self) -> list[int]:
+        return [self.seed + i for i in range(self.episodes)]
+
+
+def scenario_config(spec: EvalSpec):
+    """The env's ScenarioConfig for ``spec`` (EdgeLLMError for unknown names/fields)."""
+    from edgellm.envs import get_scenario
+
+    over = dict(spec.overrides)
+    if spec.slots is not None:
+        if int(spec.slots) < 1:
+            raise EdgeLLMError(f"--slots: must be an integer >= 1, got {spec.slots!r}")
+        over["max_slots"] = int(spec.slots)
+    try:
+        return get_scenario(spec.scenario, **over)
+    except TypeError as e:  # an override the config does not have
+        raise EdgeLLMError(f"scenario {spec.scenario!r}: bad override ({e})") from None
+
+
+def config_dict(spec: EvalSpec, cfg) -> dict:
+    """Everything that determines an episode's result except the policy and the seed."""
+    c = dataclasses.asdict(cfg) if dataclasses.is_dataclass(cfg) else dict(vars(cfg))
+    return {"scenario": spec.scenario, "scenario_config": c,
+            "action_mode": spec.action_mode, "regret": bool(spec.regret),
+            "policy_kw": {k: spec.policy_kw[k] for k in sorted(spec.policy_kw)}}
+
+
+def make_env(cfg, action_mode: str):
+    from edgellm.envs import EdgeLLMEnv
+
+    return EdgeLLMEnv(cfg, action_mode=action_mode)
+
+
+class OptimumCache:
+    """DFTSP optimum per slot state, memoised (policies often share states, e.g. slot 0)."""
+
+    def __init__(self, size: int = 4096):
+        self.size = size
+        self._d: OrderedDict = OrderedDict()
+        self.hits = self.misses = 0
+
+    def value(self, view) -> int:
+        if not view.users:
+            return 0
+        key = view.instance
+        try:
+            v = self._d[key]
+            self._d.move_to_end(key)
+            self.hits += 1
+            return v
+        except KeyError:
+            pass
+        self.misses += 1
+        v = int(solve(view.prepared).value)
+        self._d[key] = v
+        if len(self._d) > self.size:
+            self._d.popitem(last=False)
+        return v
+
+
+def run_episode(policy: Policy, cfg, seed: int, action_mode: str,
+                optimum: OptimumCache | None = None, on_slot=None) -> dict:
+    """Play one episode; return its per-slot record (see :mod:`edgellm.eval.store`).
+
+    Without ``optimum`` no regret is computed (``opt_value`` entries are None).
+    """
+    mode = policy.action_mode or action_mode
+    env = make_env(cfg, mode)
+    try:
+        obs, _ = env.reset(seed=seed)
+        policy.reset(seed)
+        cols = {k: [] for k in ("value", "served", "served_tokens", "opt_value",
+                                "candidates", "decision_s", "deadline_misses", "dropped")}
+        dropped: dict[str, int] = {}
+        invalid = repaired = 0
+        reward = 0.0
+        t0 = time.perf_counter()
+        while True:
+            view = env.unwrapped.slot_view()
+            opt = optimum.value(view) if optimum is not None else None
+            out = policy.play_slot(env, obs)
+            obs, info = out.obs, out.info
+            reward += out.reward
+            drops = {str(k): int(v) for k, v in (info.get("dropped") or {}).items()}
+            for k, v in drops.items():
+                dropped[k] = dropped.get(k, 0) + v
+            cols["value"].append(int(info.get("value", 0)))
+            cols["served"].append(int(info.get("served", len(info.get("batch", ())))))
+            cols["served_tokens"].append(int(info.get("served_tokens", 0)))
+            cols["opt_value"].append(opt)
+            cols["candidates"].append(len(view.users))
+            cols["decision_s"].append(out.decision_s)
+            cols["deadline_misses"].append(sum(drops.get(c, 0) for c in DEADLINE_CAUSES))
+            cols["dropped"].append(sum(drops.values()))
+            invalid += int(bool(info.get("invalid_action", False)))
+            repaired += int(bool(info.get("repaired", False)))
+            if on_slot is not None:
+                on_slot()
+            if out.truncated or out.terminated:
+                break
+        wall = time.perf_counter() - t0
+    finally:
+        env.close()
+    return {"schema": store.RECORD_SCHEMA, "policy": policy.name, "seed": int(seed),
+            "action_mode": mode, "slots": len(cols["value"]), "per_slot": cols,
+            "dropped": dict(sorted(dropped.items())), "invalid_actions": invalid,
+            "repaired": repaired, "reward": reward, "wall_s": wall}
+
+
+def run_eval(spec: EvalSpec, out: str | Path, *, fresh: bool = False, progress: bool = True,
+             plots: bool = True, max_new_episodes: int | None = None) -> dict | None:
+    """Run every (policy, seed) pair not yet recorded under ``out``; return the summary.
+
+    ``max_new_episodes`` stops after that many new episodes (for tests of resuming); the
+    summary files are then not written and None is returned.
+    """
+    from edgellm.eval.report import summarize, write_outputs
+
+    out = Path(out)
+    if spec.episodes < 1:
+        raise EdgeLLMError(f"--episodes: must be an integer >= 1, got {spec.episodes!r}")
+    cfg = scenario_config(spec)
+    config = config_dict(spec, cfg)
+    chash = store.fingerprint(config)
+    policies = {name: make_policy(name, **spec.policy_kw.get(name, {}))
+                for name in spec.policies}
+    store.check_run_file(out, config, chash, fresh)
+
+    records: dict[tuple[str, int], dict] = {}
+    todo = []
+    for name in spec.policies:
+        for seed in spec.seeds:
+            rec = store.load_record(out, name, seed, chash)
+            if rec is None:
+                todo.append((name, seed))
+            else:
+                records[name, seed] = rec
+    n_slots = int(getattr(cfg, "max_slots", 0)) or None
+    bar = _progress(len(todo) * n_slots if n_slots else None, progress,
+                    f"eval {spec.scenario}")
+    optimum = OptimumCache() if spec.regret else None
+    done_new = 0
+    try:
+        for name, seed in todo:
+            if max_new_episodes is not None and done_new >= max_new_episodes:
+                return None
+            if bar is not None:
+                bar.set_postfix_str(f"{name} seed {seed}")
+            rec = run_episode(policies[name], cfg, seed, spec.action_mode, optimum,
+                              on_slot=(bar.update if bar is not None else None))
+            rec["config_hash"] = chash
+            rec["scenario"] = spec.scenario
+            store.write_json(store.record_path(out, name, seed), rec)
+            records[name, seed] = rec
+            done_new += 1
+    finally:
+        if bar is not None:
+            bar.close()
+    summary = summarize(spec, config, chash, records)
+    write_outputs(summary, out, plots=plots)
+    return summary
+
+
+def _progress(total, enabled: bool, desc: str):
+    if not enabled:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit="slot", dynamic_ncols=True, leave=False)
+
+
+def episode_means(records: list[dict], key: str) -> np.ndarray:
+    """Per-episode mean of a per-slot column."""
+    return np.array([np.mean(r["per_slot"][key]) if r["per_slot"][key] else 0.0
+                     for r in records], dtype=float)

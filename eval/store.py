@@ -1,0 +1,131 @@
+"""Files of an eval run: one JSON record per (policy, episode), written atomically, so an
+interrupted run resumes by skipping the records already there.
+
+Layout under ``OUT``::
+
+    OUT/run.json                           configuration fingerprint of the run
+    OUT/episodes/<policy-slug>/seed-<S>.json   one finished episode
+    OUT/summary.csv, OUT/summary.json      per-policy summary (written last)
+    OUT/*.png                              plots
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import tempfile
+from pathlib import Path
+
+from edgellm.dftsp._io import atomic_write_text
+from edgellm.errors import EdgeLLMError
+
+RECORD_SCHEMA = "edgellm.eval-episode/1"
+
+
+def slug(name: str) -> str:
+    """A file-system-safe folder name for a policy name (``learned:a/b.zip`` included)."""
+    s = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_") or "policy"
+    if s != name:  # keep distinct names distinct
+        s += "-" + hashlib.sha1(name.encode()).hexdigest()[:8]
+    return s
+
+
+def fingerprint(config: dict) -> str:
+    """Stable short hash of a JSON-able configuration."""
+    text = json.dumps(config, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def write_text(path: str | os.PathLike, text: str) -> None:
+    """``atomic_write_text``, then the usual permissions (mkstemp creates files 0600)."""
+    atomic_write_text(path, text)
+    os.chmod(path, 0o666 & ~_umask())
+
+
+def write_json(path: str | os.PathLike, data) -> None:
+    write_text(path, json.dumps(data, indent=1, sort_keys=True, default=_jsonable) + "\n")
+
+
+def _jsonable(x):
+    import numpy as np
+
+    if isinstance(x, np.integer):
+        return int(x)
+    if isinstance(x, np.floating):
+        return float(x)
+    if isinstance(x, np.ndarray):
+        return x.tolist()
+    if isinstance(x, (set, tuple)):
+        return list(x)
+    return str(x)
+
+
+def record_path(out: Path, policy: str, seed: int) -> Path:
+    return Path(out) / "episodes" / slug(policy) / f"seed-{seed}.json"
+
+
+def load_record(out: Path, policy: str, seed: int, config_hash: str) -> dict | None:
+    """The finished record for (policy, seed) if present and made with this configuration.
+
+    A record from another configuration raises EdgeLLMError (results are never mixed); an
+    unreadable one (impossible with atomic writes, but e.g. hand-edited) is redone.
+    """
+    path = record_path(out, policy, seed)
+    if not path.is_file():
+        return None
+    try:
+        rec = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    if rec.get("schema") != RECORD_SCHEMA or rec.get("policy") != policy:
+        return None
+    if rec.get("config_hash") != config_hash:
+        raise EdgeLLMError(f"{path}: made with another configuration (hash "
+                           f"{rec.get('config_hash')}, this run {config_hash}); "
+                           f"use another --out or --fresh")
+    return rec
+
+
+def check_run_file(out: Path, config: dict, config_hash: str, fresh: bool) -> None:
+    """Write ``run.json``; refuse to resume into a folder made with another configuration."""
+    out = Path(out)
+    run = out / "run.json"
+    if fresh and out.exists():
+        import shutil
+
+        for sub in ("episodes",):
+            shutil.rmtree(out / sub, ignore_errors=True)
+        run.unlink(missing_ok=True)
+    if run.is_file():
+        try:
+            old = json.loads(run.read_text()).get("config_hash")
+        except (OSError, json.JSONDecodeError):
+            old = None
+        if old not in (None, config_hash):
+            raise EdgeLLMError(f"{out}: holds an eval with another configuration "
+                               f"(hash {old}, this run {config_hash}); "
+                               f"use another --out or --fresh")
+    write_json(run, {"config_hash": config_hash, "config": config})
+
+
+def atomic_savefig(fig, path: str | os.PathLike, **kw) -> None:
+    """Save a matplotlib figure via a temporary file and a rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
+    os.close(fd)
+    try:
+        fig.savefig(tmp, **kw)
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
