@@ -46,10 +46,12 @@ def decode_s(b, S, N, P, L, d, W, kv, C, M):
     total = m * aq + bq * m * (m + 1.0) / 2.0
     g = af - aq
     h = bf - bq
+    # clamp the crossing into [0, m + 1] before rounding: near-equal slopes put it at
+    # ~1e19, beyond the integers that floor/ceil return under numba
     if h > 0.0:
-        lo, hi = max(1.0, math.ceil(-g / h)), m
+        lo, hi = max(1.0, math.ceil(min(max(-g / h, 0.0), m + 1.0))), m
     elif h < 0.0:
-        lo, hi = 1.0, min(m, math.floor(-g / h))
+        lo, hi = 1.0, min(m, math.floor(min(max(-g / h, 0.0), m + 1.0)))
     elif g > 0.0:
         lo, hi = 1.0, m
     else:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from edgellm.dftsp import cost
 
 # tiny system (see conftest): P=100, L=2, d=4, W=100 B, kv=16 B/token, C=1000, M=100
@@ -78,6 +79,15 @@ def test_closed_form_equals_step_loop_in_all_regimes(rng):
         if N > 1:
             regimes.add((f1 >= q1, fN >= qN))
     assert len(regimes) >= 3  # memory-bound, compute-bound and at least one crossing
+
+
+def test_nearly_equal_slopes_do_not_overflow():
+    """Compute and memory slopes that nearly cancel put the crossing at ~1e19 steps."""
+    P, L, d, W, kv = 1e8, 8, 1024, 2e8, 16384.0
+    C = 5035701647.176666
+    M = C / 2
+    want = _decode_loop(4, 64, 32, P, L, d, W, kv, C, M)
+    assert cost.decode_time(4, 64, 32, P, L, d, W, kv, C, M) == pytest.approx(want, rel=1e-12)
 
 
 def test_vectorised_equals_scalar():
