@@ -111,7 +111,11 @@ def table_rows(summary: dict) -> list[dict]:
 
 
 def to_csv(summary: dict) -> str:
-    rows = table_rows(summary)
+    return rows_to_csv(table_rows(summary))
+
+
+def rows_to_csv(rows: list[dict]) -> str:
+    """CSV text of a list of equal-keyed dicts (None as an empty cell)."""
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
     w.writeheader()

@@ -15,10 +15,9 @@ import hashlib
 import json
 import os
 import re
-import tempfile
 from pathlib import Path
 
-from edgellm.dftsp._io import atomic_write_text
+from edgellm.dftsp._io import atomic_path, atomic_write_text
 from edgellm.errors import EdgeLLMError
 
 RECORD_SCHEMA = "edgellm.eval-episode/1"
@@ -38,16 +37,7 @@ def fingerprint(config: dict) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def write_text(path: str | os.PathLike, text: str) -> None:
-    """``atomic_write_text``, then the usual permissions (mkstemp creates files 0600)."""
-    atomic_write_text(path, text)
-    os.chmod(path, 0o666 & ~_umask())
+write_text = atomic_write_text
 
 
 def write_json(path: str | os.PathLike, data) -> None:
@@ -118,14 +108,5 @@ def check_run_file(out: Path, config: dict, config_hash: str, fresh: bool) -> No
 
 def atomic_savefig(fig, path: str | os.PathLike, **kw) -> None:
     """Save a matplotlib figure via a temporary file and a rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         fig.savefig(tmp, **kw)
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -13,8 +13,6 @@ Regret is not computed in sweeps (it needs one extra DFTSP solve per slot per po
 
 from __future__ import annotations
 
-import csv
-import io
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -23,6 +21,7 @@ import numpy as np
 
 from edgellm.eval import store
 from edgellm.eval.plots import plot_lines
+from edgellm.eval.report import rows_to_csv
 from edgellm.eval.runner import EvalSpec, run_eval
 
 EXPERIMENTS = ("users", "bandwidth", "quant", "nodes")
@@ -50,15 +49,6 @@ class SweepSpec:
     nodes_instances: int = 20
     experiments: tuple[str, ...] = EXPERIMENTS
     overrides: dict = field(default_factory=dict)
-
-
-def _csv(rows: list[dict]) -> str:
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
-    w.writeheader()
-    for r in rows:
-        w.writerow({k: ("" if v is None else v) for k, v in r.items()})
-    return buf.getvalue()
 
 
 def _env_experiment(spec: SweepSpec, out: Path, name: str, key: str, xs, to_override,
@@ -141,7 +131,7 @@ def run_sweep(spec: SweepSpec, out: str | Path, progress: bool = True) -> dict[s
         elif exp == "nodes":
             rows = nodes_rows(spec.nodes_k, spec.nodes_instances, spec.seed, progress)
             path = out / "nodes.csv"
-            store.write_text(path, _csv(rows))
+            store.write_text(path, rows_to_csv(rows))
             plot_lines(rows, "K", "nodes_mean", out / "nodes.png", series="method", logy=True,
                        xlabel="candidate requests K", ylabel="tree nodes evaluated (mean)",
                        title="DFTSP vs brute force: nodes")
@@ -156,7 +146,7 @@ def run_sweep(spec: SweepSpec, out: str | Path, progress: bool = True) -> dict[s
             raise EdgeLLMError(f"sweep: unknown experiment {exp!r}; valid: "
                                f"{', '.join(EXPERIMENTS)}")
         path = out / f"{exp}.csv"
-        store.write_text(path, _csv(rows))
+        store.write_text(path, rows_to_csv(rows))
         plot_lines(rows, y="requests_per_slot", path=out / f"{exp}.png",
                    ylabel="requests served per slot", **kw)
         plot_lines(rows, y="tokens_per_slot", path=out / f"{exp}_tokens.png",
