@@ -29,6 +29,8 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/bench_dftsp.py
 	$(PY) benchmarks/bench_env.py
+	$(PY) benchmarks/bench_profile.py
+	$(PY) benchmarks/bench_learning.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

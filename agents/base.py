@@ -21,6 +21,7 @@ import numpy as np
 
 from edgellm.dftsp.feasibility import Prepared, prepare
 from edgellm.dftsp.instance import SlotInstance
+from edgellm.errors import EdgeLLMError
 
 # Safety net against an env whose slot never ends (e.g. an action_for that never dispatches).
 _MAX_STEPS_PER_SLOT = 10_000
@@ -110,6 +111,30 @@ class Policy:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r}>"
+
+
+class ObservationPolicy(Policy):
+    """A policy that acts on observations, one env step at a time (learned models).
+    Subclasses implement :meth:`act`; the decision time of a slot is the time in it."""
+
+    def act(self, env, obs) -> Any:
+        """The next action for observation ``obs`` of ``env``."""
+        raise NotImplementedError
+
+    def select(self, view: SlotViewLike) -> tuple[int, ...]:
+        raise EdgeLLMError(f"{self.name}: acts on observations; use play_slot(env, obs)")
+
+    def play_slot(self, env, obs) -> SlotOutcome:
+        total, decision = 0.0, 0.0
+        for steps in range(1, _MAX_STEPS_PER_SLOT + 1):
+            t0 = time.perf_counter()
+            action = self.act(env, obs)
+            decision += time.perf_counter() - t0
+            obs, reward, terminated, truncated, info = env.step(action)
+            total += float(reward)
+            if info.get("slot_done") or terminated or truncated:
+                return SlotOutcome(obs, total, info, truncated, terminated, decision, steps)
+        raise RuntimeError(f"{self.name}: slot not dispatched after {_MAX_STEPS_PER_SLOT} steps")
 
 
 def indices_to_users(view: SlotViewLike, indices) -> tuple[int, ...]:

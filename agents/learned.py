@@ -45,13 +45,12 @@ masked policies get ``action_masks=env.unwrapped.action_masks()``.
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from edgellm.agents.base import _MAX_STEPS_PER_SLOT, Policy, SlotOutcome
+from edgellm.agents.base import ObservationPolicy, SlotOutcome
 from edgellm.errors import EdgeLLMError
 
 SIDECAR_SCHEMA = "edgellm.policy/1"
@@ -194,7 +193,7 @@ def _load_model(meta: dict):
                            f"(pip install 'edgellm-gym[rl]')") from None
 
 
-class LearnedPolicy(Policy):
+class LearnedPolicy(ObservationPolicy):
     """A saved model acting on the env's observations in its own action mode."""
 
     def __init__(self, path: str | Path, name: str | None = None):
@@ -229,10 +228,6 @@ class LearnedPolicy(Policy):
                                f"the env gives {dim} (different number of users or layout?)")
         self._checked = True
 
-    def select(self, view):
-        raise EdgeLLMError(f"{self.name}: a learned policy acts on observations; "
-                           f"use play_slot(env, obs)")
-
     def predict(self, env, obs) -> Any:
         """One action for ``obs`` (masked in sequential mode where the model supports it)."""
         if self.masked or isinstance(self.model, _TorchMLP):
@@ -242,16 +237,10 @@ class LearnedPolicy(Policy):
                 return self.model.predict(obs, deterministic=True, action_masks=masks)[0]
         return self.model.predict(obs, deterministic=True)[0]
 
+    def act(self, env, obs) -> Any:
+        return self.predict(env, obs)
+
     def play_slot(self, env, obs) -> SlotOutcome:
         if not self._checked:
             self.check_env(env)
-        total, decision = 0.0, 0.0
-        for steps in range(1, _MAX_STEPS_PER_SLOT + 1):
-            t0 = time.perf_counter()
-            action = self.predict(env, obs)
-            decision += time.perf_counter() - t0
-            obs, reward, terminated, truncated, info = env.step(action)
-            total += float(reward)
-            if info.get("slot_done") or terminated or truncated:
-                return SlotOutcome(obs, total, info, truncated, terminated, decision, steps)
-        raise RuntimeError(f"{self.name}: slot not dispatched after {_MAX_STEPS_PER_SLOT} steps")
+        return super().play_slot(env, obs)

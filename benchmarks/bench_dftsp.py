@@ -18,6 +18,7 @@ import statistics
 import time
 
 import numpy as np
+
 from edgellm.dftsp import prepare, solve
 from edgellm.dftsp.generate import random_instance
 

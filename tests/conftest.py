@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from edgellm.dftsp import Device, Model, Quant, Radio, Request, SlotInstance
 
 # Tiny system whose numbers are easy to compute by hand:

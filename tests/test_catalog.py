@@ -6,6 +6,7 @@ import itertools
 
 import numpy as np
 import pytest
+
 from edgellm.dftsp import InstanceError, catalog, solve
 from edgellm.dftsp.catalog import DEFAULT_RADIO, RADIO_SOURCES
 

@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 from conftest import tiny_request
+
 from edgellm.dftsp import evaluate, prepare
 
 

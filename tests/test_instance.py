@@ -7,6 +7,7 @@ import json
 import math
 
 import pytest
+
 from edgellm.dftsp import InstanceError, SlotInstance
 from edgellm.dftsp.cli import example_instance
 

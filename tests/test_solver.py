@@ -8,11 +8,12 @@ from collections import Counter
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from edgellm.dftsp import check_rows, evaluate, prepare, solve
 from edgellm.dftsp.feasibility import OK, REASONS
 from edgellm.dftsp.generate import random_instance
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 SYSTEMS = (("llama-2-7b", "w4a16", "rtx-4090"), ("llama-3-8b", "w8a8", "l4"),
            ("mistral-7b", "fp16", "jetson-agx-orin-64gb"), ("opt-6.7b", "w4a16", "l4"),
@@ -114,3 +115,16 @@ def test_feasible_batches_are_down_closed(seed, K, mask, kv):
     if ok and len(batch) > 1:
         subs = np.array([list(c) for c in itertools.combinations(batch, len(batch) - 1)])
         assert np.all(check_rows(p, subs).code == OK)
+
+
+@pytest.mark.slow
+def test_dftsp_equals_bruteforce_on_larger_instances():
+    """K = 13..16 (up to 65536 subsets each): exactness where the pruning works hardest."""
+    rng = np.random.default_rng(77)
+    for t in range(80):
+        K = int(rng.integers(13, 17))
+        inst = diverse_instance(rng, K, ("padded", "exact")[t % 2],
+                                ("requests", "tokens")[(t // 2) % 2])
+        d, b = solve(inst, "dftsp"), solve(inst, "bruteforce")
+        assert d.value == b.value, (t, d.batch, b.batch)
+        assert d.nodes < b.nodes

@@ -1,0 +1,194 @@
+"""Learning benchmark (issue 5): how close does a learned scheduler get to DFTSP, how fast
+does it decide, and does it beat the per-slot oracle on the bursty scenario?
+
+Steps (each training is an ordinary ``edgellm train`` run under ``--out``):
+
+1. ``default`` with 16 users: train DAgger (``--timesteps``), or load ``--model``;
+   evaluate it with the oracle and every heuristic on held-out seeds 20 000+ (identical
+   traffic for all); per-slot throughput and ratio to the oracle.
+2. Decision time per slot at K = 16 and K = 32: the learned policy's network calls (all
+   steps of a slot) vs one DFTSP solve, measured by the eval runner on the same episodes.
+   The 32-user model is trained with ``--timesteps-32`` steps (or ``--model-32``).
+3. ``bursty``: train DAgger (``--timesteps-bursty``), optionally followed by MaskablePPO
+   fine-tuning (``--finetune-bursty``), and compare episode throughput with the oracle's
+   on the same seeds: does it beat the myopic oracle?
+
+Usage::
+
+    .venv/bin/python benchmarks/bench_learning.py               # full (about 15 min, 2 cores)
+    .venv/bin/python benchmarks/bench_learning.py --quick       # smoke run
+    .venv/bin/python benchmarks/bench_learning.py --model runs/x/model.json ...
+
+Prints the figures side by side and writes ``<out>/learning.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+
+def _cpu() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def _train(out: Path, name: str, scenario: str, steps: int, overrides: dict, seed: int,
+           hp: dict, progress: bool) -> tuple[Path, dict]:
+    from edgellm.train import TrainArgs, train
+
+    run = out / name
+    if (run / "model.json").is_file():  # already trained by an earlier bench run
+        return run / "model.json", json.loads((run / "eval.json").read_text())
+    args = TrainArgs(algo="dagger", scenario=scenario, timesteps=steps, seed=seed,
+                     logdir=str(out), run_name=name, scenario_overrides=overrides,
+                     hyperparams=hp, eval_freq=max(steps // 3, 1), final_eval_episodes=2,
+                     progress=progress, resume=(run / "checkpoints").is_dir())
+    t0 = time.perf_counter()
+    res = train(args)
+    res["bench_wall_s"] = time.perf_counter() - t0
+    return run / "model.json", res
+
+
+def _eval(out: Path, scenario: str, policies: list[str], episodes: int, slots: int | None,
+          overrides: dict, progress: bool) -> dict:
+    from edgellm.eval.runner import EvalSpec, run_eval
+    from edgellm.train.common import FINAL_SEED
+
+    spec = EvalSpec(scenario=scenario, policies=tuple(policies), episodes=episodes,
+                    seed=FINAL_SEED, slots=slots, overrides=overrides, regret=False,
+                    policy_kw={"static-batch": {"batch_size": 4}})
+    return run_eval(spec, out, progress=progress, plots=True)
+
+
+def _rows(summary: dict) -> dict[str, dict]:
+    from edgellm.eval.report import table_rows
+
+    return {r["policy"]: r for r in table_rows(summary)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--out", default="results/bench-learning")
+    p.add_argument("--model", default=None, help="16-user default model (skip training)")
+    p.add_argument("--model-32", default=None, help="32-user default model (skip training)")
+    p.add_argument("--model-bursty", default=None, help="bursty model (skip training)")
+    p.add_argument("--timesteps", type=int, default=30_000)
+    p.add_argument("--timesteps-32", type=int, default=12_000)
+    p.add_argument("--timesteps-bursty", type=int, default=30_000)
+    p.add_argument("--finetune-bursty", type=int, default=0,
+                   help="MaskablePPO fine-tuning steps after DAgger on bursty")
+    p.add_argument("--episodes", type=int, default=5, help="held-out evaluation episodes")
+    p.add_argument("--slots", type=int, default=None, help="slots per episode (scenario's)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--quick", action="store_true", help="tiny budgets (smoke test)")
+    p.add_argument("--quiet", action="store_true")
+    a = p.parse_args(argv)
+    from edgellm.agents import HEURISTICS
+
+    out, progress = Path(a.out), not a.quiet
+    if a.quick:
+        a.timesteps, a.timesteps_32, a.timesteps_bursty = 2000, 1000, 2000
+        a.episodes, a.slots = 1, 30
+    hp = {"grad_steps": 500}
+    t_all = time.perf_counter()
+    report: dict = {"machine": f"{_cpu()}, {__import__('os').cpu_count()} cores",
+                    "python": sys.version.split()[0], "episodes": a.episodes,
+                    "slots": a.slots}
+
+    # 1. default, 16 users
+    train16 = None
+    if a.model is None:
+        model16, train16 = _train(out / "train", "dagger-default-k16", "default", a.timesteps,
+                                  {}, a.seed, hp, progress)
+    else:
+        model16 = Path(a.model)
+    pol16 = f"learned:{model16}"
+    s16 = _eval(out / "eval-default-k16", "default", ["oracle", *HEURISTICS, pol16],
+                a.episodes, a.slots, {}, progress)
+    rows16 = _rows(s16)
+    # 2. decision time at 32 users
+    train32 = None
+    if a.model_32 is None:
+        model32, train32 = _train(out / "train", "dagger-default-k32", "default",
+                                  a.timesteps_32, {"n_users": 32}, a.seed, hp, progress)
+    else:
+        model32 = Path(a.model_32)
+    pol32 = f"learned:{model32}"
+    s32 = _eval(out / "eval-default-k32", "default", ["oracle", "sjf", pol32],
+                min(a.episodes, 3), a.slots, {"n_users": 32}, progress)
+    rows32 = _rows(s32)
+    # 3. bursty
+    trainb = None
+    if a.model_bursty is None:
+        hpb = {**hp, "finetune_steps": a.finetune_bursty}
+        modelb, trainb = _train(out / "train", "dagger-bursty", "bursty", a.timesteps_bursty,
+                                {}, a.seed, hpb, progress)
+    else:
+        modelb = Path(a.model_bursty)
+    polb = f"learned:{modelb}"
+    sb = _eval(out / "eval-bursty", "bursty", ["oracle", *HEURISTICS, polb], a.episodes,
+               a.slots, {}, progress)
+    rowsb = _rows(sb)
+
+    def pick(rows, pol):
+        r = rows[pol]
+        return {"value_per_slot": r["value_per_slot"], "ratio_to_oracle": r["ratio_to_oracle"],
+                "episodes_above_oracle": r["episodes_above_oracle"],
+                "decision_ms_mean": r["decision_ms_mean"], "dropped_per_slot":
+                r["dropped_per_slot"], "invalid_actions": r["invalid_actions"]}
+
+    def budget(res):
+        return None if res is None else {"timesteps": res["num_timesteps"],
+                                         "train_s": res["train_s"]}
+
+    report["default_k16"] = {"policies": {k: pick(rows16, k) for k in rows16},
+                             "learned": pol16, "training": budget(train16)}
+    report["default_k32"] = {"policies": {k: pick(rows32, k) for k in rows32},
+                             "learned": pol32, "training": budget(train32)}
+    report["bursty"] = {"policies": {k: pick(rowsb, k) for k in rowsb}, "learned": polb,
+                        "training": budget(trainb)}
+    dec16 = rows16["oracle"]["decision_ms_mean"] / max(rows16[pol16]["decision_ms_mean"], 1e-9)
+    dec32 = rows32["oracle"]["decision_ms_mean"] / max(rows32[pol32]["decision_ms_mean"], 1e-9)
+    report["speedup_k16"], report["speedup_k32"] = dec16, dec32
+    report["wall_s"] = time.perf_counter() - t_all
+
+    print(f"\nmachine: {report['machine']}; held-out seeds 20000+, {a.episodes} episodes")
+    for title, rows, pol, res in (("default, 16 users", rows16, pol16, train16),
+                                  ("default, 32 users", rows32, pol32, train32),
+                                  ("bursty, 16 users", rowsb, polb, trainb)):
+        tr = "" if res is None else (f" (trained {res['num_timesteps']} steps, "
+                                     f"{res['train_s']:.0f} s)")
+        print(f"\n{title}{tr}")
+        print(f"  {'policy':<12} {'value/slot':>10} {'x oracle':>9} {'ep>oracle':>9} "
+              f"{'ms/slot':>8}")
+        for name, r in rows.items():
+            label = "learned" if name == pol else name
+            print(f"  {label:<12} {r['value_per_slot']:>10.3f} {r['ratio_to_oracle']:>9.3f} "
+                  f"{r['episodes_above_oracle']:>9d} {r['decision_ms_mean']:>8.3f}")
+    print(f"\ndecision time, DFTSP / learned: {dec16:.1f}x at 16 users, {dec32:.1f}x at 32 users")
+    rb = rowsb[polb]
+    print(f"bursty: learned {rb['value_per_slot']:.3f} vs oracle "
+          f"{rowsb['oracle']['value_per_slot']:.3f} per slot (ratio {rb['ratio_to_oracle']:.3f}, "
+          f"{rb['episodes_above_oracle']}/{a.episodes} episodes above the oracle): "
+          f"{'beats' if rb['ratio_to_oracle'] > 1 else 'does not beat'} the per-slot oracle")
+    print(f"total wall time {report['wall_s']:.0f} s")
+    out.mkdir(parents=True, exist_ok=True)
+    from edgellm.train.common import write_json
+
+    write_json(out / "learning.json", report)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,221 @@
+"""Shared pieces of the trainers: envs, held-out evaluation against the oracle, saving.
+
+Seeds: training episodes never use the held-out seeds. Periodic evaluation plays seeds
+``EVAL_SEED, EVAL_SEED + 1, ...``; the final evaluation (``eval.json``) and the learning
+benchmark play ``FINAL_SEED, ...``; training envs start from ``1_000_000 * (seed + 1)``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from edgellm.agents.base import ObservationPolicy, Policy
+from edgellm.dftsp._io import atomic_path, atomic_write_text
+from edgellm.errors import EdgeLLMError
+
+EVAL_SEED = 10_000
+FINAL_SEED = 20_000
+SIDECAR_SCHEMA = "edgellm.policy/1"
+OBS_VERSION = 1
+
+
+def train_seed(seed: int) -> int:
+    """First episode seed of the training envs (disjoint from the held-out seeds)."""
+    return 1_000_000 * (int(seed) + 1)
+
+
+def scenario_config(scenario: str, overrides: dict, slots: int | None = None):
+    """``get_scenario(scenario, **overrides)``, with ``max_slots=slots`` when given."""
+    from edgellm.envs import get_scenario
+
+    over = dict(overrides)
+    if slots is not None:
+        over["max_slots"] = int(slots)
+    return get_scenario(scenario, **over)
+
+
+def make_env(cfg, mode: str):
+    from edgellm.envs import EdgeLLMEnv
+
+    return EdgeLLMEnv(cfg, action_mode=mode)
+
+
+# ----------------------------------------------------------------------------- policies
+class ModelPolicy(ObservationPolicy):
+    """A model in memory (SB3 algorithm or torch net) behind the eval policy interface.
+
+    ``predict(obs, mask) -> action``; ``mask`` is ``env.unwrapped.action_masks()`` in
+    sequential mode, else None.
+    """
+
+    def __init__(self, predict: Callable[[np.ndarray, np.ndarray | None], Any], mode: str,
+                 name: str = "learned"):
+        self._predict = predict
+        self.action_mode = mode
+        self.name = name
+
+    def act(self, env, obs) -> Any:
+        mask = env.unwrapped.action_masks() if self.action_mode == "sequential" else None
+        return self._predict(obs, mask)
+
+
+def sb3_predict(model, masked: bool) -> Callable:
+    """predict(obs, mask) of an SB3 model, deterministic, masked when it supports masks."""
+    def predict(obs, mask):
+        if masked and mask is not None:
+            return model.predict(obs, deterministic=True, action_masks=mask)[0]
+        return model.predict(obs, deterministic=True)[0]
+    return predict
+
+
+# ----------------------------------------------------------------------------- evaluation
+def _summ(recs: list[dict]) -> dict:
+    """Means over all slots of the given episode records (eval.runner format)."""
+    def col(k):
+        return np.concatenate([np.asarray(r["per_slot"][k], float) for r in recs])
+    value, served = col("value"), col("served")
+    return {"value_per_slot": float(value.mean()), "served_per_slot": float(served.mean()),
+            "tokens_per_slot": float(col("served_tokens").mean()),
+            "dropped_per_slot": float(col("dropped").mean()),
+            "decision_ms_per_slot": float(1e3 * col("decision_s").mean()),
+            "per_episode_value": [float(np.mean(r["per_slot"]["value"])) for r in recs],
+            "slots": int(value.size)}
+
+
+class HeldOut:
+    """Held-out evaluation: fixed seeds, the oracle's figures computed once (and cached
+    on disk under ``cache``, keyed by the scenario config and seeds)."""
+
+    def __init__(self, cfg, seeds: list[int], cache: Path | None = None):
+        self.cfg, self.seeds, self.cache = cfg, list(seeds), cache
+        self._oracle: dict | None = None
+
+    def _key(self) -> str:
+        import hashlib
+
+        text = json.dumps({"cfg": self.cfg.to_dict(), "seeds": self.seeds}, sort_keys=True,
+                          default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def oracle(self) -> dict:
+        if self._oracle is not None:
+            return self._oracle
+        if self.cache is not None and self.cache.is_file():
+            data = json.loads(self.cache.read_text())
+            if data.get("key") == self._key():
+                self._oracle = data["oracle"]
+                return self._oracle
+        from edgellm.agents import OraclePolicy
+        from edgellm.eval.runner import run_episode
+
+        recs = [run_episode(OraclePolicy(), self.cfg, s, "subset") for s in self.seeds]
+        self._oracle = _summ(recs)
+        if self.cache is not None:
+            atomic_write_text(self.cache, json.dumps({"key": self._key(),
+                                                      "oracle": self._oracle}, indent=1))
+        return self._oracle
+
+    def evaluate(self, policy: Policy) -> dict:
+        """The policy's figures on the held-out seeds, with ``oracle_ratio`` (value per
+        slot over the oracle's; can exceed 1 over whole episodes)."""
+        from edgellm.eval.runner import run_episode
+
+        recs = [run_episode(policy, self.cfg, s, policy.action_mode or "subset")
+                for s in self.seeds]
+        out = _summ(recs)
+        ref = self.oracle()
+        out["oracle_value_per_slot"] = ref["value_per_slot"]
+        out["oracle_ratio"] = (out["value_per_slot"] / ref["value_per_slot"]
+                               if ref["value_per_slot"] > 0 else float("nan"))
+        out["seeds"] = self.seeds
+        return out
+
+
+# ----------------------------------------------------------------------------- files
+def atomic_save(path: Path, save: Callable[[str], None]) -> None:
+    """Write a binary file atomically: ``save(tmp)`` (a path in the same folder with the
+    same suffix), then rename."""
+    with atomic_path(path) as tmp:
+        save(str(tmp))
+
+
+def write_json(path: Path, data: dict) -> None:
+    atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True, default=_jsonable) + "\n")
+
+
+def write_yaml(path: Path, data: dict) -> None:
+    atomic_write_text(path, yaml.safe_dump(json.loads(json.dumps(data, default=_jsonable)),
+                                           sort_keys=False))
+
+
+def _jsonable(x):
+    if isinstance(x, (np.integer,)):
+        return int(x)
+    if isinstance(x, (np.floating,)):
+        return float(x)
+    if isinstance(x, (np.ndarray, tuple, set)):
+        return list(x)
+    if isinstance(x, Path):
+        return str(x)
+    return repr(x)
+
+
+def sidecar(args, *, algo: str, fmt: str, weights: str, obs_dim: int, n_users: int,
+            extra: dict | None = None) -> dict:
+    """The ``edgellm.policy/1`` sidecar (see :mod:`edgellm.agents.learned`)."""
+    d = {"schema": SIDECAR_SCHEMA, "algo": algo, "action_mode": args.mode,
+         "scenario": args.scenario, "format": fmt, "weights": weights,
+         "overrides": dict(args.scenario_overrides), "obs_version": OBS_VERSION,
+         "obs_dim": int(obs_dim), "n_users": int(n_users)}
+    d.update(extra or {})
+    return d
+
+
+def checkpoints(run_dir: Path, suffix: str) -> list[tuple[int, Path]]:
+    """Checkpoints ``checkpoints/step_<N><suffix>`` of a run, by step count."""
+    out = []
+    for p in (run_dir / "checkpoints").glob(f"step_*{suffix}"):
+        try:
+            out.append((int(p.name[5:-len(suffix)]), p))
+        except ValueError:
+            continue
+    return sorted(out)
+
+
+def prepare_run_dir(args, suffix: str) -> tuple[int, Path] | None:
+    """Create the run folder; return the checkpoint to resume from (with ``--resume``).
+
+    Without ``--resume`` a run folder that already holds checkpoints or a model is an
+    error (pick another ``--run-name``, or ``--resume``)."""
+    run = args.run_dir
+    found = checkpoints(run, suffix)
+    if args.resume:
+        if not found:
+            raise EdgeLLMError(f"--resume: no checkpoint under {run}/checkpoints "
+                               f"(start without --resume)")
+        return found[-1]
+    if found or (run / "model.json").exists():
+        raise EdgeLLMError(f"run folder {run} already holds a training run; pass --resume to "
+                           f"continue it or --run-name NAME for a new one")
+    run.mkdir(parents=True, exist_ok=True)
+    return None
+
+
+def prune_checkpoints(run_dir: Path, suffix: str, keep: int = 3) -> None:
+    for _, p in checkpoints(run_dir, suffix)[:-keep]:
+        p.unlink(missing_ok=True)
+
+
+def progress_bar(total: int, initial: int, enabled: bool, desc: str):
+    if not enabled:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=initial, desc=desc, unit="step", dynamic_ncols=True,
+                smoothing=0.1)

@@ -1,0 +1,345 @@
+"""Training arguments and hyperparameters (rl-zoo3 YAML format, validated).
+
+Hyperparameters live in ``train/hyperparams/<algo>.yml``, one file per algorithm, in the
+rl-zoo3 layout: the top-level key is the env id (which fixes the action mode), e.g.::
+
+    EdgeLLM-Sequential-v0:
+      n_timesteps: !!float 1e5
+      policy: 'MlpPolicy'
+      n_envs: 4
+      learning_rate: !!float 3e-4
+      policy_kwargs: "dict(net_arch=[256, 256])"
+
+``--hyperparams key=value ...`` overrides single keys (values parsed as YAML). Every key
+is checked: for the SB3 algorithms against the algorithm constructor's signature
+(``inspect.signature``) plus the rl-zoo3 keys ``n_timesteps``, ``policy``, ``n_envs``,
+``env_kwargs``; for ``bc`` / ``dagger`` against :class:`ImitationHP`. An unknown key or a
+bad value raises one :class:`~edgellm.errors.EdgeLLMError` naming it and what is allowed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import inspect
+import math
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from edgellm.errors import EdgeLLMError
+
+#: algo -> (module, class) of the SB3 / sb3-contrib algorithms.
+SB3_ALGOS = {
+    "ppo": ("stable_baselines3", "PPO"),
+    "a2c": ("stable_baselines3", "A2C"),
+    "dqn": ("stable_baselines3", "DQN"),
+    "maskable-ppo": ("sb3_contrib", "MaskablePPO"),
+}
+IMITATION_ALGOS = ("bc", "dagger")
+ALGOS = (*SB3_ALGOS, *IMITATION_ALGOS)
+ENV_IDS = {"sequential": "EdgeLLM-Sequential-v0", "subset": "EdgeLLM-Subset-v0",
+           "priority": "EdgeLLM-Priority-v0"}
+#: Default action mode per algorithm (DQN: Discrete only; MaskablePPO: needs masks).
+DEFAULT_MODE = {"ppo": "priority", "a2c": "priority", "dqn": "sequential",
+                "maskable-ppo": "sequential", "bc": "sequential", "dagger": "sequential"}
+ALLOWED_MODES = {"ppo": ("priority", "sequential", "subset"),
+                 "a2c": ("priority", "sequential", "subset"),
+                 "dqn": ("sequential",), "maskable-ppo": ("sequential",),
+                 "bc": ("sequential",), "dagger": ("sequential",)}
+#: rl-zoo3 keys handled by the trainer, not passed to the algorithm's constructor.
+ZOO_KEYS = ("n_timesteps", "policy", "n_envs", "env_kwargs")
+#: Constructor arguments the trainer sets itself.
+RESERVED = ("self", "policy", "env", "tensorboard_log", "verbose", "seed", "device",
+            "_init_setup_model")
+
+
+@dataclass
+class TrainArgs:
+    """Everything ``edgellm train`` needs (CLI flags map 1:1 onto these fields)."""
+
+    algo: str = "dagger"
+    scenario: str = "default"
+    timesteps: int | None = None        # total env steps; None: n_timesteps of the YAML
+    seed: int = 0
+    logdir: str = "runs"
+    run_name: str | None = None         # default "<algo>-<scenario>-s<seed>"
+    hyperparams: dict = field(default_factory=dict)   # key=value overrides of the YAML
+    hyperparams_file: str | None = None  # another YAML instead of the packaged one
+    scenario_overrides: dict = field(default_factory=dict)  # e.g. {"n_users": 8}
+    action_mode: str | None = None      # default per algo (DEFAULT_MODE)
+    resume: bool = False                # continue from the last checkpoint
+    checkpoint_freq: int = 10_000       # env steps between checkpoints
+    eval_freq: int = 10_000             # env steps between held-out evaluations (0: off)
+    eval_episodes: int = 2              # held-out episodes per periodic evaluation
+    eval_slots: int | None = 100        # slots per periodic-evaluation episode
+    final_eval_episodes: int = 4        # held-out episodes of the final evaluation
+    final_eval_slots: int | None = None  # None: the scenario's max_slots
+    max_seconds: float | None = None    # wall-time cap on training [s] (then save and stop)
+    progress: bool = True
+    verbose: int = 0
+
+    @property
+    def mode(self) -> str:
+        return self.action_mode or DEFAULT_MODE[self.algo]
+
+    @property
+    def env_id(self) -> str:
+        return ENV_IDS[self.mode]
+
+    @property
+    def run(self) -> str:
+        return self.run_name or f"{self.algo}-{self.scenario}-s{self.seed}"
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.logdir) / self.run
+
+    def check(self) -> None:
+        """Raise EdgeLLMError for a bad argument (one message naming it)."""
+        from edgellm.envs import SCENARIOS
+
+        if self.algo not in ALGOS:
+            raise EdgeLLMError(f"--algo: must be one of {', '.join(ALGOS)}, got {self.algo!r}")
+        if self.scenario not in SCENARIOS:
+            raise EdgeLLMError(f"--scenario: unknown {self.scenario!r} "
+                               f"(known: {', '.join(SCENARIOS)})")
+        if self.mode not in ALLOWED_MODES[self.algo]:
+            raise EdgeLLMError(f"--action-mode: {self.algo} supports "
+                               f"{', '.join(ALLOWED_MODES[self.algo])}, got {self.mode!r}")
+        for name in ("timesteps", "checkpoint_freq", "eval_episodes", "final_eval_episodes",
+                     "eval_slots", "final_eval_slots"):
+            v = getattr(self, name)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+                raise EdgeLLMError(f"--{name.replace('_', '-')}: must be an integer >= 1, "
+                                   f"got {v!r}")
+        if not isinstance(self.eval_freq, int) or self.eval_freq < 0:
+            raise EdgeLLMError(f"--eval-freq: must be an integer >= 0, got {self.eval_freq!r}")
+        if self.max_seconds is not None and not (self.max_seconds > 0):
+            raise EdgeLLMError(f"--max-seconds: must be > 0, got {self.max_seconds!r}")
+
+
+# ----------------------------------------------------------------------------- imitation
+@dataclass
+class ImitationHP:
+    """Hyperparameters of behaviour cloning / DAgger (``bc.yml``, ``dagger.yml``)."""
+
+    n_timesteps: int = 30_000     # env steps collected in total
+    net_arch: list = field(default_factory=lambda: [256, 256])  # hidden widths
+    activation: str = "relu"      # relu | tanh
+    learning_rate: float = 1e-3
+    weight_decay: float = 0.0
+    batch_size: int = 256
+    steps_per_iter: int = 2000    # env steps collected per iteration
+    grad_steps: int = 300         # minibatch updates per iteration
+    buffer_size: int = 300_000    # samples kept
+    beta0: float = 1.0            # expert share of the actions at iteration 0
+    beta_decay: float = 0.5       # beta_i = beta0 * beta_decay ** i (1.0 for bc)
+    finetune_steps: int = 0       # MaskablePPO fine-tuning steps afterwards (0: none)
+    augment: bool = True          # random user permutations of each minibatch
+
+
+_IMITATION_RULES = {  # key -> (check, rule text)
+    "n_timesteps": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
+    "net_arch": (lambda v: isinstance(v, list) and len(v) >= 1
+                 and all(_is_int(h) and h >= 1 for h in v), "a non-empty list of integers >= 1"),
+    "activation": (lambda v: v in ("relu", "tanh"), "relu or tanh"),
+    "learning_rate": (lambda v: _is_num(v) and v > 0, "a number > 0"),
+    "weight_decay": (lambda v: _is_num(v) and v >= 0, "a number >= 0"),
+    "batch_size": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
+    "steps_per_iter": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
+    "grad_steps": (lambda v: _is_int(v) and v >= 0, "an integer >= 0"),
+    "buffer_size": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
+    "beta0": (lambda v: _is_num(v) and 0 <= v <= 1, "a number in [0, 1]"),
+    "beta_decay": (lambda v: _is_num(v) and 0 <= v <= 1, "a number in [0, 1]"),
+    "finetune_steps": (lambda v: _is_int(v) and v >= 0, "an integer >= 0"),
+    "augment": (lambda v: isinstance(v, bool), "true or false"),
+}
+
+# Range rules for common SB3 keys (beyond the type of the constructor's default).
+_SB3_RULES = {
+    "gamma": (lambda v: _is_num(v) and 0 < v <= 1, "a number in (0, 1]"),
+    "gae_lambda": (lambda v: _is_num(v) and 0 <= v <= 1, "a number in [0, 1]"),
+    "n_steps": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
+    "batch_size": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
+    "n_epochs": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
+    "ent_coef": (lambda v: _is_num(v) and v >= 0, "a number >= 0"),
+    "vf_coef": (lambda v: _is_num(v) and v >= 0, "a number >= 0"),
+    "max_grad_norm": (lambda v: _is_num(v) and v > 0, "a number > 0"),
+    "buffer_size": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
+    "learning_starts": (lambda v: _is_int(v) and v >= 0, "an integer >= 0"),
+    "tau": (lambda v: _is_num(v) and 0 < v <= 1, "a number in (0, 1]"),
+    "exploration_fraction": (lambda v: _is_num(v) and 0 <= v <= 1, "a number in [0, 1]"),
+    "exploration_initial_eps": (lambda v: _is_num(v) and 0 <= v <= 1, "a number in [0, 1]"),
+    "exploration_final_eps": (lambda v: _is_num(v) and 0 <= v <= 1, "a number in [0, 1]"),
+    "n_timesteps": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
+    "n_envs": (lambda v: _is_int(v) and 1 <= v <= 64, "an integer in [1, 64]"),
+    "policy": (lambda v: v in ("MlpPolicy",), "MlpPolicy"),
+    "env_kwargs": (lambda v: isinstance(v, dict), "a mapping of scenario overrides"),
+}
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) or (
+        isinstance(v, float) and math.isfinite(v) and v.is_integer())
+
+
+def _is_num(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _bad(algo: str, key: str, value: Any, rule: str) -> EdgeLLMError:
+    return EdgeLLMError(f"hyperparameter {key}={value!r} ({algo}): must be {rule}")
+
+
+def parse_overrides(items: list[str] | None, what: str = "--hyperparams") -> dict:
+    """``KEY=VALUE`` strings -> dict; values parsed as YAML (numbers, lists, strings)."""
+    out: dict = {}
+    for item in items or []:
+        if "=" not in item or not item.split("=", 1)[0].strip():
+            raise EdgeLLMError(f"{what}: expected KEY=VALUE, got {item!r}")
+        k, v = item.split("=", 1)
+        try:
+            out[k.strip()] = yaml.safe_load(v) if v.strip() else v
+        except yaml.YAMLError:
+            out[k.strip()] = v
+    return out
+
+
+def load_yaml(algo: str, path: str | None = None) -> dict:
+    """The raw YAML of ``algo`` (packaged file, or ``path``)."""
+    try:
+        if path is not None:
+            text = Path(path).read_text()
+        else:
+            text = resources.files("edgellm.train").joinpath(f"hyperparams/{algo}.yml") \
+                .read_text()
+        data = yaml.safe_load(text)
+    except (OSError, yaml.YAMLError) as e:
+        raise EdgeLLMError(f"hyperparameters of {algo}: cannot read {path or algo + '.yml'} "
+                           f"({e})") from None
+    if not isinstance(data, dict):
+        raise EdgeLLMError(f"hyperparameters of {algo}: the YAML must map env ids to settings")
+    return data
+
+
+def resolve_hyperparams(args: TrainArgs) -> dict:
+    """The YAML section of ``args.env_id`` with the overrides applied, validated."""
+    data = load_yaml(args.algo, args.hyperparams_file)
+    if args.env_id not in data:
+        raise EdgeLLMError(f"hyperparameters of {args.algo}: no section {args.env_id!r} "
+                           f"(sections: {', '.join(map(str, data))})")
+    hp = dict(data[args.env_id] or {})
+    hp.update(args.hyperparams)
+    if args.algo in IMITATION_ALGOS:
+        return validate_imitation(args.algo, hp)
+    return validate_sb3(args.algo, hp)
+
+
+def validate_imitation(algo: str, hp: dict) -> dict:
+    names = [f.name for f in dataclasses.fields(ImitationHP)]
+    out = dataclasses.asdict(ImitationHP())
+    for k, v in hp.items():
+        if k not in names:
+            raise EdgeLLMError(f"hyperparameter {k!r} ({algo}): unknown key "
+                               f"(allowed: {', '.join(names)})")
+        ok, rule = _IMITATION_RULES[k]
+        if not ok(v):
+            raise _bad(algo, k, v, rule)
+        out[k] = int(v) if _is_int(v) and isinstance(out[k], int) else v
+    return out
+
+
+def algo_class(algo: str):
+    mod, cls = SB3_ALGOS[algo]
+    return getattr(importlib.import_module(mod), cls)
+
+
+def sb3_allowed_keys(algo: str) -> list[str]:
+    params = inspect.signature(algo_class(algo).__init__).parameters
+    return [*ZOO_KEYS, *(p for p in params if p not in RESERVED)]
+
+
+def validate_sb3(algo: str, hp: dict) -> dict:
+    """Check every key against the constructor's signature and its default's type."""
+    params = inspect.signature(algo_class(algo).__init__).parameters
+    allowed = sb3_allowed_keys(algo)
+    out = {}
+    for k, v in hp.items():
+        if k not in allowed:
+            raise EdgeLLMError(f"hyperparameter {k!r} ({algo}): unknown key "
+                               f"(allowed: {', '.join(allowed)})")
+        if k in _SB3_RULES:
+            ok, rule = _SB3_RULES[k]
+            if not ok(v):
+                raise _bad(algo, k, v, rule)
+            out[k] = int(v) if _is_int(v) and rule.startswith("an integer") else v
+            continue
+        if k == "policy_kwargs":
+            out[k] = v  # parsed (and checked) by policy_kwargs()
+            policy_kwargs(algo, v)
+            continue
+        if k in ("learning_rate", "clip_range", "clip_range_vf"):
+            if v is None and k == "clip_range_vf":
+                out[k] = v
+                continue
+            if _is_num(v) and v > 0:
+                out[k] = float(v)
+                continue
+            if isinstance(v, str) and v.startswith("lin_"):
+                try:
+                    if float(v[4:]) > 0:
+                        out[k] = v
+                        continue
+                except ValueError:
+                    pass
+            raise _bad(algo, k, v, "a number > 0 or 'lin_<number>' (linear decay)")
+        default = params[k].default
+        if isinstance(default, bool):
+            if not isinstance(v, bool):
+                raise _bad(algo, k, v, "true or false")
+        elif isinstance(default, int):
+            if not _is_int(v):
+                raise _bad(algo, k, v, "an integer")
+            v = int(v)
+        elif isinstance(default, float):
+            if not _is_num(v):
+                raise _bad(algo, k, v, "a finite number")
+            v = float(v)
+        elif k == "train_freq":
+            if not (_is_int(v) and v >= 1):
+                raise _bad(algo, k, v, "an integer >= 1")
+            v = int(v)
+        out[k] = v
+    return out
+
+
+def policy_kwargs(algo: str, value: Any) -> dict:
+    """rl-zoo3 writes policy_kwargs as a Python expression string: evaluate it safely."""
+    if value is None:
+        return {}
+    if isinstance(value, dict):
+        return value
+    if not isinstance(value, str):
+        raise _bad(algo, "policy_kwargs", value, "a mapping or a string like "
+                   "\"dict(net_arch=[64, 64])\"")
+    import torch.nn as nn
+
+    try:
+        out = eval(value, {"__builtins__": {}}, {"dict": dict, "nn": nn, "list": list})  # noqa: S307
+    except Exception as e:  # noqa: BLE001 - any error in the expression is the user's
+        raise _bad(algo, "policy_kwargs", value, f"a valid expression ({e})") from None
+    if not isinstance(out, dict):
+        raise _bad(algo, "policy_kwargs", value, "an expression giving a dict")
+    return out
+
+
+def schedule(value):
+    """``lin_<x>``: linear decay from x to 0 over training (rl-zoo3); numbers pass through."""
+    if isinstance(value, str) and value.startswith("lin_"):
+        x0 = float(value[4:])
+        return lambda progress_remaining: progress_remaining * x0
+    return value

@@ -1,0 +1,415 @@
+"""Behaviour cloning and DAgger of the DFTSP oracle, in torch (sequential action mode).
+
+The idea, top to bottom:
+
+1. **Expert labels.** In sequential mode a slot is built one user at a time. At a state
+   with partial batch S, the expert's *set* of correct actions is every user that belongs
+   to some maximum-value feasible batch containing S (all optimal completions, found by
+   level-wise enumeration of the feasible supersets of S with ``check_rows``; feasible
+   batches are down-closed, SPEC 2.4, so level j+1 only extends feasible level-j sets).
+   With nothing left to add the label is "dispatch" (action K). On the oracle's own path
+   (S empty) these are exactly the users of the optimal batches DFTSP finds.
+2. **Rollouts.** Each iteration plays ``steps_per_iter`` env steps; every action comes
+   from the expert with probability beta_i = beta0 * beta_decay^i, else from the learner
+   (masked argmax). ``bc``: beta = 1 always (expert states only). ``dagger``: beta
+   decays, so the learner's own mistakes (and the queue states they lead to) are labelled.
+3. **Aggregate and fit.** All labelled states go into one buffer; ``grad_steps`` Adam
+   updates of the masked *set* cross-entropy
+   ``-log sum_{a in labels} softmax_mask(logits)_a`` (any optimal action is right).
+4. **Act.** The network is a plain MLP (obs -> K + 1 logits); at inference the masked
+   argmax (``action_masks()``) makes every action feasible. It is saved as ``torch-mlp``
+   (see :mod:`edgellm.agents.learned`).
+
+Periodic held-out evaluation (seeds 10 000+) keeps the best network; checkpoints hold the
+network, the optimizer, the buffer and the counters, so ``--resume`` continues.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+from edgellm.dftsp import check_rows
+from edgellm.dftsp.feasibility import OK
+from edgellm.train.common import (
+    EVAL_SEED,
+    FINAL_SEED,
+    HeldOut,
+    ModelPolicy,
+    atomic_save,
+    make_env,
+    prepare_run_dir,
+    progress_bar,
+    prune_checkpoints,
+    scenario_config,
+    sidecar,
+    train_seed,
+    write_json,
+    write_yaml,
+)
+from edgellm.train.config import TrainArgs
+
+CKPT_SUFFIX = ".pt"
+
+
+# ----------------------------------------------------------------------------- the expert
+def best_completions(p, chosen: tuple[int, ...], addable: np.ndarray,
+                     max_rows: int = 20_000) -> list[frozenset] | None:
+    """All maximum-value feasible batches that contain ``chosen`` (instance indices).
+
+    ``addable``: sorted indices c with ``chosen + c`` feasible. Returns None when a level
+    would need more than ``max_rows`` feasibility checks (the caller falls back)."""
+    w = p.weight
+    base = float(w[list(chosen)].sum()) if chosen else 0.0
+    best_val, best = base, [frozenset(chosen)]
+    level = [(int(c),) for c in addable]
+    cand = [int(c) for c in addable]
+    while level:
+        vals = base + np.array([w[list(t)].sum() for t in level], dtype=float)
+        m = float(vals.max())
+        if m > best_val:
+            best_val, best = m, []
+        if m == best_val:
+            best += [frozenset(chosen + t) for t, v in zip(level, vals) if v == m]
+        have = set(level)
+        new = [t + (c,) for t in level for c in cand
+               if c > t[-1] and (t[:-1] + (c,)) in have]  # Apriori join
+        if not new:
+            break
+        if len(new) > max_rows:
+            return None
+        rows = np.array([chosen + t for t in new], dtype=np.intp)
+        code = check_rows(p, rows).code
+        level = [t for t, c in zip(new, code) if c == OK]
+    return best
+
+
+class Expert:
+    """Optimal next actions in sequential mode (see the module docstring, step 1)."""
+
+    def __init__(self, max_rows: int = 20_000):
+        self.max_rows = max_rows
+        self.fallbacks = 0
+        self._slot_key = None
+        self._best: list[frozenset] | None = None
+
+    def new_slot(self) -> None:
+        self._slot_key = None
+        self._best = None
+
+    def labels(self, base) -> np.ndarray:
+        """Bool (K + 1,): the optimal actions at the env's current state."""
+        K = base.n_users
+        out = np.zeros(K + 1, dtype=bool)
+        view = base.slot_view()
+        pos = {u: i for i, u in enumerate(view.users)}
+        chosen = frozenset(pos[u] for u in view.chosen)
+        mask = base.action_masks()[:K]
+        addable = np.array(sorted(pos[int(u)] for u in np.flatnonzero(mask)), dtype=np.intp)
+        if addable.size == 0:
+            out[K] = True
+            return out
+        best = None
+        if self._best is not None and self._slot_key == view.slot:
+            best = [T for T in self._best if chosen <= T]  # still on an optimal path
+        if not best:
+            best = best_completions(view.prepared, tuple(sorted(chosen)), addable, self.max_rows)
+            if best is None:  # too many feasible sets: every addable user counts as right
+                self.fallbacks += 1
+                out[[view.users[i] for i in addable]] = True
+                return out
+        self._best, self._slot_key = best, view.slot
+        nxt = set().union(*best) - chosen
+        if not nxt:
+            out[K] = True
+        else:
+            out[[view.users[i] for i in nxt]] = True
+        return out
+
+
+# ----------------------------------------------------------------------------- the network
+def build_net(obs_dim: int, n_actions: int, net_arch: list[int], activation: str):
+    """``Sequential(Linear, Act, ..., Linear)``: the ``torch-mlp`` layout of agents.learned."""
+    import torch.nn as nn
+
+    act = {"relu": nn.ReLU, "tanh": nn.Tanh}[activation]
+    layers, d = [], obs_dim
+    for h in net_arch:
+        layers += [nn.Linear(d, h), act()]
+        d = h
+    layers.append(nn.Linear(d, n_actions))
+    return nn.Sequential(*layers)
+
+
+def set_loss(logits, mask, labels):
+    """Masked set cross-entropy and accuracy (argmax among the allowed actions is a label)."""
+    import torch
+
+    neg = torch.finfo(logits.dtype).min / 4
+    z = logits.masked_fill(~mask, neg)
+    logz = torch.logsumexp(z, dim=1)
+    logl = torch.logsumexp(z.masked_fill(~labels, neg), dim=1)
+    acc = labels.gather(1, z.argmax(dim=1, keepdim=True)).float().mean()
+    return (logz - logl).mean(), acc
+
+
+def permute_users(obs, mask, labels, n_users: int, gen):
+    """Augmentation: the same states with the users relabelled by a random permutation
+    per sample (users are exchangeable: their rows of the observation, their mask and label
+    entries move together; the global features and the dispatch action stay)."""
+    import torch
+
+    B, K = obs.shape[0], n_users
+    perm = torch.argsort(torch.rand(B, K, generator=gen), dim=1)
+    from edgellm.envs.env import GLOBAL_FEATURES
+
+    F = (obs.shape[1] - len(GLOBAL_FEATURES)) // K
+    users = obs[:, :K * F].reshape(B, K, F)
+    users = users.gather(1, perm[:, :, None].expand(B, K, F)).reshape(B, K * F)
+    obs = torch.cat([users, obs[:, K * F:]], dim=1)
+    mask = torch.cat([mask[:, :K].gather(1, perm), mask[:, K:]], dim=1)
+    labels = torch.cat([labels[:, :K].gather(1, perm), labels[:, K:]], dim=1)
+    return obs, mask, labels
+
+
+def net_predict(net):
+    """predict(obs, mask) -> masked argmax action of ``net``."""
+    import torch
+
+    def predict(obs, mask):
+        with torch.no_grad():
+            out = net(torch.as_tensor(np.asarray(obs, dtype=np.float32))[None])[0].numpy()
+        if mask is not None:
+            out = np.where(mask, out, -np.inf)
+        return int(np.argmax(out))
+    return predict
+
+
+class Buffer:
+    """Aggregated labelled states (grows to ``capacity``, then drops the oldest)."""
+
+    def __init__(self, obs_dim: int, n_actions: int, capacity: int):
+        self.capacity = capacity
+        self.obs = np.zeros((0, obs_dim), np.float32)
+        self.mask = np.zeros((0, n_actions), bool)
+        self.labels = np.zeros((0, n_actions), bool)
+
+    def add(self, obs: list, mask: list, labels: list) -> None:
+        if not obs:
+            return
+        self.obs = np.concatenate([self.obs, np.asarray(obs, np.float32)])[-self.capacity:]
+        self.mask = np.concatenate([self.mask, np.asarray(mask, bool)])[-self.capacity:]
+        self.labels = np.concatenate([self.labels, np.asarray(labels, bool)])[-self.capacity:]
+
+    def __len__(self) -> int:
+        return len(self.obs)
+
+
+# ----------------------------------------------------------------------------- training
+def train_imitation(args: TrainArgs, hp: dict) -> dict:
+    """Run BC / DAgger as configured; write the run folder; return the final evaluation."""
+    import torch
+    from torch.utils.tensorboard import SummaryWriter
+
+    run = args.run_dir
+    resume_from = prepare_run_dir(args, CKPT_SUFFIX)
+    total = int(args.timesteps or hp["n_timesteps"])
+    cfg = scenario_config(args.scenario, args.scenario_overrides)
+    env = make_env(cfg, "sequential")
+    K = cfg.n_users
+    obs_dim = int(env.observation_space.shape[0])
+    torch.set_flush_denormal(True)  # Adam's tiny second moments: denormals slow CPUs 5x
+    torch.manual_seed(args.seed)
+    net = build_net(obs_dim, K + 1, hp["net_arch"], hp["activation"])
+    opt = torch.optim.Adam(net.parameters(), lr=hp["learning_rate"],
+                           weight_decay=hp["weight_decay"])
+    buf = Buffer(obs_dim, K + 1, hp["buffer_size"])
+    rng = np.random.default_rng(args.seed)
+    gen = torch.Generator().manual_seed(args.seed)
+    expert = Expert()
+    state = {"num_timesteps": 0, "iteration": 0, "episodes": 0, "best_value": -1.0,
+             "train_s": 0.0}
+    best_sd = None
+    if resume_from is not None:
+        ck = torch.load(resume_from[1], map_location="cpu", weights_only=False)
+        net.load_state_dict(ck["net"])
+        opt.load_state_dict(ck["opt"])
+        buf.obs, buf.mask, buf.labels = ck["obs"], ck["mask"], ck["labels"]
+        rng.bit_generator.state = ck["rng"]
+        gen.set_state(ck["torch_rng"])
+        state.update(ck["state"])
+        best_sd = ck.get("best")
+    beta_decay = 1.0 if args.algo == "bc" else hp["beta_decay"]
+    held = HeldOut(scenario_config(args.scenario, args.scenario_overrides, args.eval_slots),
+                   [EVAL_SEED + i for i in range(args.eval_episodes)], run / "oracle_eval.json")
+    writer = SummaryWriter(str(run / "tb"))
+    hp_resolved = {**hp, "n_timesteps": total}
+    write_yaml(run / "config.yaml", {"args": _args_dict(args), "hyperparams": hp_resolved})
+
+    def save_checkpoint() -> None:
+        ck = {"net": net.state_dict(), "opt": opt.state_dict(), "obs": buf.obs,
+              "mask": buf.mask, "labels": buf.labels, "rng": rng.bit_generator.state,
+              "torch_rng": gen.get_state(), "state": dict(state), "best": best_sd}
+        path = run / "checkpoints" / f"step_{state['num_timesteps']}{CKPT_SUFFIX}"
+        atomic_save(path, lambda tmp: torch.save(ck, tmp))
+        prune_checkpoints(run, CKPT_SUFFIX)
+
+    def evaluate() -> dict:
+        net.eval()
+        res = held.evaluate(ModelPolicy(net_predict(net), "sequential", args.algo))
+        net.train()
+        return res
+
+    obs, _ = env.reset(seed=train_seed(args.seed) + state["episodes"])
+    expert.new_slot()
+    bar = progress_bar(total, state["num_timesteps"], args.progress, f"{args.algo} {args.run}")
+    predict = net_predict(net)
+    t_start = time.perf_counter() - state["train_s"]
+    next_eval = (state["num_timesteps"] // args.eval_freq + 1) * args.eval_freq \
+        if args.eval_freq else None
+    next_ckpt = (state["num_timesteps"] // args.checkpoint_freq + 1) * args.checkpoint_freq
+    try:
+        while state["num_timesteps"] < total:
+            it = state["iteration"]
+            beta = hp["beta0"] * beta_decay ** it
+            n_steps = min(hp["steps_per_iter"], total - state["num_timesteps"])
+            # -- 2. rollouts with a beta-mixture of expert and learner
+            net.eval()
+            d_obs, d_mask, d_lab = [], [], []
+            served = dropped = slots = 0
+            for _ in range(n_steps):
+                mask = env.action_masks()
+                labels = expert.labels(env)
+                if mask.sum() > 1:  # a real choice: keep it
+                    d_obs.append(obs)
+                    d_mask.append(mask)
+                    d_lab.append(labels)
+                if rng.random() < beta:
+                    action = int(np.flatnonzero(labels)[0])
+                else:
+                    action = predict(obs, mask)
+                obs, _, _, truncated, info = env.step(action)
+                if info["slot_done"]:
+                    expert.new_slot()
+                    served += info["served"]
+                    dropped += sum(info["dropped"].values())
+                    slots += 1
+                if truncated:
+                    state["episodes"] += 1
+                    obs, _ = env.reset(seed=train_seed(args.seed) + state["episodes"])
+                    expert.new_slot()
+            state["num_timesteps"] += n_steps
+            buf.add(d_obs, d_mask, d_lab)
+            # -- 3. fit on the aggregated buffer
+            net.train()
+            losses, accs = [], []
+            n = len(buf)
+            for _ in range(hp["grad_steps"] if n else 0):
+                idx = torch.randint(n, (min(hp["batch_size"], n),), generator=gen).numpy()
+                b_obs, b_mask, b_lab = (torch.as_tensor(buf.obs[idx]),
+                                        torch.as_tensor(buf.mask[idx]),
+                                        torch.as_tensor(buf.labels[idx]))
+                if hp["augment"]:
+                    b_obs, b_mask, b_lab = permute_users(b_obs, b_mask, b_lab, K, gen)
+                loss, acc = set_loss(net(b_obs), b_mask, b_lab)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                losses.append(loss.item())
+                accs.append(acc.item())
+            state["iteration"] += 1
+            step = state["num_timesteps"]
+            state["train_s"] = time.perf_counter() - t_start
+            if losses:
+                writer.add_scalar("imitation/loss", float(np.mean(losses)), step)
+                writer.add_scalar("imitation/accuracy", float(np.mean(accs)), step)
+            writer.add_scalar("imitation/beta", beta, step)
+            writer.add_scalar("imitation/buffer_size", len(buf), step)
+            writer.add_scalar("imitation/label_fallbacks", expert.fallbacks, step)
+            if slots:
+                writer.add_scalar("slot/served_per_slot", served / slots, step)
+                writer.add_scalar("slot/dropped_per_slot", dropped / slots, step)
+            writer.add_scalar("time/steps_per_s", step / max(state["train_s"], 1e-9), step)
+            if bar is not None:
+                bar.update(n_steps)
+                bar.set_postfix(loss=f"{np.mean(losses) if losses else 0:.3f}",
+                                acc=f"{np.mean(accs) if accs else 0:.3f}", beta=f"{beta:.2f}")
+            out_of_time = (args.max_seconds is not None
+                           and state["train_s"] >= args.max_seconds)
+            last = step >= total or out_of_time
+            # -- periodic held-out evaluation (also after the last iteration)
+            if next_eval is not None and (step >= next_eval or last):
+                res = evaluate()
+                while next_eval <= step:
+                    next_eval += args.eval_freq
+                for k in ("served_per_slot", "value_per_slot", "dropped_per_slot",
+                          "oracle_ratio", "decision_ms_per_slot"):
+                    writer.add_scalar(f"eval/{k}", res[k], step)
+                if bar is not None:
+                    bar.write(f"[{args.run}] step {step}: held-out value/slot "
+                              f"{res['value_per_slot']:.3f} = {res['oracle_ratio']:.3f} x oracle")
+                if res["value_per_slot"] > state["best_value"]:
+                    state["best_value"] = res["value_per_slot"]
+                    best_sd = {k: v.clone() for k, v in net.state_dict().items()}
+            if step >= next_ckpt or last:
+                while next_ckpt <= step:
+                    next_ckpt += args.checkpoint_freq
+                save_checkpoint()
+            if out_of_time:
+                break
+    except KeyboardInterrupt:
+        save_checkpoint()
+        raise
+    finally:
+        if bar is not None:
+            bar.close()
+    # -- 4. the final model: the best network on the periodic evaluation (else the last)
+    if best_sd is not None:
+        net.load_state_dict(best_sd)
+    with torch.no_grad():  # no denormal weights: they would slow inference on any CPU
+        for prm in net.parameters():
+            prm[prm.abs() < 1e-30] = 0.0
+    net.eval()
+    finetuned = None
+    if hp["finetune_steps"] > 0:
+        from edgellm.train.finetune import finetune_maskable_ppo
+
+        finetuned = finetune_maskable_ppo(net, args, hp, cfg, writer, state["num_timesteps"])
+    final = HeldOut(scenario_config(args.scenario, args.scenario_overrides,
+                                    args.final_eval_slots),
+                    [FINAL_SEED + i for i in range(args.final_eval_episodes)],
+                    run / "oracle_final.json")
+    extra = {"num_timesteps": state["num_timesteps"], "train_s": round(state["train_s"], 3),
+             "net": {"hidden": list(hp["net_arch"]), "activation": hp["activation"]}}
+    if finetuned is None:
+        atomic_save(run / "model.pt", lambda tmp: torch.save(net.state_dict(), tmp))
+        res = final.evaluate(ModelPolicy(net_predict(net), "sequential", args.algo))
+        meta = sidecar(args, algo=args.algo, fmt="torch-mlp", weights="model.pt",
+                       obs_dim=obs_dim, n_users=K, extra=extra)
+    else:
+        model = finetuned
+        atomic_save(run / "model.zip", lambda tmp: model.policy.save(tmp))
+        from edgellm.train.common import sb3_predict
+
+        res = final.evaluate(ModelPolicy(sb3_predict(model, True), "sequential", args.algo))
+        meta = sidecar(args, algo=args.algo, fmt="sb3-policy", weights="model.zip",
+                       obs_dim=obs_dim, n_users=K,
+                       extra={**extra, "policy_class": "MaskableActorCriticPolicy",
+                              "finetune_steps": hp["finetune_steps"]})
+    writer.add_scalar("final/oracle_ratio", res["oracle_ratio"], state["num_timesteps"])
+    writer.close()
+    res.update(num_timesteps=state["num_timesteps"], train_s=round(state["train_s"], 3))
+    write_json(run / "eval.json", res)
+    write_json(run / "model.json", meta)
+    return res
+
+
+def _args_dict(args: TrainArgs) -> dict:
+    import dataclasses
+
+    d = dataclasses.asdict(args)
+    d["action_mode"] = args.mode
+    d["run_dir"] = str(Path(args.run_dir))
+    return d
