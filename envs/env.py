@@ -256,7 +256,8 @@ class EdgeLLMEnv(gym.Env):
         return self._user_mask()
 
     def slot_view(self) -> SlotView:
-        """The current slot's candidates (one per user with a request), with prepare() cached."""
+        """The current slot's candidates (one per user with a request), their prepared arrays,
+        the users chosen so far and the head-of-line request ids."""
         return SlotView(users=tuple(int(u) for u in self._users), prepared=self._p,
                         chosen=tuple(int(self._users[i]) for i in self._batch),
                         queue_lengths=self._q_len.copy(), slot=self._slot,
