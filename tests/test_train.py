@@ -65,6 +65,17 @@ def test_each_algo_trains_saves_and_eval_loads_it(tmp_path, algo):
         assert rec["invalid_actions"] == 0
 
 
+def test_dagger_then_maskable_ppo_finetuning(tmp_path):
+    """finetune_steps > 0: the imitation net initialises MaskablePPO, which trains on and is
+    saved as an sb3 zip that eval loads and plays with masks (never an invalid action)."""
+    run = _train(tmp_path, "dagger", extra=["finetune_steps=128"])
+    meta = json.loads((run / "model.json").read_text())
+    assert meta["format"].startswith("sb3") and (run / meta["weights"]).is_file()
+    assert "finetune/steps" in _tb_tags(run)
+    rec = _play_one_episode(run / "model.json")
+    assert rec["slots"] == 8 and rec["invalid_actions"] == 0
+
+
 def _tb_tags(run) -> set[str]:
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
