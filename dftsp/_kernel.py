@@ -157,6 +157,22 @@ def least_uplink_phase(bits, snr, t_hi, B):
     return hi
 
 
+@_jit
+def allocation(bits, snr, down_c, window, tc, t_hi, B):
+    """Reported allocation of a feasible batch: T_lo, then each member's least uplink
+    bandwidth at T_lo, its download time (until its window closes) and least downlink
+    bandwidth for it."""
+    t_up = least_uplink_phase(bits, snr, t_hi, B)
+    up = np.empty(bits.size)
+    left = np.empty(bits.size)
+    down = np.empty(bits.size)
+    for k in range(bits.size):
+        up[k] = uplink_bw(bits[k], t_up, snr[k])
+        left[k] = window[k] - tc - t_up
+        down[k] = down_c[k] / left[k]
+    return t_up, up, left, down
+
+
 # ----------------------------------------------------------------------------- kernel
 @_jit
 def _downlink_t_hi(D, c, B):

@@ -217,11 +217,12 @@ def evaluate(inst: SlotInstance | Prepared, batch) -> BatchEvaluation:
     if b == 0:
         return BatchEvaluation((), True, None, 0, 0.0, nan, 0.0, 0.0, 0.0, 0.0, 0.0,
                                p.weight_bytes, 0.0, (), (), ())
-    arr = np.array(members, dtype=np.intp)
+    arr = np.array(members, dtype=np.int64)
     rc = check_rows(p, arr[None, :])
     code = int(rc.code[0])
-    t_pre = float(cost.prefill_time(b, float(rc.S[0]), p.n_params, p.n_layers, p.d_model,
-                                    p.weight_bytes, p.kv_per_token, p.flops, p.bandwidth))
+    t_pre = _kernel.prefill_s(float(b), float(rc.S[0]), p.n_params, float(p.n_layers),
+                              float(p.d_model), p.weight_bytes, p.kv_per_token, p.flops,
+                              p.bandwidth)
     tc = float(rc.t_compute[0])
     kv = float(rc.kv_bytes[0])
     common = dict(batch=members, t_compute_s=tc, t_prefill_s=t_pre, t_decode_s=tc - t_pre,
@@ -232,17 +233,14 @@ def evaluate(inst: SlotInstance | Prepared, batch) -> BatchEvaluation:
                                t_download_max_s=nan, epoch_s=nan, uplink_hz=(), downlink_hz=(),
                                download_s=(), **common)
     t_hi = float(rc.t_hi[0])
-    t_up = _kernel.least_uplink_phase(p.up_bits[arr], p.snr_hz[arr], t_hi, p.uplink_hz)
-    window = p.window[arr] - tc - t_up
-    up = radio.uplink_min_bandwidth(p.up_bits[arr], t_up, p.snr_hz[arr])
-    down = p.down_c[arr] / window
+    t_up, up, left, down = _kernel.allocation(p.up_bits[arr], p.snr_hz[arr], p.down_c[arr],
+                                              p.window[arr], tc, t_hi, p.uplink_hz)
+    t_down = float(left.max())
     return BatchEvaluation(feasible=True, reason=None, value=int(p.weight[arr].sum()),
-                           t_uplink_s=t_up, t_uplink_max_s=t_hi,
-                           t_download_max_s=float(window.max()),
-                           epoch_s=t_up + tc + float(window.max()),
-                           uplink_hz=tuple(float(x) for x in up),
-                           downlink_hz=tuple(float(x) for x in down),
-                           download_s=tuple(float(x) for x in window), **common)
+                           t_uplink_s=t_up, t_uplink_max_s=t_hi, t_download_max_s=t_down,
+                           epoch_s=t_up + tc + t_down, uplink_hz=tuple(up.tolist()),
+                           downlink_hz=tuple(down.tolist()), download_s=tuple(left.tolist()),
+                           **common)
 
 
 def _check_batch(p: Prepared, batch) -> tuple[int, ...]:

@@ -211,7 +211,7 @@ class EdgeLLMEnv(gym.Env):
         self._next_id = 0
         self.counts = {"arrived": 0, "served": 0, **{c: 0 for c in DROP_CAUSES}}
         self._slot = 0
-        self._last = ""
+        self._last = None  # (users, value, binding, dropped) of the last slot, for render
         drops, _ = self._arrive(self._traffic.draw(advance_fading=False))
         self._begin_slot()
         return self._obs.copy(), {"slot_done": False, "action_mask": self._mask_info(),
@@ -241,7 +241,11 @@ class EdgeLLMEnv(gym.Env):
     def render(self):
         if self.render_mode == "ansi":
             q = " ".join(str(int(x)) for x in self._q_len)
-            return f"slot {self._slot}/{self.config.max_slots} queues [{q}] {self._last}\n"
+            last = ""
+            if self._last is not None:
+                users, value, binding, dropped = self._last
+                last = f"served {users} value {value} binding {binding} dropped {dropped}"
+            return f"slot {self._slot}/{self.config.max_slots} queues [{q}] {last}\n"
         return None
 
     # ------------------------------------------------------------------ public helpers
@@ -469,11 +473,8 @@ class EdgeLLMEnv(gym.Env):
         # binding constraint and refusals (codes are against the final batch)
         out = ~self._in
         codes = self._code[out]
-        refused: dict[str, int] = {}
-        for c in _REASON_ORDER:
-            k = int(np.count_nonzero(codes == c))
-            if k:
-                refused[REASONS[c]] = k
+        counts = np.bincount(codes, minlength=len(REASONS) + 1).tolist()
+        refused = {REASONS[c]: counts[c] for c in _REASON_ORDER if counts[c]}
         binding = None
         if codes.size and not self._ok[out].any():
             binding = max(refused, key=lambda r: refused[r])  # first max: earlier test
@@ -504,8 +505,7 @@ class EdgeLLMEnv(gym.Env):
                 "served": len(users), "served_tokens": served_tokens, "served_ids": served_ids,
                 "dropped": drops, "t_uplink_s": t_up, "t_compute_s": t_c, "memory_bytes": mem,
                 "binding": binding, "refused": refused, "reward_terms": terms}
-        self._last = (f"served {users} value {value} binding {binding} "
-                      f"dropped {sum(drops.values())}")
+        self._last = (users, value, binding, sum(drops.values()))
         return self._obs.copy(), float(reward), False, truncated, info
 
     def _weight(self, n: np.ndarray) -> float:

@@ -10,7 +10,6 @@ numbers).
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,23 +20,6 @@ from edgellm.envs.config import ScenarioConfig
 
 _STREAMS = ("layout", "arrivals", "requests", "fading")
 _MIN_GAIN = 1e-300  # guards the (measure-zero) exact-zero fading draw
-
-
-def _sampler(trace: str, which: str, cap: int):
-    """Capped log-normal token counts: :func:`edgellm.dftsp.generate.length_sampler` when
-    the trace publishes a mean; for traces that publish only a median (the Azure 2023
-    traces), mu = ln(median) with sigma = 1, the same sigma convention."""
-    from edgellm.dftsp import catalog
-
-    stats = catalog.traces()[trace]
-    if f"{which}_tokens_mean" in stats:
-        return length_sampler(trace, which, cap)
-    mu = math.log(stats[f"{which}_tokens_median"])
-
-    def draw(rng: np.random.Generator, size=None):
-        return np.clip(np.rint(rng.lognormal(mu, 1.0, size)), 1, cap).astype(np.int64)
-
-    return draw
 
 
 @dataclass(frozen=True)
@@ -62,8 +44,8 @@ class Traffic:
         self.rng = dict(zip(_STREAMS, (np.random.default_rng(s) for s in ss.spawn(len(_STREAMS))),
                             strict=True))
         K = cfg.n_users
-        self._prompt = _sampler(cfg.trace, "prompt", cfg.max_prompt)
-        self._output = _sampler(cfg.trace, "output", cfg.max_output)
+        self._prompt = length_sampler(cfg.trace, "prompt", cfg.max_prompt)
+        self._output = length_sampler(cfg.trace, "output", cfg.max_output)
         self._tol = np.asarray(cfg.ppl_tolerance, dtype=float)
         lay = self.rng["layout"]
         r0, r1 = cfg.distance_m
