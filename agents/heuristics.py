@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from edgellm.agents.base import Policy, SlotViewLike, indices_to_users, request_column
-from edgellm.dftsp.feasibility import OK, Prepared, check_rows
+from edgellm.dftsp.feasibility import OK, Prepared, check_additions
 
 
 def greedy_fill(p: Prepared, order, limit: int | None = None) -> list[int]:
@@ -26,10 +26,7 @@ def greedy_fill(p: Prepared, order, limit: int | None = None) -> list[int]:
     remaining = np.asarray(order, dtype=np.intp)
     batch: list[int] = []
     while remaining.size and (limit is None or len(batch) < limit):
-        idx = np.empty((remaining.size, len(batch) + 1), dtype=np.intp)
-        idx[:, :-1] = batch
-        idx[:, -1] = remaining
-        ok = check_rows(p, idx).code == OK
+        ok = check_additions(p, batch, remaining).code == OK
         if not ok.any():
             break
         first = int(np.argmax(ok))

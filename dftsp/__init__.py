@@ -27,5 +27,5 @@ from edgellm.dftsp.solver import METHODS, Solution, solve
 __all__ = [
     "SCHEMA", "METHODS", "REASON_NAMES", "BatchEvaluation", "Device", "InstanceError", "Model",
     "Prepared", "Quant", "Radio", "Request", "SlotInstance", "Solution", "check_rows",
-    "evaluate", "prepare", "prepare_arrays", "solve",
+    "check_additions", "evaluate", "prepare", "prepare_arrays", "solve",
 ]

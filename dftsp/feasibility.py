@@ -169,6 +169,15 @@ def check_rows(p: Prepared, idx: np.ndarray) -> RowCheck:
     return RowCheck(*out)
 
 
+def check_additions(p: Prepared, batch, candidates) -> RowCheck:
+    """:func:`check_rows` for the batches ``batch + [j]``, one row per ``j`` in ``candidates``."""
+    candidates = np.asarray(candidates, dtype=np.int64)
+    idx = np.empty((candidates.size, len(batch) + 1), dtype=np.int64)
+    idx[:, :-1] = batch
+    idx[:, -1] = candidates
+    return check_rows(p, idx)
+
+
 # ----------------------------------------------------------------------------- evaluate
 @dataclass(frozen=True)
 class BatchEvaluation:

@@ -32,9 +32,11 @@ def _where(path: str, key: str) -> str:
     return f"{path}.{key}" if path else key
 
 
-def _number(value: Any, where: str, *, lo: float | None = 0.0, lo_open: bool = False,
-            hi: float | None = None, integer: bool = False) -> float | int:
-    """Validate a finite number within [lo, hi] (or (lo, hi] when ``lo_open``)."""
+def check_number(value: Any, where: str, *, lo: float | None = 0.0, lo_open: bool = False,
+                 hi: float | None = None, integer: bool = False) -> float | int:
+    """Validate a finite number within [lo, hi] (or (lo, hi] when ``lo_open``); return it
+    (an integral float as int when ``integer``). Raises :class:`InstanceError` naming
+    ``where``."""
     kind = "an integer" if integer else "a finite number"
     rng = ""
     if lo is not None:
@@ -128,8 +130,8 @@ class Model(_Part):
     def _check(self, p: str) -> dict:
         out = {"name": _text(self.name, _where(p, "name"))}
         for k in ("n_layers", "d_model", "n_heads", "n_kv_heads"):
-            out[k] = _number(getattr(self, k), _where(p, k), lo=1, integer=True)
-        out["n_params"] = _number(self.n_params, _where(p, "n_params"), lo=0, lo_open=True)
+            out[k] = check_number(getattr(self, k), _where(p, k), lo=1, integer=True)
+        out["n_params"] = check_number(self.n_params, _where(p, "n_params"), lo=0, lo_open=True)
         if out["n_kv_heads"] > out["n_heads"] or out["n_heads"] % out["n_kv_heads"]:
             raise InstanceError(f"{_where(p, 'n_kv_heads')}: must divide n_heads "
                                 f"({out['n_heads']}), got {out['n_kv_heads']}")
@@ -156,11 +158,11 @@ class Quant(_Part):
     def _check(self, p: str) -> dict:
         return {
             "name": _text(self.name, _where(p, "name")),
-            "weight_bits": _number(self.weight_bits, _where(p, "weight_bits"), lo=0,
+            "weight_bits": check_number(self.weight_bits, _where(p, "weight_bits"), lo=0,
                                    lo_open=True, hi=32),
-            "kv_bits": _number(self.kv_bits, _where(p, "kv_bits"), lo=0, lo_open=True, hi=32),
+            "kv_bits": check_number(self.kv_bits, _where(p, "kv_bits"), lo=0, lo_open=True, hi=32),
             "compute": _choice(self.compute, _where(p, "compute"), PRECISIONS),
-            "ppl_increase": _number(self.ppl_increase, _where(p, "ppl_increase"), lo=0),
+            "ppl_increase": check_number(self.ppl_increase, _where(p, "ppl_increase"), lo=0),
         }
 
 
@@ -180,9 +182,9 @@ class Device(_Part):
 
     def _check(self, p: str) -> dict:
         out = {"name": _text(self.name, _where(p, "name"))}
-        out["memory_bytes"] = _number(self.memory_bytes, _where(p, "memory_bytes"), lo=0,
+        out["memory_bytes"] = check_number(self.memory_bytes, _where(p, "memory_bytes"), lo=0,
                                       lo_open=True)
-        out["reserved_bytes"] = _number(self.reserved_bytes, _where(p, "reserved_bytes"), lo=0)
+        out["reserved_bytes"] = check_number(self.reserved_bytes, _where(p, "reserved_bytes"), lo=0)
         if out["reserved_bytes"] >= out["memory_bytes"]:
             raise InstanceError(f"{_where(p, 'reserved_bytes')}: must be below memory_bytes "
                                 f"({out['memory_bytes']:g}), got {out['reserved_bytes']:g}")
@@ -193,12 +195,12 @@ class Device(_Part):
         peaks = {}
         for prec, v in pf.items():
             _choice(prec, _where(p, "peak_flops") + " key", PRECISIONS)
-            peaks[prec] = _number(v, f"{_where(p, 'peak_flops')}.{prec}", lo=0, lo_open=True)
+            peaks[prec] = check_number(v, f"{_where(p, 'peak_flops')}.{prec}", lo=0, lo_open=True)
         out["peak_flops"] = peaks
-        out["mem_bandwidth"] = _number(self.mem_bandwidth, _where(p, "mem_bandwidth"), lo=0,
+        out["mem_bandwidth"] = check_number(self.mem_bandwidth, _where(p, "mem_bandwidth"), lo=0,
                                        lo_open=True)
         for k in ("compute_efficiency", "memory_efficiency"):
-            out[k] = _number(getattr(self, k), _where(p, k), lo=0, lo_open=True, hi=1)
+            out[k] = check_number(getattr(self, k), _where(p, k), lo=0, lo_open=True, hi=1)
         return out
 
     def __hash__(self):
@@ -218,7 +220,7 @@ class Radio(_Part):
     _path = "radio"
 
     def _check(self, p: str) -> dict:
-        return {k: _number(getattr(self, k), _where(p, k), lo=0, lo_open=True)
+        return {k: check_number(getattr(self, k), _where(p, k), lo=0, lo_open=True)
                 for k in _keys(type(self))}
 
 
@@ -237,11 +239,11 @@ class Request(_Part):
     _path = "request"
 
     def _check(self, p: str) -> dict:
-        out = {k: _number(getattr(self, k), _where(p, k), lo=1, integer=True)
+        out = {k: check_number(getattr(self, k), _where(p, k), lo=1, integer=True)
                for k in ("prompt_tokens", "output_tokens")}
-        out["ppl_tolerance"] = _number(self.ppl_tolerance, _where(p, "ppl_tolerance"), lo=0)
+        out["ppl_tolerance"] = check_number(self.ppl_tolerance, _where(p, "ppl_tolerance"), lo=0)
         for k in ("deadline_s", "uplink_gain", "downlink_gain", "tx_power_w"):
-            out[k] = _number(getattr(self, k), _where(p, k), lo=0, lo_open=True)
+            out[k] = check_number(getattr(self, k), _where(p, k), lo=0, lo_open=True)
         return out
 
 
@@ -264,7 +266,7 @@ class SlotInstance:
                           ("radio", Radio)):
             if not isinstance(getattr(self, name), cls):
                 raise InstanceError(f"{name}: must be a {cls.__name__}")
-        object.__setattr__(self, "slot_s", _number(self.slot_s, "slot_s", lo=0, lo_open=True))
+        object.__setattr__(self, "slot_s", check_number(self.slot_s, "slot_s", lo=0, lo_open=True))
         _choice(self.kv_cache, "kv_cache", KV_MODES)
         _choice(self.objective, "objective", OBJECTIVES)
         reqs = tuple(self.requests)

@@ -36,6 +36,7 @@ from edgellm.dftsp.feasibility import (
     OK,
     BatchEvaluation,
     Prepared,
+    check_additions,
     check_rows,
     evaluate,
     prepare,
@@ -237,13 +238,7 @@ def _expand(p: Prepared, tab: _Tables, members: list, value: int, cand: np.ndarr
             node_rc, row: int):
     """Evaluate X + j for every j in cand; return the node, its checks, and evaluations."""
     b = len(members)
-    if b:
-        idx = np.empty((cand.size, b + 1), dtype=np.intp)
-        idx[:, :b] = members
-        idx[:, b] = cand
-    else:
-        idx = cand[:, None]
-    rc = check_rows(p, idx)
+    rc = check_additions(p, members, cand)
     ok = rc.code == OK
     F = cand[ok]
     node = _Node(members, value, F, p.weight[F], 0, p.system.objective == "requests")

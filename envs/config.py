@@ -14,13 +14,14 @@ import math
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
+from edgellm.dftsp import catalog
+from edgellm.dftsp.catalog import DEFAULT_RADIO
+from edgellm.dftsp.instance import KV_MODES, OBJECTIVES, check_number
 from edgellm.errors import EdgeLLMError
 
 ARRIVALS = ("bernoulli", "bursty")
 OVERFLOW = ("drop_new", "drop_oldest")
 SUBSET_INFEASIBLE = ("repair", "reject")
-KV_MODES = ("padded", "exact")
-OBJECTIVES = ("requests", "tokens")
 
 
 @dataclass(frozen=True)
@@ -36,11 +37,11 @@ class ScenarioConfig:
     objective: str = "requests"
     slot_s: float = 5.0
     # radio
-    uplink_hz: float = 20e6
-    downlink_hz: float = 20e6
-    noise_psd_w_per_hz: float = 10 ** ((-174 + 9 - 30) / 10)
-    en_power_w: float = 10.0
-    bits_per_token: float = 32.0
+    uplink_hz: float = DEFAULT_RADIO["uplink_hz"]
+    downlink_hz: float = DEFAULT_RADIO["downlink_hz"]
+    noise_psd_w_per_hz: float = DEFAULT_RADIO["noise_psd_w_per_hz"]
+    en_power_w: float = DEFAULT_RADIO["en_power_w"]
+    bits_per_token: float = DEFAULT_RADIO["bits_per_token"]
     tx_power_w: float = 0.2
     # channels
     distance_m: tuple[float, float] = (20.0, 300.0)
@@ -125,22 +126,9 @@ def _coerce(overrides: dict) -> dict:
 
 
 def _num(cfg, name, lo=None, hi=None, lo_open=False, integer=False):
-    v = getattr(cfg, name)
-    rule = ("an integer" if integer else "a finite number")
-    if lo is not None:
-        rule += f" {'>' if lo_open else '>='} {lo:g}"
-    if hi is not None:
-        rule += f"{' and' if lo is not None else ''} <= {hi:g}"
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-        raise _err(name, v, rule)
-    if integer and (not float(v).is_integer()):
-        raise _err(name, v, rule)
-    if lo is not None and (v < lo or (lo_open and v == lo)):
-        raise _err(name, v, rule)
-    if hi is not None and v > hi:
-        raise _err(name, v, rule)
-    if integer:
-        object.__setattr__(cfg, name, int(v))
+    value = check_number(getattr(cfg, name), f"scenario.{name}", lo=lo, hi=hi,
+                         lo_open=lo_open, integer=integer)
+    object.__setattr__(cfg, name, value)
 
 
 def _choice(cfg, name, allowed):
@@ -162,8 +150,6 @@ def _range(cfg, name, lo_open=True):
 
 
 def _validate(cfg: ScenarioConfig) -> None:
-    from edgellm.dftsp import catalog
-
     _num(cfg, "n_users", lo=1, hi=4096, integer=True)
     for name, known in (("model", catalog.models()), ("quant", catalog.quantizations()),
                         ("device", catalog.devices()), ("trace", sorted(catalog.traces()))):

@@ -11,8 +11,8 @@ import numpy as np
 from gymnasium import spaces
 
 from edgellm.dftsp import catalog, check_rows, evaluate, prepare, prepare_arrays
-from edgellm.dftsp.feasibility import OK, REASONS, Prepared
-from edgellm.dftsp.instance import Radio, SlotInstance
+from edgellm.dftsp.feasibility import OK, REASONS, Prepared, check_additions
+from edgellm.dftsp.instance import SlotInstance
 from edgellm.envs.config import ScenarioConfig
 from edgellm.envs.scenarios import get_scenario
 from edgellm.envs.traffic import Traffic
@@ -183,7 +183,6 @@ class EdgeLLMEnv(gym.Env):
                        noise_psd_w_per_hz=cfg.noise_psd_w_per_hz, en_power_w=cfg.en_power_w,
                        bits_per_token=cfg.bits_per_token),
             slot_s=cfg.slot_s, kv_cache=cfg.kv_cache, objective=cfg.objective)
-        assert isinstance(self._system.radio, Radio)
         self._p0 = prepare(self._system)  # system constants, no requests
 
     # ------------------------------------------------------------------ gym API
@@ -378,11 +377,7 @@ class EdgeLLMEnv(gym.Env):
         others = np.flatnonzero(~self._in)
         if others.size == 0:
             return
-        b = len(self._batch)
-        idx = np.empty((others.size, b + 1), dtype=np.intp)
-        idx[:, :b] = self._batch
-        idx[:, b] = others
-        rc = check_rows(self._p, idx)
+        rc = check_additions(self._p, self._batch, others)
         self._code[others] = rc.code
         self._ok[others] &= rc.code == OK  # feasible sets are down-closed
         self._cand_tc[others] = rc.t_compute
@@ -429,17 +424,9 @@ class EdgeLLMEnv(gym.Env):
         self._in = np.zeros(m, dtype=bool)
         self._tc = self._kv = 0.0
         self._steps = 0
-        if m:
-            rc = check_rows(self._p, np.arange(m)[:, None])
-            self._code = rc.code.astype(np.int8)
-            self._ok = rc.code == OK
-            self._cand_tc = rc.t_compute.astype(float)
-            self._cand_kv = rc.kv_bytes.astype(float)
-        else:
-            self._code = np.zeros(0, dtype=np.int8)
-            self._ok = np.zeros(0, dtype=bool)
-            self._cand_tc = np.zeros(0)
-            self._cand_kv = np.zeros(0)
+        rc = check_rows(self._p, np.arange(m)[:, None])  # singletons (none if m = 0)
+        self._code, self._ok = rc.code, rc.code == OK
+        self._cand_tc, self._cand_kv = rc.t_compute, rc.kv_bytes
         self._single_ok_users = self._user_mask()
         # observation base for the slot
         F = len(USER_FEATURES)
