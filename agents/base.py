@@ -154,4 +154,4 @@ def users_to_indices(view: SlotViewLike, users) -> tuple[int, ...]:
 
 def request_column(view: SlotViewLike, attr: str) -> np.ndarray:
     """One request attribute per candidate, as a float array in ``view.users`` order."""
-    return np.array([getattr(r, attr) for r in view.instance.requests], dtype=float)
+    return view.prepared.columns[attr]

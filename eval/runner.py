@@ -90,7 +90,8 @@ class OptimumCache:
     def value(self, view) -> int:
         if not view.users:
             return 0
-        key = view.instance
+        p = view.prepared  # the slot's system and requests, without rebuilding the instance
+        key = (p.system, tuple(c.tobytes() for c in p.columns.values()))
         try:
             v = self._d[key]
             self._d.move_to_end(key)
