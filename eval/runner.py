@@ -20,6 +20,7 @@ import numpy as np
 from edgellm.agents import make_policy
 from edgellm.agents.base import Policy
 from edgellm.dftsp.solver import solve
+from edgellm.envs import EdgeLLMEnv
 from edgellm.errors import EdgeLLMError
 from edgellm.eval import store
 
@@ -27,7 +28,7 @@ from edgellm.eval import store
 DEFAULT_ACTION_MODE = "subset"
 #: Drop causes counted as deadline misses (a queued request whose deadline can no longer be
 #: met); served requests always meet their deadline, since every served batch is feasible.
-DEADLINE_CAUSES = ("expired", "deadline", "timeout")
+DEADLINE_CAUSES = ("expired",)
 
 
 @dataclass(frozen=True)
@@ -50,19 +51,22 @@ class EvalSpec:
         return [self.seed + i for i in range(self.episodes)]
 
 
-def scenario_config(spec: EvalSpec):
-    """The env's ScenarioConfig for ``spec`` (EdgeLLMError for unknown names/fields)."""
+def build_scenario(scenario: str, overrides: dict | None = None, slots: int | None = None):
+    """``get_scenario(scenario, **overrides)`` with ``max_slots = slots`` when given
+    (EdgeLLMError for unknown names, fields or values)."""
     from edgellm.envs import get_scenario
 
-    over = dict(spec.overrides)
-    if spec.slots is not None:
-        if int(spec.slots) < 1:
-            raise EdgeLLMError(f"--slots: must be an integer >= 1, got {spec.slots!r}")
-        over["max_slots"] = int(spec.slots)
-    try:
-        return get_scenario(spec.scenario, **over)
-    except TypeError as e:  # an override the config does not have
-        raise EdgeLLMError(f"scenario {spec.scenario!r}: bad override ({e})") from None
+    over = dict(overrides or {})
+    if slots is not None:
+        if int(slots) < 1:
+            raise EdgeLLMError(f"--slots: must be an integer >= 1, got {slots!r}")
+        over["max_slots"] = int(slots)
+    return get_scenario(scenario, **over)
+
+
+def scenario_config(spec: EvalSpec):
+    """The env's ScenarioConfig for ``spec``."""
+    return build_scenario(spec.scenario, spec.overrides, spec.slots)
 
 
 def config_dict(spec: EvalSpec, cfg) -> dict:
@@ -71,12 +75,6 @@ def config_dict(spec: EvalSpec, cfg) -> dict:
     return {"scenario": spec.scenario, "scenario_config": c,
             "action_mode": spec.action_mode, "regret": bool(spec.regret),
             "policy_kw": {k: spec.policy_kw[k] for k in sorted(spec.policy_kw)}}
-
-
-def make_env(cfg, action_mode: str):
-    from edgellm.envs import EdgeLLMEnv
-
-    return EdgeLLMEnv(cfg, action_mode=action_mode)
 
 
 class OptimumCache:
@@ -114,7 +112,7 @@ def run_episode(policy: Policy, cfg, seed: int, action_mode: str,
     Without ``optimum`` no regret is computed (``opt_value`` entries are None).
     """
     mode = policy.action_mode or action_mode
-    env = make_env(cfg, mode)
+    env = EdgeLLMEnv(cfg, action_mode=mode)
     try:
         obs, _ = env.reset(seed=seed)
         policy.reset(seed)

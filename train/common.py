@@ -30,22 +30,6 @@ def train_seed(seed: int) -> int:
     return 1_000_000 * (int(seed) + 1)
 
 
-def scenario_config(scenario: str, overrides: dict, slots: int | None = None):
-    """``get_scenario(scenario, **overrides)``, with ``max_slots=slots`` when given."""
-    from edgellm.envs import get_scenario
-
-    over = dict(overrides)
-    if slots is not None:
-        over["max_slots"] = int(slots)
-    return get_scenario(scenario, **over)
-
-
-def make_env(cfg, mode: str):
-    from edgellm.envs import EdgeLLMEnv
-
-    return EdgeLLMEnv(cfg, action_mode=mode)
-
-
 # ----------------------------------------------------------------------------- policies
 class ModelPolicy(ObservationPolicy):
     """A model in memory (SB3 algorithm or torch net) behind the eval policy interface.

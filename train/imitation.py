@@ -33,17 +33,17 @@ import numpy as np
 
 from edgellm.dftsp import check_rows
 from edgellm.dftsp.feasibility import OK
+from edgellm.envs import EdgeLLMEnv
+from edgellm.eval.runner import build_scenario
 from edgellm.train.common import (
     EVAL_SEED,
     FINAL_SEED,
     HeldOut,
     ModelPolicy,
     atomic_save,
-    make_env,
     prepare_run_dir,
     progress_bar,
     prune_checkpoints,
-    scenario_config,
     sidecar,
     train_seed,
     write_json,
@@ -216,8 +216,8 @@ def train_imitation(args: TrainArgs, hp: dict) -> dict:
     run = args.run_dir
     resume_from = prepare_run_dir(args, CKPT_SUFFIX)
     total = int(args.timesteps or hp["n_timesteps"])
-    cfg = scenario_config(args.scenario, args.scenario_overrides)
-    env = make_env(cfg, "sequential")
+    cfg = build_scenario(args.scenario, args.scenario_overrides)
+    env = EdgeLLMEnv(cfg, action_mode="sequential")
     K = cfg.n_users
     obs_dim = int(env.observation_space.shape[0])
     torch.set_flush_denormal(True)  # Adam's tiny second moments: denormals slow CPUs 5x
@@ -242,7 +242,7 @@ def train_imitation(args: TrainArgs, hp: dict) -> dict:
         state.update(ck["state"])
         best_sd = ck.get("best")
     beta_decay = 1.0 if args.algo == "bc" else hp["beta_decay"]
-    held = HeldOut(scenario_config(args.scenario, args.scenario_overrides, args.eval_slots),
+    held = HeldOut(build_scenario(args.scenario, args.scenario_overrides, args.eval_slots),
                    [EVAL_SEED + i for i in range(args.eval_episodes)], run / "oracle_eval.json")
     writer = SummaryWriter(str(run / "tb"))
     hp_resolved = {**hp, "n_timesteps": total}
@@ -377,7 +377,7 @@ def train_imitation(args: TrainArgs, hp: dict) -> dict:
         from edgellm.train.finetune import finetune_maskable_ppo
 
         finetuned = finetune_maskable_ppo(net, args, hp, cfg, writer, state["num_timesteps"])
-    final = HeldOut(scenario_config(args.scenario, args.scenario_overrides,
+    final = HeldOut(build_scenario(args.scenario, args.scenario_overrides,
                                     args.final_eval_slots),
                     [FINAL_SEED + i for i in range(args.final_eval_episodes)],
                     run / "oracle_final.json")

@@ -23,19 +23,19 @@ import time
 from collections import deque
 from functools import partial
 
+from edgellm.envs import EdgeLLMEnv
 from edgellm.errors import EdgeLLMError
+from edgellm.eval.runner import build_scenario
 from edgellm.train.common import (
     EVAL_SEED,
     FINAL_SEED,
     HeldOut,
     ModelPolicy,
     atomic_save,
-    make_env,
     prepare_run_dir,
     progress_bar,
     prune_checkpoints,
     sb3_predict,
-    scenario_config,
     sidecar,
     train_seed,
     write_json,
@@ -50,7 +50,7 @@ CKPT_SUFFIX = ".zip"
 def _env_fn(cfg, mode: str):
     from stable_baselines3.common.monitor import Monitor
 
-    return Monitor(make_env(cfg, mode))
+    return Monitor(EdgeLLMEnv(cfg, action_mode=mode))
 
 
 def _callbacks(args: TrainArgs, total: int, held: HeldOut, masked: bool, start: int):
@@ -141,7 +141,7 @@ def train_sb3(args: TrainArgs, hp: dict) -> dict:
     run = args.run_dir
     resume_from = prepare_run_dir(args, CKPT_SUFFIX)
     overrides = {**dict(hp.get("env_kwargs") or {}), **args.scenario_overrides}
-    cfg = scenario_config(args.scenario, overrides)
+    cfg = build_scenario(args.scenario, overrides)
     total = int(args.timesteps or hp["n_timesteps"])
     n_envs = int(hp.get("n_envs", 1))
     venv = DummyVecEnv([partial(_env_fn, cfg, args.mode) for _ in range(n_envs)])
@@ -166,7 +166,7 @@ def train_sb3(args: TrainArgs, hp: dict) -> dict:
     write_yaml(run / "config.yaml", {"args": _args_dict(args),
                                      "hyperparams": {**hp, "n_timesteps": total},
                                      "resumed_from": start if resume_from else None})
-    held = HeldOut(scenario_config(args.scenario, overrides, args.eval_slots),
+    held = HeldOut(build_scenario(args.scenario, overrides, args.eval_slots),
                    [EVAL_SEED + i for i in range(args.eval_episodes)], run / "oracle_eval.json")
     cb = _callbacks(args, total, held, masked, start)
     t0 = time.perf_counter()
@@ -183,7 +183,7 @@ def train_sb3(args: TrainArgs, hp: dict) -> dict:
     if best.is_file():  # the best model of the periodic evaluation is the final one
         model = Algo.load(best, device="cpu")
     atomic_save(run / "model.zip", model.save)
-    final = HeldOut(scenario_config(args.scenario, overrides, args.final_eval_slots),
+    final = HeldOut(build_scenario(args.scenario, overrides, args.final_eval_slots),
                     [FINAL_SEED + i for i in range(args.final_eval_episodes)],
                     run / "oracle_final.json")
     res = final.evaluate(ModelPolicy(sb3_predict(model, masked), args.mode, args.algo))
