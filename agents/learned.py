@@ -116,10 +116,34 @@ def read_sidecar(path: str | Path) -> dict:
     return meta
 
 
-class _TorchMLP:
-    """A ``torch-mlp`` network with an SB3-like ``predict``."""
+ACTIVATIONS = ("relu", "tanh")
 
-    def __init__(self, meta: dict):
+
+def mlp(sizes: list[int], activation: str = "relu"):
+    """``torch.nn.Sequential(Linear, Act, ..., Linear)`` through layer widths ``sizes``: the
+    ``torch-mlp`` layout (Linear layers at indices 0, 2, 4, ...)."""
+    import torch.nn as nn
+
+    act = {"relu": nn.ReLU, "tanh": nn.Tanh}[activation]
+    mods = []
+    for j in range(len(sizes) - 1):
+        mods.append(nn.Linear(sizes[j], sizes[j + 1]))
+        if j + 2 < len(sizes):
+            mods.append(act())
+    return nn.Sequential(*mods)
+
+
+class TorchMLP:
+    """A ``torch-mlp`` network with an SB3-like ``predict`` for action mode ``mode``."""
+
+    def __init__(self, net, mode: str):
+        self.net = net
+        self.obs_dim = int(net[0].in_features)
+        self.mode = mode
+
+    @classmethod
+    def load(cls, meta: dict) -> TorchMLP:
+        """The network saved at ``meta["weights"]`` (a sidecar read by read_sidecar)."""
         import torch
 
         net_cfg = meta.get("net") or {}
@@ -129,20 +153,14 @@ class _TorchMLP:
         layers = sorted({int(k.split(".")[0]) for k in state if k.endswith(".weight")})
         if not layers:
             raise EdgeLLMError(f"{meta['weights']}: no Linear weights in the state_dict")
-        act = {"relu": torch.nn.ReLU, "tanh": torch.nn.Tanh}.get(
-            net_cfg.get("activation", "relu"))
-        if act is None:
+        activation = net_cfg.get("activation", "relu")
+        if activation not in ACTIVATIONS:
             raise EdgeLLMError(f"{meta['sidecar']}: net.activation: must be relu or tanh; "
-                               f"got {net_cfg.get('activation')!r}")
-        mods = []
-        for j, i in enumerate(layers):
-            w = state[f"{i}.weight"]
-            mods.append(torch.nn.Linear(w.shape[1], w.shape[0]))
-            if j + 1 < len(layers):
-                mods.append(act())
-        net = torch.nn.Sequential(*mods)
+                               f"got {activation!r}")
+        shapes = [state[f"{i}.weight"].shape for i in layers]
+        net = mlp([shapes[0][1], *(sh[0] for sh in shapes)], activation)
         try:
-            # our Sequential numbers Linear layers 0, 2, 4 ...; map the saved indices on them
+            # mlp() numbers the Linear layers 0, 2, 4 ...; map the saved indices on them
             remap = {f"{2 * j}.{suffix}": state[f"{i}.{suffix}"]
                      for j, i in enumerate(layers) for suffix in ("weight", "bias")}
             net.load_state_dict(remap)
@@ -150,9 +168,7 @@ class _TorchMLP:
             raise EdgeLLMError(f"{meta['weights']}: state_dict does not match an MLP ({e})") \
                 from None
         net.eval()
-        self.net = net
-        self.obs_dim = int(net[0].in_features)
-        self.mode = meta["action_mode"]
+        return cls(net, meta["action_mode"])
 
     def predict(self, obs, deterministic: bool = True, action_masks=None):
         import torch
@@ -174,7 +190,7 @@ def _load_model(meta: dict):
     fmt, algo = meta["format"], meta["algo"]
     try:
         if fmt == "torch-mlp":
-            return _TorchMLP(meta)
+            return TorchMLP.load(meta)
         if fmt == "sb3":
             mod, cls = SB3_ALGOS[algo]
             return getattr(importlib.import_module(mod), cls).load(meta["weights"], device="cpu")
@@ -221,7 +237,7 @@ class LearnedPolicy(ObservationPolicy):
         space = getattr(self.model, "observation_space", None)
         if want is None and space is not None:
             want = int(np.prod(space.shape))
-        if want is None and isinstance(self.model, _TorchMLP):
+        if want is None and isinstance(self.model, TorchMLP):
             want = self.model.obs_dim
         if want is not None and int(want) != dim:
             raise EdgeLLMError(f"{self.name}: model expects observations of length {want}, "
@@ -230,7 +246,7 @@ class LearnedPolicy(ObservationPolicy):
 
     def predict(self, env, obs) -> Any:
         """One action for ``obs`` (masked in sequential mode where the model supports it)."""
-        if self.masked or isinstance(self.model, _TorchMLP):
+        if self.masked or isinstance(self.model, TorchMLP):
             masks = (env.unwrapped.action_masks() if self.action_mode == "sequential"
                      else None)
             if masks is not None:

@@ -98,6 +98,10 @@ class TrainArgs:
     def run_dir(self) -> Path:
         return Path(self.logdir) / self.run
 
+    def to_dict(self) -> dict:
+        """The arguments as plain data, with the resolved action mode and run folder."""
+        return {**dataclasses.asdict(self), "action_mode": self.mode, "run_dir": str(self.run_dir)}
+
     def check(self) -> None:
         """Raise EdgeLLMError for a bad argument (one message naming it)."""
         from edgellm.envs import SCENARIOS

@@ -27,10 +27,10 @@ network, the optimizer, the buffer and the counters, so ``--resume`` continues.
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import numpy as np
 
+from edgellm.agents.learned import TorchMLP, mlp
 from edgellm.dftsp import check_rows
 from edgellm.dftsp.feasibility import OK
 from edgellm.envs import EdgeLLMEnv
@@ -130,19 +130,6 @@ class Expert:
 
 
 # ----------------------------------------------------------------------------- the network
-def build_net(obs_dim: int, n_actions: int, net_arch: list[int], activation: str):
-    """``Sequential(Linear, Act, ..., Linear)``: the ``torch-mlp`` layout of agents.learned."""
-    import torch.nn as nn
-
-    act = {"relu": nn.ReLU, "tanh": nn.Tanh}[activation]
-    layers, d = [], obs_dim
-    for h in net_arch:
-        layers += [nn.Linear(d, h), act()]
-        d = h
-    layers.append(nn.Linear(d, n_actions))
-    return nn.Sequential(*layers)
-
-
 def set_loss(logits, mask, labels):
     """Masked set cross-entropy and accuracy (argmax among the allowed actions is a label)."""
     import torch
@@ -175,16 +162,9 @@ def permute_users(obs, mask, labels, n_users: int, gen):
 
 
 def net_predict(net):
-    """predict(obs, mask) -> masked argmax action of ``net``."""
-    import torch
-
-    def predict(obs, mask):
-        with torch.no_grad():
-            out = net(torch.as_tensor(np.asarray(obs, dtype=np.float32))[None])[0].numpy()
-        if mask is not None:
-            out = np.where(mask, out, -np.inf)
-        return int(np.argmax(out))
-    return predict
+    """predict(obs, mask) -> masked argmax action of ``net`` (sequential mode)."""
+    model = TorchMLP(net, "sequential")
+    return lambda obs, mask: model.predict(obs, action_masks=mask)[0]
 
 
 class Buffer:
@@ -222,7 +202,7 @@ def train_imitation(args: TrainArgs, hp: dict) -> dict:
     obs_dim = int(env.observation_space.shape[0])
     torch.set_flush_denormal(True)  # Adam's tiny second moments: denormals slow CPUs 5x
     torch.manual_seed(args.seed)
-    net = build_net(obs_dim, K + 1, hp["net_arch"], hp["activation"])
+    net = mlp([obs_dim, *hp["net_arch"], K + 1], hp["activation"])
     opt = torch.optim.Adam(net.parameters(), lr=hp["learning_rate"],
                            weight_decay=hp["weight_decay"])
     buf = Buffer(obs_dim, K + 1, hp["buffer_size"])
@@ -246,7 +226,7 @@ def train_imitation(args: TrainArgs, hp: dict) -> dict:
                    [EVAL_SEED + i for i in range(args.eval_episodes)], run / "oracle_eval.json")
     writer = SummaryWriter(str(run / "tb"))
     hp_resolved = {**hp, "n_timesteps": total}
-    write_yaml(run / "config.yaml", {"args": _args_dict(args), "hyperparams": hp_resolved})
+    write_yaml(run / "config.yaml", {"args": args.to_dict(), "hyperparams": hp_resolved})
 
     def save_checkpoint() -> None:
         ck = {"net": net.state_dict(), "opt": opt.state_dict(), "obs": buf.obs,
@@ -404,12 +384,3 @@ def train_imitation(args: TrainArgs, hp: dict) -> dict:
     write_json(run / "eval.json", res)
     write_json(run / "model.json", meta)
     return res
-
-
-def _args_dict(args: TrainArgs) -> dict:
-    import dataclasses
-
-    d = dataclasses.asdict(args)
-    d["action_mode"] = args.mode
-    d["run_dir"] = str(Path(args.run_dir))
-    return d

@@ -42,7 +42,6 @@ from edgellm.train.common import (
     write_yaml,
 )
 from edgellm.train.config import ZOO_KEYS, TrainArgs, algo_class, policy_kwargs, schedule
-from edgellm.train.imitation import _args_dict
 
 CKPT_SUFFIX = ".zip"
 
@@ -163,7 +162,7 @@ def train_sb3(args: TrainArgs, hp: dict) -> dict:
     venv.seed(train_seed(args.seed) + start)  # training seeds, never the held-out ones
     model.set_logger(configure(str(run / "tb"),
                                ["stdout", "tensorboard"] if args.verbose else ["tensorboard"]))
-    write_yaml(run / "config.yaml", {"args": _args_dict(args),
+    write_yaml(run / "config.yaml", {"args": args.to_dict(),
                                      "hyperparams": {**hp, "n_timesteps": total},
                                      "resumed_from": start if resume_from else None})
     held = HeldOut(build_scenario(args.scenario, overrides, args.eval_slots),
