@@ -213,12 +213,23 @@ class LearnedPolicy(ObservationPolicy):
     """A saved model acting on the env's observations in its own action mode."""
 
     def __init__(self, path: str | Path, name: str | None = None):
-        self.meta = read_sidecar(path)
-        self.action_mode = self.meta["action_mode"]
-        self.name = name or f"learned:{path}"
-        self.model = _load_model(self.meta)
-        self.masked = self.meta["algo"] == "maskable-ppo" or "Maskable" in str(
-            self.meta.get("policy_class", ""))
+        meta = read_sidecar(path)
+        self._setup(_load_model(meta), meta, name or f"learned:{path}")
+
+    @classmethod
+    def from_model(cls, model, action_mode: str, algo: str, *, masked: bool | None = None,
+                   name: str | None = None) -> LearnedPolicy:
+        """A model held in memory (an SB3 algorithm or a :class:`TorchMLP`), e.g. during
+        training; ``masked`` defaults to ``algo == "maskable-ppo"``."""
+        policy = cls.__new__(cls)
+        policy._setup(model, {"algo": algo, "action_mode": action_mode}, name or algo, masked)
+        return policy
+
+    def _setup(self, model, meta: dict, name: str, masked: bool | None = None) -> None:
+        self.meta, self.model, self.name = meta, model, name
+        self.action_mode = meta["action_mode"]
+        self.masked = masked if masked is not None else (
+            meta["algo"] == "maskable-ppo" or "Maskable" in str(meta.get("policy_class", "")))
         self._checked = False
 
     def check_env(self, env) -> None:

@@ -10,12 +10,11 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import yaml
 
-from edgellm.agents.base import ObservationPolicy, Policy
+from edgellm.agents.base import Policy
 from edgellm.dftsp._io import atomic_path, atomic_write_text
 from edgellm.errors import EdgeLLMError
 
@@ -31,33 +30,6 @@ def train_seed(seed: int) -> int:
 
 
 # ----------------------------------------------------------------------------- policies
-class ModelPolicy(ObservationPolicy):
-    """A model in memory (SB3 algorithm or torch net) behind the eval policy interface.
-
-    ``predict(obs, mask) -> action``; ``mask`` is ``env.unwrapped.action_masks()`` in
-    sequential mode, else None.
-    """
-
-    def __init__(self, predict: Callable[[np.ndarray, np.ndarray | None], Any], mode: str,
-                 name: str = "learned"):
-        self._predict = predict
-        self.action_mode = mode
-        self.name = name
-
-    def act(self, env, obs) -> Any:
-        mask = env.unwrapped.action_masks() if self.action_mode == "sequential" else None
-        return self._predict(obs, mask)
-
-
-def sb3_predict(model, masked: bool) -> Callable:
-    """predict(obs, mask) of an SB3 model, deterministic, masked when it supports masks."""
-    def predict(obs, mask):
-        if masked and mask is not None:
-            return model.predict(obs, deterministic=True, action_masks=mask)[0]
-        return model.predict(obs, deterministic=True)[0]
-    return predict
-
-
 # ----------------------------------------------------------------------------- evaluation
 def _summ(recs: list[dict]) -> dict:
     """Means over all slots of the given episode records (eval.runner format)."""

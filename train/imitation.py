@@ -30,7 +30,7 @@ import time
 
 import numpy as np
 
-from edgellm.agents.learned import TorchMLP, mlp
+from edgellm.agents.learned import LearnedPolicy, TorchMLP, mlp
 from edgellm.dftsp import check_rows
 from edgellm.dftsp.feasibility import OK
 from edgellm.envs import EdgeLLMEnv
@@ -39,7 +39,6 @@ from edgellm.train.common import (
     EVAL_SEED,
     FINAL_SEED,
     HeldOut,
-    ModelPolicy,
     atomic_save,
     prepare_run_dir,
     progress_bar,
@@ -161,10 +160,9 @@ def permute_users(obs, mask, labels, n_users: int, gen):
     return obs, mask, labels
 
 
-def net_predict(net):
-    """predict(obs, mask) -> masked argmax action of ``net`` (sequential mode)."""
-    model = TorchMLP(net, "sequential")
-    return lambda obs, mask: model.predict(obs, action_masks=mask)[0]
+def net_policy(net, algo: str) -> LearnedPolicy:
+    """``net`` behind the eval policy interface (sequential mode, masked argmax)."""
+    return LearnedPolicy.from_model(TorchMLP(net, "sequential"), "sequential", algo)
 
 
 class Buffer:
@@ -238,14 +236,14 @@ def train_imitation(args: TrainArgs, hp: dict) -> dict:
 
     def evaluate() -> dict:
         net.eval()
-        res = held.evaluate(ModelPolicy(net_predict(net), "sequential", args.algo))
+        res = held.evaluate(net_policy(net, args.algo))
         net.train()
         return res
 
     obs, _ = env.reset(seed=train_seed(args.seed) + state["episodes"])
     expert.new_slot()
     bar = progress_bar(total, state["num_timesteps"], args.progress, f"{args.algo} {args.run}")
-    predict = net_predict(net)
+    learner = TorchMLP(net, "sequential")
     t_start = time.perf_counter() - state["train_s"]
     next_eval = (state["num_timesteps"] // args.eval_freq + 1) * args.eval_freq \
         if args.eval_freq else None
@@ -269,7 +267,7 @@ def train_imitation(args: TrainArgs, hp: dict) -> dict:
                 if rng.random() < beta:
                     action = int(np.flatnonzero(labels)[0])
                 else:
-                    action = predict(obs, mask)
+                    action = learner.predict(obs, action_masks=mask)[0]
                 obs, _, _, truncated, info = env.step(action)
                 if info["slot_done"]:
                     expert.new_slot()
@@ -365,15 +363,14 @@ def train_imitation(args: TrainArgs, hp: dict) -> dict:
              "net": {"hidden": list(hp["net_arch"]), "activation": hp["activation"]}}
     if finetuned is None:
         atomic_save(run / "model.pt", lambda tmp: torch.save(net.state_dict(), tmp))
-        res = final.evaluate(ModelPolicy(net_predict(net), "sequential", args.algo))
+        res = final.evaluate(net_policy(net, args.algo))
         meta = sidecar(args, algo=args.algo, fmt="torch-mlp", weights="model.pt",
                        obs_dim=obs_dim, n_users=K, extra=extra)
     else:
         model = finetuned
         atomic_save(run / "model.zip", lambda tmp: model.policy.save(tmp))
-        from edgellm.train.common import sb3_predict
-
-        res = final.evaluate(ModelPolicy(sb3_predict(model, True), "sequential", args.algo))
+        res = final.evaluate(LearnedPolicy.from_model(model, "sequential", args.algo,
+                                                      masked=True))
         meta = sidecar(args, algo=args.algo, fmt="sb3-policy", weights="model.zip",
                        obs_dim=obs_dim, n_users=K,
                        extra={**extra, "policy_class": "MaskableActorCriticPolicy",

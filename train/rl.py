@@ -23,6 +23,7 @@ import time
 from collections import deque
 from functools import partial
 
+from edgellm.agents.learned import LearnedPolicy
 from edgellm.envs import EdgeLLMEnv
 from edgellm.errors import EdgeLLMError
 from edgellm.eval.runner import build_scenario
@@ -30,12 +31,10 @@ from edgellm.train.common import (
     EVAL_SEED,
     FINAL_SEED,
     HeldOut,
-    ModelPolicy,
     atomic_save,
     prepare_run_dir,
     progress_bar,
     prune_checkpoints,
-    sb3_predict,
     sidecar,
     train_seed,
     write_json,
@@ -82,8 +81,8 @@ def _callbacks(args: TrainArgs, total: int, held: HeldOut, masked: bool, start: 
             prune_checkpoints(run, CKPT_SUFFIX)
 
         def evaluate(self) -> None:
-            res = held.evaluate(ModelPolicy(sb3_predict(self.model, masked), args.mode,
-                                            args.algo))
+            res = held.evaluate(LearnedPolicy.from_model(self.model, args.mode, args.algo,
+                                                         masked=masked))
             for k in ("served_per_slot", "value_per_slot", "dropped_per_slot",
                       "oracle_ratio", "decision_ms_per_slot"):
                 self.logger.record(f"eval/{k}", res[k])
@@ -185,7 +184,7 @@ def train_sb3(args: TrainArgs, hp: dict) -> dict:
     final = HeldOut(build_scenario(args.scenario, overrides, args.final_eval_slots),
                     [FINAL_SEED + i for i in range(args.final_eval_episodes)],
                     run / "oracle_final.json")
-    res = final.evaluate(ModelPolicy(sb3_predict(model, masked), args.mode, args.algo))
+    res = final.evaluate(LearnedPolicy.from_model(model, args.mode, args.algo, masked=masked))
     res.update(num_timesteps=num_timesteps, train_s=round(train_s, 3))
     obs_dim = int(venv.observation_space.shape[0])
     write_json(run / "eval.json", res)
