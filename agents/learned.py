@@ -119,12 +119,19 @@ def read_sidecar(path: str | Path) -> dict:
 ACTIVATIONS = ("relu", "tanh")
 
 
+def activation_class(name: str):
+    """The torch module class of activation ``name`` (one of ACTIVATIONS)."""
+    import torch.nn as nn
+
+    return {"relu": nn.ReLU, "tanh": nn.Tanh}[name]
+
+
 def mlp(sizes: list[int], activation: str = "relu"):
     """``torch.nn.Sequential(Linear, Act, ..., Linear)`` through layer widths ``sizes``: the
     ``torch-mlp`` layout (Linear layers at indices 0, 2, 4, ...)."""
     import torch.nn as nn
 
-    act = {"relu": nn.ReLU, "tanh": nn.Tanh}[activation]
+    act = activation_class(activation)
     mods = []
     for j in range(len(sizes) - 1):
         mods.append(nn.Linear(sizes[j], sizes[j + 1]))

@@ -30,6 +30,7 @@ from typing import Any
 
 import yaml
 
+from edgellm.agents.learned import ACTIVATIONS
 from edgellm.errors import EdgeLLMError
 
 #: algo -> (module, class) of the SB3 / sb3-contrib algorithms.
@@ -150,7 +151,7 @@ _IMITATION_RULES = {  # key -> (check, rule text)
     "n_timesteps": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
     "net_arch": (lambda v: isinstance(v, list) and len(v) >= 1
                  and all(_is_int(h) and h >= 1 for h in v), "a non-empty list of integers >= 1"),
-    "activation": (lambda v: v in ("relu", "tanh"), "relu or tanh"),
+    "activation": (lambda v: v in ACTIVATIONS, " or ".join(ACTIVATIONS)),
     "learning_rate": (lambda v: _is_num(v) and v > 0, "a number > 0"),
     "weight_decay": (lambda v: _is_num(v) and v >= 0, "a number >= 0"),
     "batch_size": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),

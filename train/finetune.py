@@ -20,10 +20,11 @@ def finetune_maskable_ppo(net, args, hp: dict, cfg, writer, start_step: int):
     from stable_baselines3.common.logger import configure
     from stable_baselines3.common.vec_env import DummyVecEnv
 
+    from edgellm.agents.learned import activation_class
     from edgellm.train.common import train_seed
     from edgellm.train.rl import _env_fn
 
-    act = {"relu": torch.nn.ReLU, "tanh": torch.nn.Tanh}[hp["activation"]]
+    act = activation_class(hp["activation"])
     hidden = list(hp["net_arch"])
     venv = DummyVecEnv([partial(_env_fn, cfg, "sequential") for _ in range(4)])
     model = MaskablePPO("MlpPolicy", venv, seed=args.seed, device="cpu", learning_rate=1e-4,
