@@ -33,10 +33,8 @@ Choices (also printed by the command):
 from __future__ import annotations
 
 import argparse
-import csv
 import datetime as _dt
 import inspect
-import io
 import json
 import os
 import platform
@@ -49,6 +47,7 @@ from typing import Any
 import numpy as np
 
 from edgellm.dftsp import cost
+from edgellm.dftsp._io import atomic_path
 from edgellm.errors import EdgeLLMError
 
 PRECISIONS_RUN = ("fp16", "bf16", "fp32")
@@ -669,20 +668,11 @@ def plot(points: list[Point], path: Path, title: str) -> None:
     ax.legend(fontsize=8)
     ax.grid(True, which="both", alpha=0.3)
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=120)
-    plt.close(fig)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(buf.getvalue())
-    os.replace(tmp, path)
-
-
-def _csv_text(rows: list[dict]) -> str:
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=list(rows[0]))
-    w.writeheader()
-    w.writerows(rows)
-    return buf.getvalue()
+    try:
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format="png", dpi=120)
+    finally:
+        plt.close(fig)
 
 
 # ============================================================================ the command
@@ -808,6 +798,7 @@ def write_outputs(res: ProfileResult, out: Path, plot_png: bool = True) -> None:
     import yaml
 
     from edgellm.dftsp._io import atomic_write_text
+    from edgellm.eval.report import rows_to_csv
 
     out.mkdir(parents=True, exist_ok=True)
     header = ("# Device profile written by `edgellm profile`; load it with "
@@ -817,7 +808,7 @@ def write_outputs(res: ProfileResult, out: Path, plot_png: bool = True) -> None:
              "json": out / "profile.json"}
     atomic_write_text(files["profile"], header + yaml.safe_dump(res.profile, sort_keys=False))
     rows = point_rows(res.points)
-    atomic_write_text(files["csv"], _csv_text(rows))
+    atomic_write_text(files["csv"], rows_to_csv(rows))
     summary = {"device": res.device, "precision": res.precision, "C_flops": res.C,
                "M_bytes_s": res.M, "errors": res.errors, "holdout": res.holdout,
                "measurement": res.profile["measurement"], "points": rows}

@@ -14,7 +14,7 @@ Regret is not computed in sweeps (it needs one extra DFTSP solve per slot per po
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -152,7 +152,7 @@ def run_sweep(spec: SweepSpec, out: str | Path, progress: bool = True) -> dict[s
         plot_lines(rows, y="tokens_per_slot", path=out / f"{exp}_tokens.png",
                    ylabel="tokens generated per slot", **kw)
         written[exp] = path
-    store.write_json(out / "sweep.json", {"spec": replace(spec).__dict__,
+    store.write_json(out / "sweep.json", {"spec": asdict(spec),
                                           "wall_s": round(time.perf_counter() - t0, 1),
                                           "files": {k: str(v) for k, v in written.items()}})
     return written
