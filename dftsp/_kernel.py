@@ -68,6 +68,12 @@ def compute_s(b, S, N, P, L, d, W, kv, C, M):
     return prefill_s(b, S, P, L, d, W, kv, C, M) + decode_s(b, S, N, P, L, d, W, kv, C, M)
 
 
+@_jit
+def kv_cache_bytes(b, S, N, sum_sn, kv, padded):
+    """KV-cache bytes: b (S + N) kv when ``padded``, else sum_k (s_k + n_k) kv."""
+    return b * (S + N) * kv if padded else sum_sn * kv
+
+
 # ----------------------------------------------------------------------------- radio
 @_jit
 def uplink_bw(bits, t, snr):
@@ -228,7 +234,7 @@ def check_rows_kernel(idx, prompt, output, window, admissible, up_bits, snr, dow
             sum_sn += prompt[i] + output[i]
             wmin = min(wmin, window[i])
             adm = adm and admissible[i]
-        kvb = b * (S + N) * kv if padded else sum_sn * kv
+        kvb = kv_cache_bytes(float(b), S, N, sum_sn, kv, padded)
         tc = compute_s(float(b), S, N, P, L, d, W, kv, C, M)
         S_out[r], N_out[r], kv_out[r], tc_out[r] = S, N, kvb, tc
         if not adm:

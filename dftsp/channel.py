@@ -7,10 +7,13 @@ gain with unit mean).
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 PL_A_DB = 128.1   # 3GPP TR 36.814, macro-cell path loss at a 2 GHz carrier
 PL_B_DB = 37.6
+_INV_SQRT2 = 1.0 / math.sqrt(2.0)
 
 
 def path_loss_db(distance_m):
@@ -30,9 +33,16 @@ def rayleigh_power(rng: np.random.Generator, size) -> np.ndarray:
 
 
 def gauss_markov(rng: np.random.Generator, h: np.ndarray, rho: float) -> np.ndarray:
-    """Next complex fading coefficient: rho h + sqrt(1 - rho^2) w, w ~ CN(0, 1).
+    """Next complex fading coefficients: rho h + sqrt(1 - rho^2) w, w ~ CN(0, 1).
 
-    ``rho = 0`` draws independent fading each slot; |h|^2 stays unit-mean exponential.
+    ``h`` holds the real parts in ``h[0]`` and the imaginary parts in ``h[1]`` (shape
+    (2, ...)); the power gain is ``h[0]**2 + h[1]**2``. ``rho = 0`` draws independent fading
+    each slot; the power gain stays unit-mean exponential.
     """
-    w = (rng.standard_normal(h.shape) + 1j * rng.standard_normal(h.shape)) / np.sqrt(2.0)
-    return rho * h + np.sqrt(1.0 - rho * rho) * w
+    w = rng.standard_normal(h.shape) * _INV_SQRT2  # real parts first, then imaginary
+    return rho * h + math.sqrt(1.0 - rho * rho) * w
+
+
+def power_gain(h: np.ndarray) -> np.ndarray:
+    """|h|^2 of coefficients stored as (real, imaginary) in ``h[0]``, ``h[1]``."""
+    return h[0] * h[0] + h[1] * h[1]

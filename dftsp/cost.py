@@ -10,7 +10,6 @@ Units: bytes, FLOP, seconds, FLOP/s, bytes/s.
 
 from __future__ import annotations
 
-import numpy as np
 from numba import vectorize
 
 from edgellm.dftsp import _kernel
@@ -28,22 +27,22 @@ def weight_bytes(n_params: float, weight_bits: float) -> float:
     return n_params * weight_bits / 8.0
 
 
+_F9 = ["float64(" + ", ".join(["float64"] * 9) + ")"]
+_F10 = ["float64(" + ", ".join(["float64"] * 10) + ")"]
+_prefill = vectorize(_F9, cache=True)(_kernel.prefill_s)
+_decode = vectorize(_F10, cache=True)(_kernel.decode_s)
+_compute = vectorize(_F10, cache=True)(_kernel.compute_s)
+_kv_cache = vectorize(["float64(float64, float64, float64, float64, float64, boolean)"],
+                      cache=True)(_kernel.kv_cache_bytes)
+
+
 def kv_cache_bytes(b, S, N, sum_sn, kv: float, padded: bool):
     """KV-cache bytes of a batch.
 
     ``padded``: every sequence holds S + N positions, b * (S + N) * kv.
     ``exact`` (paged cache): request k holds s_k + n_k positions, sum_sn * kv.
     """
-    if padded:
-        return np.multiply(b, np.add(S, N)) * kv
-    return np.multiply(sum_sn, kv)
-
-
-_F9 = ["float64(" + ", ".join(["float64"] * 9) + ")"]
-_F10 = ["float64(" + ", ".join(["float64"] * 10) + ")"]
-_prefill = vectorize(_F9, cache=True)(_kernel.prefill_s)
-_decode = vectorize(_F10, cache=True)(_kernel.decode_s)
-_compute = vectorize(_F10, cache=True)(_kernel.compute_s)
+    return _kv_cache(b, S, N, sum_sn, kv, padded)
 
 
 def prefill_time(b, S, P: float, L: int, d: int, W: float, kv: float, C: float, M: float):

@@ -83,13 +83,14 @@ class Prepared:
                 for s, n, tau, tol, gu, gd, pw in zip(*cols)]
         return self.system.with_requests(reqs)
 
-    def compute_time(self, b, S, N):
-        return cost.compute_time(b, S, N, self.n_params, self.n_layers, self.d_model,
-                                 self.weight_bytes, self.kv_per_token, self.flops,
-                                 self.bandwidth)
+    @property
+    def cost_constants(self) -> tuple[float, float, float, float, float, float, float]:
+        """(P, L, d, W, kv, C, M): the model and device arguments of the time formulas."""
+        return (self.n_params, float(self.n_layers), float(self.d_model), self.weight_bytes,
+                self.kv_per_token, self.flops, self.bandwidth)
 
-    def kv_bytes(self, b, S, N, sum_sn):
-        return cost.kv_cache_bytes(b, S, N, sum_sn, self.kv_per_token, self.padded)
+    def compute_time(self, b, S, N):
+        return cost.compute_time(b, S, N, *self.cost_constants)
 
 
 def prepare(inst: SlotInstance) -> Prepared:
@@ -164,8 +165,7 @@ def check_rows(p: Prepared, idx: np.ndarray) -> RowCheck:
         raise ValueError(f"check_rows: idx must be an (m, b) matrix with b >= 1, got {idx.shape}")
     out = _kernel.check_rows_kernel(
         idx, p.prompt, p.output, p.window, p.admissible, p.up_bits, p.snr_hz, p.down_c,
-        p.n_params, float(p.n_layers), float(p.d_model), p.weight_bytes, p.kv_per_token,
-        p.flops, p.bandwidth, p.kv_capacity, p.padded, p.uplink_hz, p.downlink_hz, p.slot_s)
+        *p.cost_constants, p.kv_capacity, p.padded, p.uplink_hz, p.downlink_hz, p.slot_s)
     return RowCheck(*out)
 
 
@@ -229,9 +229,7 @@ def evaluate(inst: SlotInstance | Prepared, batch) -> BatchEvaluation:
     arr = np.array(members, dtype=np.int64)
     rc = check_rows(p, arr[None, :])
     code = int(rc.code[0])
-    t_pre = _kernel.prefill_s(float(b), float(rc.S[0]), p.n_params, float(p.n_layers),
-                              float(p.d_model), p.weight_bytes, p.kv_per_token, p.flops,
-                              p.bandwidth)
+    t_pre = _kernel.prefill_s(float(b), float(rc.S[0]), *p.cost_constants)
     tc = float(rc.t_compute[0])
     kv = float(rc.kv_bytes[0])
     common = dict(batch=members, t_compute_s=tc, t_prefill_s=t_pre, t_decode_s=tc - t_pre,

@@ -36,7 +36,7 @@ def length_sampler(trace: str, which: str, cap: int):
 
     def draw(rng: np.random.Generator, size=None):
         x = np.rint(rng.lognormal(mu, sigma, size))
-        return np.clip(x, 1, cap).astype(np.int64)
+        return np.minimum(np.maximum(x, 1.0), cap).astype(np.int64)
 
     return draw
 

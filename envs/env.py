@@ -14,6 +14,7 @@ from edgellm.dftsp import catalog, check_rows, evaluate, prepare, prepare_arrays
 from edgellm.dftsp.feasibility import OK, REASONS, Prepared, check_additions
 from edgellm.dftsp.instance import SlotInstance
 from edgellm.envs.config import ScenarioConfig
+from edgellm.envs.queues import DEADLINE, DROP_CAUSES, ID, OUTPUT, PROMPT, TOLERANCE, Queues, Rules
 from edgellm.envs.scenarios import get_scenario
 from edgellm.envs.traffic import Traffic
 from edgellm.errors import EdgeLLMError
@@ -22,9 +23,9 @@ ACTION_MODES = ("sequential", "subset", "priority")
 USER_FEATURES = ("present", "prompt", "output", "deadline", "admissible", "uplink_gain",
                  "downlink_gain", "queue", "in_batch", "addable")
 GLOBAL_FEATURES = ("memory_left", "compute_time", "slot", "batch_size")
-DROP_CAUSES = ("expired", "overflow", "rejected")
 GAIN_DB_LO, GAIN_DB_SPAN = -150.0, 100.0  # gain normalization: (10 log10 g + 150) / 100
 _REASON_ORDER = tuple(sorted(REASONS))     # check_rows codes in test order
+_NO_USERS = np.zeros(0, dtype=np.int64)
 
 
 @dataclass(frozen=True, eq=False)
@@ -183,7 +184,11 @@ class EdgeLLMEnv(gym.Env):
                        noise_psd_w_per_hz=cfg.noise_psd_w_per_hz, en_power_w=cfg.en_power_w,
                        bits_per_token=cfg.bits_per_token),
             slot_s=cfg.slot_s, kv_cache=cfg.kv_cache, objective=cfg.objective)
-        self._p0 = prepare(self._system)  # system constants, no requests
+        p0 = prepare(self._system)  # system constants, no requests
+        self._kv_capacity = p0.kv_capacity
+        self._rules = Rules(cfg.slot_s, cfg.objective == "tokens", cfg.reject_unservable,
+                            cfg.overflow == "drop_new", self._system.quant.ppl_increase,
+                            p0.kv_capacity, p0.padded, p0.cost_constants)
 
     # ------------------------------------------------------------------ gym API
     def reset(self, *, seed: int | None = None, options: dict | None = None):
@@ -199,19 +204,11 @@ class EdgeLLMEnv(gym.Env):
             self._apply_config(cfg)
         entropy = seed if seed is not None else int(self.np_random.integers(2 ** 63))
         self._traffic = Traffic(cfg, np.random.SeedSequence(entropy))
-        K, Q = self.n_users, cfg.queue_capacity
-        self._q_s = np.zeros((K, Q), dtype=np.int64)
-        self._q_n = np.zeros((K, Q), dtype=np.int64)
-        self._q_tau = np.zeros((K, Q))
-        self._q_tol = np.zeros((K, Q))
-        self._q_tc = np.zeros((K, Q))
-        self._q_id = np.full((K, Q), -1, dtype=np.int64)
-        self._q_len = np.zeros(K, dtype=np.int64)
-        self._next_id = 0
+        self._queues = Queues(self.n_users, cfg.queue_capacity)
         self.counts = {"arrived": 0, "served": 0, **{c: 0 for c in DROP_CAUSES}}
         self._slot = 0
         self._last = None  # (users, value, binding, dropped) of the last slot, for render
-        drops, _ = self._arrive(self._traffic.draw(advance_fading=False))
+        drops, _ = self._end_slot(_NO_USERS, self._traffic.draw(advance_fading=False))
         self._begin_slot()
         return self._obs.copy(), {"slot_done": False, "action_mask": self._mask_info(),
                                   "dropped": drops}
@@ -228,9 +225,10 @@ class EdgeLLMEnv(gym.Env):
         else:
             self._act_priority(action)
             done = True
-        if not done:
+        if not done:  # the batch grew by one user, or nothing changed
             pen = self.config.invalid_penalty if self._pending_invalid else 0.0
-            self._refresh_obs()
+            if not self._pending_invalid:
+                self._refresh_obs()
             info = {"slot_done": False, "action_mask": self._mask_info(),
                     "invalid_action": self._pending_invalid, "repaired": False,
                     "reward_terms": {"served": 0.0, "drops": 0.0, "invalid": -pen}}
@@ -239,7 +237,7 @@ class EdgeLLMEnv(gym.Env):
 
     def render(self):
         if self.render_mode == "ansi":
-            q = " ".join(str(int(x)) for x in self._q_len)
+            q = " ".join(str(int(x)) for x in self._queues.length)
             last = ""
             if self._last is not None:
                 users, value, binding, dropped = self._last
@@ -250,21 +248,19 @@ class EdgeLLMEnv(gym.Env):
     # ------------------------------------------------------------------ public helpers
     def action_masks(self) -> np.ndarray:
         """Mask for sb3-contrib MaskablePPO (see the class docstring, per action mode)."""
-        if self.action_mode == "sequential":
-            return self._mask_info()
         if self.action_mode == "subset":
             m = np.ones((self.n_users, 2), dtype=bool)
-            m[:, 1] = self._user_mask()
+            m[:, 1] = self._mask
             return m.ravel()
-        return self._user_mask()
+        return self._mask.copy()
 
     def slot_view(self) -> SlotView:
         """The current slot's candidates (one per user with a request), their prepared arrays,
         the users chosen so far and the head-of-line request ids."""
         return SlotView(users=tuple(int(u) for u in self._users), prepared=self._p,
                         chosen=tuple(int(self._users[i]) for i in self._batch),
-                        queue_lengths=self._q_len.copy(), slot=self._slot,
-                        request_ids=tuple(int(x) for x in self._q_id[self._users, 0]))
+                        queue_lengths=self._queues.length.copy(), slot=self._slot,
+                        request_ids=tuple(int(x) for x in self._heads[:, ID]))
 
     def action_for(self, users: Sequence[int]):
         """The action that serves exactly the batch ``users`` (user ids) in this mode."""
@@ -374,7 +370,7 @@ class EdgeLLMEnv(gym.Env):
         self._recheck()
 
     def _recheck(self) -> None:
-        others = np.flatnonzero(~self._in)
+        others = (~self._in).nonzero()[0]
         if others.size == 0:
             return
         rc = check_additions(self._p, self._batch, others)
@@ -384,41 +380,35 @@ class EdgeLLMEnv(gym.Env):
         self._cand_kv[others] = rc.kv_bytes
 
     # ------------------------------------------------------------------ masks and obs
-    def _user_mask(self) -> np.ndarray:
-        m = np.zeros(self.n_users, dtype=bool)
-        m[self._users] = self._ok
-        return m
-
     def _mask_info(self) -> np.ndarray:
-        if self.action_mode == "sequential":
-            m = np.zeros(self.n_users + 1, dtype=bool)
-            m[self._users] = self._ok
-            m[-1] = True
-            return m
-        return self._single_ok_users.copy()
+        return self._mask.copy()
 
     def _refresh_obs(self) -> None:
+        """Update the batch-dependent entries (and the sequential mask) after an addition."""
         K, F = self.n_users, len(USER_FEATURES)
+        self._mask[self._users] = self._ok
         u = self._obs[:K * F].reshape(K, F)
         u[self._users, 8] = self._in
         u[self._users, 9] = self._ok
         g = self._obs[K * F:]
-        g[0] = min(max(1.0 - self._kv / self._p0.kv_capacity, 0.0), 1.0)
+        g[0] = min(max(1.0 - self._kv / self._kv_capacity, 0.0), 1.0)
         g[1] = min(self._tc / self.config.slot_s, 1.0)
         g[3] = len(self._batch) / K
 
     # ------------------------------------------------------------------ slot mechanics
     def _begin_slot(self) -> None:
         cfg, K = self.config, self.n_users
-        users = np.flatnonzero(self._q_len > 0)
+        q_len = self._queues.length
+        users = q_len.nonzero()[0]
         self._users = users
         self._pos = np.full(K, -1, dtype=np.intp)
         self._pos[users] = np.arange(users.size)
-        up, down = self._traffic.gains()
-        s, n = self._q_s[users, 0], self._q_n[users, 0]
-        tau, tol = self._q_tau[users, 0], self._q_tol[users, 0]
-        self._p = prepare_arrays(self._system, s, n, tau, tol, up[users], down[users],
-                                 np.full(users.size, cfg.tx_power_w))
+        gains = self._traffic.gain  # (2, K): uplink, downlink
+        up, down = gains
+        self._heads = heads = self._queues.data[users, 0]
+        s, n, tau = heads[:, PROMPT], heads[:, OUTPUT], heads[:, DEADLINE]
+        self._p = prepare_arrays(self._system, s, n, tau, heads[:, TOLERANCE], up[users],
+                                 down[users], np.full(users.size, cfg.tx_power_w))
         m = users.size
         self._batch: list[int] = []
         self._in = np.zeros(m, dtype=bool)
@@ -427,36 +417,37 @@ class EdgeLLMEnv(gym.Env):
         rc = check_rows(self._p, np.arange(m)[:, None])  # singletons (none if m = 0)
         self._code, self._ok = rc.code, rc.code == OK
         self._cand_tc, self._cand_kv = rc.t_compute, rc.kv_bytes
-        self._single_ok_users = self._user_mask()
-        # observation base for the slot
+        # action mask: sequential K + 1 actions, else the users feasible alone
+        self._mask = np.zeros(K + (self.action_mode == "sequential"), dtype=bool)
+        self._mask[users] = self._ok
+        self._mask[K:] = True
+        # observation (see the class docstring); remaining deadlines are > 0
         F = len(USER_FEATURES)
-        obs = np.zeros((K, F), dtype=np.float32)
-        obs[users, 0] = 1.0
-        obs[users, 1] = s / cfg.max_prompt
-        obs[users, 2] = n / cfg.max_output
-        obs[users, 3] = np.clip(tau / cfg.deadline_s[1], 0.0, 1.0)
-        obs[users, 4] = self._p.admissible
-        obs[:, 5] = np.clip((10.0 * np.log10(up) - GAIN_DB_LO) / GAIN_DB_SPAN, 0.0, 1.0)
-        obs[:, 6] = np.clip((10.0 * np.log10(down) - GAIN_DB_LO) / GAIN_DB_SPAN, 0.0, 1.0)
-        obs[:, 7] = self._q_len / cfg.queue_capacity
-        obs[users, 9] = self._ok
-        glob = np.array([1.0, 0.0, min(self._slot / cfg.max_slots, 1.0), 0.0],
-                        dtype=np.float32)
-        self._obs = np.concatenate([obs.ravel(), glob])
+        self._obs = obs = np.zeros(K * F + len(GLOBAL_FEATURES), dtype=np.float32)
+        rows = np.empty((m, 5))
+        rows[:, 0] = 1.0
+        np.divide(s, cfg.max_prompt, out=rows[:, 1])
+        np.divide(n, cfg.max_output, out=rows[:, 2])
+        np.minimum(tau / cfg.deadline_s[1], 1.0, out=rows[:, 3])
+        rows[:, 4] = self._p.admissible
+        u = obs[:K * F].reshape(K, F)
+        u[users, :5] = rows
+        db = (10.0 * np.log10(gains) - GAIN_DB_LO) / GAIN_DB_SPAN
+        u[:, 5:7] = np.minimum(np.maximum(db, 0.0), 1.0).T
+        u[:, 7] = q_len / cfg.queue_capacity
+        u[users, 9] = self._ok
+        obs[K * F:] = (1.0, 0.0, min(self._slot / cfg.max_slots, 1.0), 0.0)
 
     def _dispatch(self):
         cfg = self.config
         p = self._p
         batch = sorted(self._batch)
-        users = [int(self._users[i]) for i in batch]
-        if batch:
-            ev = evaluate(p, batch)
-            assert ev.feasible, "env built an infeasible batch"  # exact masks: cannot happen
-            t_up, t_c, mem = ev.t_uplink_s, ev.t_compute_s, ev.memory_bytes
-        else:
-            t_up, t_c, mem = 0.0, 0.0, p.weight_bytes
-        value = int(p.weight[batch].sum()) if batch else 0
-        served_tokens = int(p.output[batch].sum()) if batch else 0
+        served = self._users[batch]
+        users = served.tolist()
+        ev = evaluate(p, batch)
+        assert ev.feasible, "env built an infeasible batch"  # exact masks: cannot happen
+        value = ev.value
+        served_tokens = int(p.output[batch].sum())
         # binding constraint and refusals (codes are against the final batch)
         out = ~self._in
         codes = self._code[out]
@@ -465,22 +456,11 @@ class EdgeLLMEnv(gym.Env):
         binding = None
         if codes.size and not self._ok[out].any():
             binding = max(refused, key=lambda r: refused[r])  # first max: earlier test
-        # serve: pop the heads
-        served_ids = tuple(int(x) for x in self._q_id[users, 0])
-        if users:
-            u = np.asarray(users)
-            for arr in (self._q_s, self._q_n, self._q_tau, self._q_tol, self._q_tc, self._q_id):
-                arr[u, :-1] = arr[u, 1:]
-            self._q_len[u] -= 1
+        served_ids = tuple(self._heads[batch, ID].astype(np.int64).tolist())
         self.counts["served"] += len(users)
         slot = self._slot
         self._slot += 1
-        # age, expire, arrive
-        drops = self._age()
-        more, dropped_w2 = self._arrive(self._traffic.draw())
-        dropped_w = drops.pop("_weight") + dropped_w2
-        for c in DROP_CAUSES:
-            drops[c] += more[c]
+        drops, dropped_w = self._end_slot(served, self._traffic.draw())
         self._begin_slot()
         invalid = self._pending_invalid
         terms = {"served": float(value), "drops": -cfg.drop_penalty * dropped_w,
@@ -490,82 +470,18 @@ class EdgeLLMEnv(gym.Env):
         info = {"slot_done": True, "action_mask": self._mask_info(), "invalid_action": invalid,
                 "repaired": self._repaired, "slot": slot, "batch": tuple(users), "value": value,
                 "served": len(users), "served_tokens": served_tokens, "served_ids": served_ids,
-                "dropped": drops, "t_uplink_s": t_up, "t_compute_s": t_c, "memory_bytes": mem,
+                "dropped": drops, "t_uplink_s": ev.t_uplink_s, "t_compute_s": ev.t_compute_s,
+                "memory_bytes": ev.memory_bytes,
                 "binding": binding, "refused": refused, "reward_terms": terms}
         self._last = (users, value, binding, sum(drops.values()))
         return self._obs.copy(), float(reward), False, truncated, info
 
-    def _weight(self, n: np.ndarray) -> float:
-        return float(n.sum()) if self.config.objective == "tokens" else float(n.size)
-
-    def _age(self) -> dict:
-        """Shrink remaining deadlines by slot_s; drop requests that can never be met."""
-        Q = self.config.queue_capacity
-        valid = np.arange(Q)[None, :] < self._q_len[:, None]
-        self._q_tau[valid] -= self.config.slot_s
-        expire = valid & (self._q_tc >= self._q_tau)
-        k = int(np.count_nonzero(expire))
-        w = 0.0
-        if k:
-            w = self._weight(self._q_n[expire])
-            keep = valid & ~expire
-            rows = np.flatnonzero(expire.any(axis=1))  # compact only the queues that lost one
-            order = np.argsort(~keep[rows], axis=1, kind="stable")
-            r = rows[:, None]
-            for arr in (self._q_s, self._q_n, self._q_tau, self._q_tol, self._q_tc, self._q_id):
-                arr[rows] = arr[r, order]
-            self._q_len = keep.sum(axis=1)
-            self.counts["expired"] += k
-        return {"expired": k, "overflow": 0, "rejected": 0, "_weight": w}
-
-    def _arrive(self, d) -> tuple[dict, float]:
-        """Admit this slot's arrivals into the queues."""
-        cfg, p0 = self.config, self._p0
-        drops = {c: 0 for c in DROP_CAUSES}
-        arrive = np.flatnonzero(d.arrive)
-        if arrive.size == 0:
-            return drops, 0.0
-        s, n = d.prompt[arrive], d.output[arrive]
-        tau, tol = d.deadline[arrive], d.tolerance[arrive]
-        tc = np.asarray(p0.compute_time(1, s, n), dtype=float)
-        ids = self._next_id + np.arange(arrive.size)
-        self._next_id += arrive.size
-        self.counts["arrived"] += arrive.size
-        w = 0.0
-        expired = tc >= tau
-        if cfg.reject_unservable:
-            kv = np.asarray(p0.kv_bytes(1, s, n, s + n), dtype=float)
-            unserv = ((self._system.quant.ppl_increase > tol) | (kv > p0.kv_capacity)
-                      | (tc >= cfg.slot_s))
-            rej = unserv
-            expired &= ~unserv
-            if rej.any():
-                drops["rejected"] = int(rej.sum())
-                w += self._weight(n[rej])
-        else:
-            rej = np.zeros(arrive.size, dtype=bool)
-        if expired.any():
-            drops["expired"] = int(expired.sum())
-            w += self._weight(n[expired])
-        Q = cfg.queue_capacity
-        for j in np.flatnonzero(~rej & ~expired).tolist():
-            k = int(arrive[j])
-            if self._q_len[k] >= Q:
-                if cfg.overflow == "drop_new":
-                    drops["overflow"] += 1
-                    w += self._weight(n[j:j + 1])
-                    continue
-                drops["overflow"] += 1
-                w += self._weight(self._q_n[k, :1])
-                for arr in (self._q_s, self._q_n, self._q_tau, self._q_tol, self._q_tc,
-                            self._q_id):
-                    arr[k, :-1] = arr[k, 1:]
-                self._q_len[k] -= 1
-            pos = self._q_len[k]
-            self._q_s[k, pos], self._q_n[k, pos] = s[j], n[j]
-            self._q_tau[k, pos], self._q_tol[k, pos] = tau[j], tol[j]
-            self._q_tc[k, pos], self._q_id[k, pos] = tc[j], ids[j]
-            self._q_len[k] += 1
-        for c in DROP_CAUSES:
-            self.counts[c] += drops[c]
-        return drops, w
+    def _end_slot(self, served: np.ndarray, draw) -> tuple[dict, float]:
+        """Serve ``served`` (user ids), age the queues and admit ``draw``'s arrivals; count
+        the drops by cause. Returns the drops and their objective weight."""
+        drops, weight = self._queues.end_slot(served, draw, self._rules)
+        drops = dict(zip(DROP_CAUSES, drops.tolist()))
+        for c, k in drops.items():
+            self.counts[c] += k
+        self.counts["arrived"] = self._queues.next_id
+        return drops, weight

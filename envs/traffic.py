@@ -53,24 +53,27 @@ class Traffic:
         self.shadowing_db = cfg.shadowing_db * lay.standard_normal(K)
         self.large_gain = channel.large_scale_gain(self.distance_m, self.shadowing_db)
         fad = self.rng["fading"]
-        self._h = channel.gauss_markov(fad, np.zeros(2 * K, dtype=complex), 0.0)
+        self._h = channel.gauss_markov(fad, np.zeros((2, 2 * K)), 0.0)  # users' up, then down
+        self._update_gain()
         # bursty arrivals: initial states from the chain's stationary law
         a = self.rng["arrivals"]
         pe, pl = cfg.p_enter_burst, cfg.p_leave_burst
         p_burst = pe / (pe + pl) if pe + pl > 0 else 0.0
         self.burst = a.random(K) < p_burst
 
-    def gains(self) -> tuple[np.ndarray, np.ndarray]:
-        """Current (uplink, downlink) linear power gains of every user."""
-        p = np.maximum(self._h.real ** 2 + self._h.imag ** 2, _MIN_GAIN)
-        K = self.cfg.n_users
-        return self.large_gain * p[:K], self.large_gain * p[K:]
+    def _update_gain(self) -> None:
+        """``gain``: the current linear power gains, (2, K) read-only, rows uplink and
+        downlink (a fresh array every slot)."""
+        p = np.maximum(channel.power_gain(self._h), _MIN_GAIN)
+        self.gain = self.large_gain * p.reshape(2, self.cfg.n_users)
+        self.gain.flags.writeable = False
 
     def draw(self, advance_fading: bool = True) -> SlotDraw:
         """The next slot's arrivals and potential requests; fading moves one step first."""
         cfg, K = self.cfg, self.cfg.n_users
         if advance_fading:
             self._h = channel.gauss_markov(self.rng["fading"], self._h, cfg.fading_rho)
+            self._update_gain()
         a = self.rng["arrivals"]
         u_state, u_arr = a.random(K), a.random(K)
         if cfg.arrival == "bursty":
@@ -84,5 +87,4 @@ class Traffic:
         output = self._output(r, K)
         deadline = r.uniform(cfg.deadline_s[0], cfg.deadline_s[1], K)
         tol = self._tol[r.integers(0, len(self._tol), K)]
-        up, down = self.gains()
-        return SlotDraw(u_arr < rate, prompt, output, deadline, tol, up, down)
+        return SlotDraw(u_arr < rate, prompt, output, deadline, tol, self.gain[0], self.gain[1])

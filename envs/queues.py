@@ -1,0 +1,141 @@
+"""Per-user FIFO request queues and the end-of-slot mechanics, compiled (numba).
+
+Queue k holds up to Q requests, oldest first, as the rows ``data[k, :length[k]]``; a row
+holds the fields of :data:`FIELDS` (token counts and ids are stored exactly as float64).
+Rows at or beyond ``length[k]`` are stale and never read.
+
+:meth:`Queues.end_slot` runs everything that happens between two decisions in one compiled
+call, in this order: serve (pop the batch users' heads), age (every remaining deadline
+shrinks by the slot length; a request whose remaining deadline is at most its compute time
+alone can never be served and expires), admit the next slot's arrivals (unservable ones are
+rejected, already-late ones expire, a full queue overflows). The compute time and KV bytes
+come from the compiled formulas of :mod:`edgellm.dftsp._kernel`, the oracle's cost model.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+from numba import njit
+
+from edgellm.dftsp._kernel import compute_s, kv_cache_bytes
+
+FIELDS = ("prompt", "output", "deadline", "tolerance", "compute_s", "id")
+PROMPT, OUTPUT, DEADLINE, TOLERANCE, COMPUTE, ID = range(len(FIELDS))
+DROP_CAUSES = ("expired", "overflow", "rejected")
+EXPIRED, OVERFLOW, REJECTED = range(len(DROP_CAUSES))
+
+_jit = njit(cache=True, nogil=True)
+
+
+class Rules(NamedTuple):
+    """What the end of a slot needs from the scenario and the system (fixed per episode)."""
+
+    slot_s: float                 # slot length [s]
+    tokens: bool                  # objective weights: output tokens (else 1 per request)
+    reject_unservable: bool       # drop arrivals that no batch could serve
+    drop_new: bool                # overflow drops the arrival (else the queue's head)
+    ppl_increase: float           # perplexity increase of the served model
+    kv_capacity: float            # KV-cache bytes available [B]
+    padded: bool                  # padded KV cache (else exact)
+    cost: tuple                   # Prepared.cost_constants: (P, L, d, W, kv, C, M)
+
+
+@_jit
+def _pop(data, length, k):
+    """Remove the head of queue k."""
+    n = length[k]
+    for j in range(n - 1):
+        data[k, j, :] = data[k, j + 1, :]
+    length[k] = n - 1
+
+
+@_jit
+def _push(data, length, k, prompt, output, deadline, tolerance, tc, rid):
+    j = length[k]
+    data[k, j, PROMPT] = prompt
+    data[k, j, OUTPUT] = output
+    data[k, j, DEADLINE] = deadline
+    data[k, j, TOLERANCE] = tolerance
+    data[k, j, COMPUTE] = tc
+    data[k, j, ID] = rid
+    length[k] = j + 1
+
+
+@_jit
+def _end_slot(data, length, served, arrive, prompt, output, deadline, tolerance, first_id,
+              slot_s, tokens, reject_unservable, drop_new, ppl_increase, kv_capacity, padded,
+              cost):
+    P, L, d, W, kv, C, M = cost
+    drops = np.zeros(3, np.int64)
+    weight = 0.0  # objective weight of the drops (exact: sums of integers)
+    for k in served:
+        _pop(data, length, k)
+    K, Q = length.size, data.shape[1]
+    for k in range(K):  # age and expire, keeping the order of the survivors
+        kept = 0
+        for j in range(length[k]):
+            data[k, j, DEADLINE] -= slot_s
+            if data[k, j, COMPUTE] >= data[k, j, DEADLINE]:
+                drops[EXPIRED] += 1
+                weight += data[k, j, OUTPUT] if tokens else 1.0
+            else:
+                if kept != j:
+                    data[k, kept, :] = data[k, j, :]
+                kept += 1
+        length[k] = kept
+    rid = first_id
+    for k in range(K):  # arrivals, ids in user order
+        if not arrive[k]:
+            continue
+        s, n, tau, tol = float(prompt[k]), float(output[k]), deadline[k], tolerance[k]
+        w = n if tokens else 1.0
+        tc = compute_s(1.0, s, n, P, L, d, W, kv, C, M)
+        this_id = float(rid)
+        rid += 1
+        if reject_unservable and (ppl_increase > tol or tc >= slot_s or
+                                  kv_cache_bytes(1.0, s, n, s + n, kv, padded)
+                                  > kv_capacity):
+            drops[REJECTED] += 1
+            weight += w
+            continue
+        if tc >= tau:
+            drops[EXPIRED] += 1
+            weight += w
+            continue
+        if length[k] >= Q:
+            drops[OVERFLOW] += 1
+            if drop_new:
+                weight += w
+                continue
+            weight += data[k, 0, OUTPUT] if tokens else 1.0
+            _pop(data, length, k)
+        _push(data, length, k, s, n, tau, tol, tc, this_id)
+    return drops, weight, rid
+
+
+class Queues:
+    """K FIFO queues of capacity Q (see the module docstring)."""
+
+    def __init__(self, n_users: int, capacity: int):
+        self.data = np.zeros((n_users, capacity, len(FIELDS)))
+        self.length = np.zeros(n_users, dtype=np.int64)
+        self.next_id = 0
+
+    def field(self, name: str) -> np.ndarray:
+        """(K, Q) view of one field (stale beyond ``length``)."""
+        return self.data[:, :, FIELDS.index(name)]
+
+    def live(self) -> np.ndarray:
+        """(K, Q) mask of the live rows."""
+        return np.arange(self.data.shape[1])[None, :] < self.length[:, None]
+
+    def end_slot(self, served: np.ndarray, draw, rules: Rules) -> tuple[np.ndarray, float]:
+        """Serve the heads of ``served`` (int64 user ids), age, and admit the arrivals of
+        ``draw`` (a :class:`~edgellm.envs.traffic.SlotDraw`). Returns the drop counts
+        (indexed like :data:`DROP_CAUSES`) and their total objective weight."""
+        drops, weight, self.next_id = _end_slot(
+            self.data, self.length, served, draw.arrive, draw.prompt, draw.output,
+            draw.deadline, draw.tolerance, self.next_id, *rules)
+        return drops, weight
