@@ -185,7 +185,6 @@ class EdgeLLMEnv(gym.Env):
                        bits_per_token=cfg.bits_per_token),
             slot_s=cfg.slot_s, kv_cache=cfg.kv_cache, objective=cfg.objective)
         p0 = prepare(self._system)  # system constants, no requests
-        self._kv_capacity = p0.kv_capacity
         self._rules = Rules(cfg.slot_s, cfg.objective == "tokens", cfg.reject_unservable,
                             cfg.overflow == "drop_new", self._system.quant.ppl_increase,
                             p0.kv_capacity, p0.padded, p0.cost_constants)
@@ -391,7 +390,7 @@ class EdgeLLMEnv(gym.Env):
         u[self._users, 8] = self._in
         u[self._users, 9] = self._ok
         g = self._obs[K * F:]
-        g[0] = min(max(1.0 - self._kv / self._kv_capacity, 0.0), 1.0)
+        g[0] = min(max(1.0 - self._kv / self._rules.kv_capacity, 0.0), 1.0)
         g[1] = min(self._tc / self.config.slot_s, 1.0)
         g[3] = len(self._batch) / K
 
