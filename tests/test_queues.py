@@ -9,8 +9,9 @@ from edgellm.dftsp import catalog, prepare
 from edgellm.envs.queues import DROP_CAUSES, Queues, Rules
 from edgellm.envs.traffic import SlotDraw
 
-P0 = prepare(catalog.build_instance("llama-2-7b", "w4a16", "rtx-4090", ()))
-PPL = catalog.build_instance("llama-2-7b", "w4a16", "rtx-4090", ()).quant.ppl_increase
+SYSTEM = catalog.build_instance("llama-2-7b", "w4a16", "rtx-4090", ())
+P0 = prepare(SYSTEM)
+PPL = SYSTEM.quant.ppl_increase
 SLOT = 5.0
 NONE = np.zeros(0, dtype=np.int64)
 
