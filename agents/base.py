@@ -19,9 +19,9 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from edgellm.dftsp.feasibility import Prepared, prepare
-from edgellm.dftsp.instance import SlotInstance
 from edgellm.errors import EdgeLLMError
+from edgellm.system.feasibility import Prepared, prepare
+from edgellm.system.instance import SlotInstance
 
 # Safety net against an env whose slot never ends (e.g. an action_for that never dispatches).
 _MAX_STEPS_PER_SLOT = 10_000

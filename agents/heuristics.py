@@ -1,7 +1,7 @@
 """Greedy batching heuristics (SPEC section 5).
 
 Each heuristic sorts the slot's candidates by a key and adds them in that order while the
-batch stays feasible. Feasibility always comes from :func:`edgellm.dftsp.check_rows`, the
+batch stays feasible. Feasibility always comes from :func:`edgellm.system.check_rows`, the
 cost model shared with the env and the oracle. Because feasible batches are down-closed
 (SPEC 2.4), a candidate that does not fit the current batch never fits a later, larger
 one, so :func:`greedy_fill` tests every remaining candidate against the current batch in
@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from edgellm.agents.base import Policy, SlotViewLike, indices_to_users, request_column
-from edgellm.dftsp.feasibility import OK, Prepared, check_additions
+from edgellm.system.feasibility import OK, Prepared, check_additions
 
 
 def greedy_fill(p: Prepared, order, limit: int | None = None) -> list[int]:

@@ -19,8 +19,9 @@ import time
 
 import numpy as np
 
-from edgellm.dftsp import prepare, solve
-from edgellm.dftsp.generate import random_instance
+from edgellm.dftsp import solve
+from edgellm.system import prepare
+from edgellm.system.generate import random_instance
 
 # Systems cycled over the instances: (model, quantization, device).
 SYSTEMS = (

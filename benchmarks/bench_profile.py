@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--md", default=None, help="also write the markdown section here")
     args = ap.parse_args(argv)
 
-    from edgellm.dftsp._io import atomic_write_text
+    from edgellm.io import atomic_write_text
     from edgellm.profiling import format_table, parse_int_list, profile, summary_text
 
     threads = args.threads or None

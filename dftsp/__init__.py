@@ -1,31 +1,14 @@
-"""The single-slot batch scheduling problem and its exact solvers (SPEC sections 2-3).
+"""The exact per-slot solvers (SPEC section 3): DFTSP and brute force.
+
+The slot problem itself (instances, cost model, feasibility) lives in :mod:`edgellm.system`;
+its stable entry points are re-exported here so that the SPEC's API works as written:
 
 >>> from edgellm.dftsp import SlotInstance, evaluate, solve
 """
 
-from edgellm.dftsp.feasibility import (
-    REASON_NAMES,
-    BatchEvaluation,
-    Prepared,
-    check_rows,
-    evaluate,
-    prepare,
-    prepare_arrays,
-)
-from edgellm.dftsp.instance import (
-    SCHEMA,
-    Device,
-    InstanceError,
-    Model,
-    Quant,
-    Radio,
-    Request,
-    SlotInstance,
-)
 from edgellm.dftsp.solver import METHODS, Solution, solve
+from edgellm.system import BatchEvaluation, InstanceError, SlotInstance, evaluate
 
 __all__ = [
-    "SCHEMA", "METHODS", "REASON_NAMES", "BatchEvaluation", "Device", "InstanceError", "Model",
-    "Prepared", "Quant", "Radio", "Request", "SlotInstance", "Solution", "check_rows",
-    "check_additions", "evaluate", "prepare", "prepare_arrays", "solve",
+    "METHODS", "BatchEvaluation", "InstanceError", "SlotInstance", "Solution", "evaluate", "solve",
 ]

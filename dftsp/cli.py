@@ -6,13 +6,13 @@ import json
 
 import numpy as np
 
-from edgellm.dftsp.instance import SlotInstance
 from edgellm.dftsp.solver import METHODS, solve
+from edgellm.system.instance import SlotInstance
 
 
 def example_instance(n: int = 8, seed: int = 0) -> SlotInstance:
     """A valid instance on catalog profiles to start from (``edgellm solve --example``)."""
-    from edgellm.dftsp.generate import random_instance
+    from edgellm.system.generate import random_instance
 
     return random_instance(np.random.default_rng(seed), n)
 

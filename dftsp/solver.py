@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edgellm.dftsp.feasibility import (
+from edgellm.system.feasibility import (
     OK,
     BatchEvaluation,
     Prepared,
@@ -41,8 +41,8 @@ from edgellm.dftsp.feasibility import (
     evaluate,
     prepare,
 )
-from edgellm.dftsp.instance import SlotInstance
-from edgellm.dftsp.radio import uplink_min_bandwidth
+from edgellm.system.instance import SlotInstance
+from edgellm.system.radio import uplink_min_bandwidth
 
 METHODS = ("dftsp", "bruteforce")
 _SLACK = 1e-9  # relative slack on bound capacities, against rounding at a tight optimum

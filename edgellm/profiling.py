@@ -9,8 +9,8 @@ cache over a grid of batch sizes and prompt lengths, and
    times (least squares on log time, prefill and decode weighted alike);
 3. reports predicted against measured compute time per grid point (terminal table, CSV/JSON,
    PNG) with the median and worst relative error;
-4. writes a device profile (YAML, the layout of ``dftsp/catalog/devices.yaml``) that
-   :func:`load_device_profile` turns into an :class:`edgellm.dftsp.Device`.
+4. writes a device profile (YAML, the layout of ``system/data/devices.yaml``) that
+   :func:`load_device_profile` turns into an :class:`edgellm.system.Device`.
 
 Choices (also printed by the command):
 
@@ -46,9 +46,9 @@ from typing import Any
 
 import numpy as np
 
-from edgellm.dftsp import cost
-from edgellm.dftsp._io import atomic_path
 from edgellm.errors import EdgeLLMError
+from edgellm.io import atomic_path
+from edgellm.system import cost
 
 PRECISIONS_RUN = ("fp16", "bf16", "fp32")
 BITS = {"fp16": 16, "bf16": 16, "fp32": 32}
@@ -99,7 +99,7 @@ def scaled_arch(model: str, n_layers: int = 8, d_model: int = 1024,
     Keeps the family, the FFN/d_model ratio and the query-heads per KV-head ratio; heads are 64
     wide (32 below d_model 512). Raises EdgeLLMError naming the option on bad sizes.
     """
-    from edgellm.dftsp import catalog
+    from edgellm.system import catalog
 
     known = catalog.models()
     if model not in known:
@@ -515,7 +515,7 @@ def hardware(device: str) -> dict[str, Any]:
 
 def match_catalog_device(gpu_name: str) -> str | None:
     """The catalog device whose name matches a CUDA device name, if any."""
-    from edgellm.dftsp import catalog
+    from edgellm.system import catalog
 
     have = set(re.split(r"[^a-z0-9]+", gpu_name.lower()))
     for name in catalog.devices():  # every word of the catalog name in the CUDA name
@@ -526,7 +526,7 @@ def match_catalog_device(gpu_name: str) -> str | None:
 
 def device_profile(name: str, hw: dict, precision: str, requested: str, C: float, M: float,
                    command: str, catalog_device: str | None = None) -> dict[str, Any]:
-    """A device entry in the layout of ``catalog/devices.yaml`` (with ``sources``).
+    """A device entry in the layout of ``system/data/devices.yaml`` (with ``sources``).
 
     With ``catalog_device`` the datasheet peaks are kept and the efficiencies are the fitted
     rates over them (where a fitted rate beats the datasheet, the peak is replaced by it and
@@ -537,7 +537,7 @@ def device_profile(name: str, hw: dict, precision: str, requested: str, C: float
     src: dict[str, str] = {}
     peak_c, eff_c, bw, eff_m = C, 1.0, M, 1.0
     if catalog_device is not None:
-        from edgellm.dftsp import catalog
+        from edgellm.system import catalog
 
         ref = catalog.device(catalog_device)
         sheet = f"datasheet figure of catalog device {catalog_device!r}"
@@ -581,7 +581,7 @@ def load_device_profile(path: str | os.PathLike, name: str | None = None):
     """
     import yaml
 
-    from edgellm.dftsp import Device, InstanceError
+    from edgellm.system import Device, InstanceError
 
     path = Path(path)
     try:
@@ -759,7 +759,7 @@ def profile(model: str = "llama-3-8b", quant: str = "fp16", batches=(1, 2, 4, 8)
     if catalog_device is None and dev.startswith("cuda"):
         catalog_device = match_catalog_device(hw["name"])
     elif catalog_device is not None:
-        from edgellm.dftsp import catalog
+        from edgellm.system import catalog
 
         if catalog_device not in catalog.devices():
             raise EdgeLLMError(f"--catalog-device: unknown device {catalog_device!r}; known: "
@@ -797,8 +797,8 @@ def write_outputs(res: ProfileResult, out: Path, plot_png: bool = True) -> None:
     """profile.yaml (device profile), points.csv, profile.json and profile.png, atomically."""
     import yaml
 
-    from edgellm.dftsp._io import atomic_write_text
     from edgellm.eval.report import rows_to_csv
+    from edgellm.io import atomic_write_text
 
     out.mkdir(parents=True, exist_ok=True)
     header = ("# Device profile written by `edgellm profile`; load it with "

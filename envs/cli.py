@@ -13,7 +13,7 @@ import json
 from collections import Counter
 from dataclasses import dataclass
 
-from edgellm.dftsp.feasibility import REASON_NAMES
+from edgellm.system.feasibility import REASON_NAMES
 
 CONSTRAINTS = REASON_NAMES  # accuracy, memory, slot, deadline, downlink, uplink
 

@@ -14,10 +14,10 @@ import math
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
-from edgellm.dftsp import catalog
-from edgellm.dftsp.catalog import DEFAULT_RADIO
-from edgellm.dftsp.instance import KV_MODES, OBJECTIVES, check_number
 from edgellm.errors import EdgeLLMError
+from edgellm.system import catalog
+from edgellm.system.catalog import DEFAULT_RADIO
+from edgellm.system.instance import KV_MODES, OBJECTIVES, check_number
 
 ARRIVALS = ("bernoulli", "bursty")
 OVERFLOW = ("drop_new", "drop_oldest")

@@ -10,14 +10,14 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from edgellm.dftsp import catalog, check_rows, evaluate, prepare, prepare_arrays
-from edgellm.dftsp.feasibility import OK, REASONS, Prepared, check_additions
-from edgellm.dftsp.instance import SlotInstance
 from edgellm.envs.config import ScenarioConfig
 from edgellm.envs.queues import DEADLINE, DROP_CAUSES, ID, OUTPUT, PROMPT, TOLERANCE, Queues, Rules
 from edgellm.envs.scenarios import get_scenario
 from edgellm.envs.traffic import Traffic
 from edgellm.errors import EdgeLLMError
+from edgellm.system import catalog, check_rows, evaluate, prepare, prepare_arrays
+from edgellm.system.feasibility import OK, REASONS, Prepared, check_additions
+from edgellm.system.instance import SlotInstance
 
 ACTION_MODES = ("sequential", "subset", "priority")
 USER_FEATURES = ("present", "prompt", "output", "deadline", "admissible", "uplink_gain",
@@ -56,7 +56,7 @@ class EdgeLLMEnv(gym.Env):
     the head-of-line requests are the candidates; the agent picks a batch; the node
     uploads the prompts, runs the batch on its GPU and sends the answers back, which must
     all fit in the slot and in every member's remaining deadline (SPEC sections 2 and 4).
-    Every batch is checked with ``edgellm.dftsp.check_rows`` / ``evaluate``, the cost model
+    Every batch is checked with ``edgellm.system.check_rows`` / ``evaluate``, the cost model
     of the DFTSP oracle, so env, oracle and heuristics agree.
 
     **Action space** (``action_mode``):

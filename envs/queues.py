@@ -9,7 +9,7 @@ call, in this order: serve (pop the batch users' heads), age (every remaining de
 shrinks by the slot length; a request whose remaining deadline is at most its compute time
 alone can never be served and expires), admit the next slot's arrivals (unservable ones are
 rejected, already-late ones expire, a full queue overflows). The compute time and KV bytes
-come from the compiled formulas of :mod:`edgellm.dftsp._kernel`, the oracle's cost model.
+come from the compiled formulas of :mod:`edgellm.system._kernel`, the oracle's cost model.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit
 
-from edgellm.dftsp._kernel import compute_s, kv_cache_bytes
+from edgellm.system._kernel import compute_s, kv_cache_bytes
 
 FIELDS = ("prompt", "output", "deadline", "tolerance", "compute_s", "id")
 PROMPT, OUTPUT, DEADLINE, TOLERANCE, COMPUTE, ID = range(len(FIELDS))

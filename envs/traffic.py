@@ -14,9 +14,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edgellm.dftsp import channel
-from edgellm.dftsp.generate import length_sampler
 from edgellm.envs.config import ScenarioConfig
+from edgellm.system import channel
+from edgellm.system.generate import length_sampler
 
 _STREAMS = ("layout", "arrivals", "requests", "fading")
 _MIN_GAIN = 1e-300  # guards the (measure-zero) exact-zero fading draw

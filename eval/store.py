@@ -17,8 +17,8 @@ import os
 import re
 from pathlib import Path
 
-from edgellm.dftsp._io import atomic_path, atomic_write_text
 from edgellm.errors import EdgeLLMError
+from edgellm.io import atomic_path, atomic_write_text
 
 RECORD_SCHEMA = "edgellm.eval-episode/1"
 

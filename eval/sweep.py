@@ -74,9 +74,9 @@ def _env_experiment(spec: SweepSpec, out: Path, name: str, key: str, xs, to_over
 def nodes_rows(ks, instances: int, seed: int = 0, progress: bool = False) -> list[dict]:
     """DFTSP vs brute force on ``instances`` random instances per K (catalog defaults:
     Llama-2-7B, W4A16, RTX 4090, ShareGPT lengths)."""
-    from edgellm.dftsp.feasibility import prepare
-    from edgellm.dftsp.generate import random_instance
     from edgellm.dftsp.solver import solve
+    from edgellm.system.feasibility import prepare
+    from edgellm.system.generate import random_instance
 
     rows = []
     it = ks

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edgellm.dftsp import Device, Model, Quant, Radio, Request, SlotInstance
+from edgellm.system import Device, Model, Quant, Radio, Request, SlotInstance
 
 # Tiny system whose numbers are easy to compute by hand:
 # L=2, d=4, 2 heads, 1 KV head -> d_kv = 2; kv_bits 16 -> kv = 2*2*2*16/8 = 16 B/token.

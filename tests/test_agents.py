@@ -16,10 +16,11 @@ from edgellm.agents import (
     parse_policy_list,
     users_to_indices,
 )
-from edgellm.dftsp import check_rows, evaluate, solve
-from edgellm.dftsp.feasibility import OK
-from edgellm.dftsp.generate import random_instance
+from edgellm.dftsp import solve
 from edgellm.errors import EdgeLLMError
+from edgellm.system import check_rows, evaluate
+from edgellm.system.feasibility import OK
+from edgellm.system.generate import random_instance
 
 
 def random_views(n: int, seed: int = 0, kmax: int = 14):

@@ -7,8 +7,9 @@ import itertools
 import numpy as np
 import pytest
 
-from edgellm.dftsp import InstanceError, catalog, solve
-from edgellm.dftsp.catalog import DEFAULT_RADIO, RADIO_SOURCES
+from edgellm.dftsp import solve
+from edgellm.system import InstanceError, catalog
+from edgellm.system.catalog import DEFAULT_RADIO, RADIO_SOURCES
 
 
 def _numeric_keys(entry: dict, prefix=""):
@@ -50,7 +51,7 @@ def test_quantization_costs_perplexity_and_saves_bytes():
 
 def test_every_published_combination_solves():
     rng = np.random.default_rng(0)
-    from edgellm.dftsp.generate import random_requests
+    from edgellm.system.generate import random_requests
 
     reqs = random_requests(rng, 6)
     built = 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edgellm.dftsp import cost
+from edgellm.system import cost
 
 # tiny system (see conftest): P=100, L=2, d=4, W=100 B, kv=16 B/token, C=1000, M=100
 P, L, D, W, KV, C, M = 100.0, 2, 4, 100.0, 16.0, 1000.0, 100.0

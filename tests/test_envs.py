@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 
 import edgellm.envs as envs
-from edgellm.dftsp import check_rows, evaluate
-from edgellm.dftsp.feasibility import OK
 from edgellm.envs import ENV_IDS, SCENARIOS, EdgeLLMEnv, ScenarioConfig, get_scenario
 from edgellm.errors import EdgeLLMError
+from edgellm.system import check_rows, evaluate
+from edgellm.system.feasibility import OK
 
 MODES = tuple(ENV_IDS)
 

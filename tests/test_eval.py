@@ -16,12 +16,13 @@ import pytest
 
 from edgellm.agents import POLICIES, make_policy, users_to_indices
 from edgellm.cli import main
-from edgellm.dftsp import evaluate, solve
+from edgellm.dftsp import solve
 from edgellm.envs import SCENARIOS, EdgeLLMEnv
 from edgellm.errors import EdgeLLMError
 from edgellm.eval.report import TIMING_COLUMNS
 from edgellm.eval.runner import EvalSpec, OptimumCache, run_episode, run_eval, scenario_config
 from edgellm.eval.sweep import SweepSpec, run_sweep
+from edgellm.system import evaluate
 
 SMALL = {"n_users": 6}
 ALL = tuple(POLICIES)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from conftest import tiny_request
 
-from edgellm.dftsp import evaluate, prepare
+from edgellm.system import evaluate, prepare
 
 
 def test_single_request_by_hand(tiny):
@@ -55,7 +55,7 @@ def test_each_reason(tiny, req, kw, reason):
 
 
 def test_feasible_allocation_meets_every_constraint(rng):
-    from edgellm.dftsp.generate import random_instance
+    from edgellm.system.generate import random_instance
 
     checked = 0
     for _ in range(60):
@@ -88,7 +88,7 @@ def test_bad_batches_raise_clear_errors(tiny):
 
 
 def test_prepared_and_instance_agree(rng):
-    from edgellm.dftsp.generate import random_instance
+    from edgellm.system.generate import random_instance
 
     inst = random_instance(rng, 5)
     p = prepare(inst)

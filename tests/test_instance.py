@@ -8,8 +8,8 @@ import math
 
 import pytest
 
-from edgellm.dftsp import InstanceError, SlotInstance
 from edgellm.dftsp.cli import example_instance
+from edgellm.system import InstanceError, SlotInstance
 
 
 @pytest.fixture

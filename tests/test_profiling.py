@@ -12,7 +12,6 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
 from edgellm.cli import main  # noqa: E402
-from edgellm.dftsp import Device, catalog, cost, evaluate  # noqa: E402
 from edgellm.errors import EdgeLLMError  # noqa: E402
 from edgellm.profiling import (  # noqa: E402
     CostParams,
@@ -30,6 +29,7 @@ from edgellm.profiling import (  # noqa: E402
     run_batch,
     scaled_arch,
 )
+from edgellm.system import Device, catalog, cost, evaluate  # noqa: E402
 
 TINY = {"n_layers": 2, "d_model": 128, "vocab": 256}
 

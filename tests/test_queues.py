@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edgellm.dftsp import catalog, prepare
 from edgellm.envs.queues import DROP_CAUSES, Queues, Rules
 from edgellm.envs.traffic import SlotDraw
+from edgellm.system import catalog, prepare
 
 SYSTEM = catalog.build_instance("llama-2-7b", "w4a16", "rtx-4090", ())
 P0 = prepare(SYSTEM)

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from edgellm.dftsp import radio
+from edgellm.system import radio
 
 
 def test_uplink_bandwidth_by_hand():

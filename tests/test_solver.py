@@ -11,9 +11,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edgellm.dftsp import check_rows, evaluate, prepare, solve
-from edgellm.dftsp.feasibility import OK, REASONS
-from edgellm.dftsp.generate import random_instance
+from edgellm.dftsp import solve
+from edgellm.system import check_rows, evaluate, prepare
+from edgellm.system.feasibility import OK, REASONS
+from edgellm.system.generate import random_instance
 
 SYSTEMS = (("llama-2-7b", "w4a16", "rtx-4090"), ("llama-3-8b", "w8a8", "l4"),
            ("mistral-7b", "fp16", "jetson-agx-orin-64gb"), ("opt-6.7b", "w4a16", "l4"),

@@ -157,8 +157,8 @@ def test_hyperparameter_files_are_rl_zoo_format_and_valid():
 
 
 def _all_feasible_batches(p, m):
-    from edgellm.dftsp import check_rows
-    from edgellm.dftsp.feasibility import OK
+    from edgellm.system import check_rows
+    from edgellm.system.feasibility import OK
 
     out = []
     for b in range(1, m + 1):

@@ -15,8 +15,8 @@ import numpy as np
 import yaml
 
 from edgellm.agents.base import Policy
-from edgellm.dftsp._io import atomic_path, atomic_write_text
 from edgellm.errors import EdgeLLMError
+from edgellm.io import atomic_path, atomic_write_text
 
 EVAL_SEED = 10_000
 FINAL_SEED = 20_000

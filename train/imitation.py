@@ -31,10 +31,10 @@ import time
 import numpy as np
 
 from edgellm.agents.learned import LearnedPolicy, TorchMLP, mlp
-from edgellm.dftsp import check_rows
-from edgellm.dftsp.feasibility import OK
 from edgellm.envs import EdgeLLMEnv
 from edgellm.eval.runner import build_scenario
+from edgellm.system import check_rows
+from edgellm.system.feasibility import OK
 from edgellm.train.common import (
     EVAL_SEED,
     FINAL_SEED,

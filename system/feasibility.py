@@ -26,9 +26,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edgellm.dftsp import _kernel, cost, radio
-from edgellm.dftsp._kernel import ACCURACY, DEADLINE, DOWNLINK, MEMORY, OK, SLOT, UPLINK
-from edgellm.dftsp.instance import Request, SlotInstance
+from edgellm.system import _kernel, cost, radio
+from edgellm.system._kernel import ACCURACY, DEADLINE, DOWNLINK, MEMORY, OK, SLOT, UPLINK
+from edgellm.system.instance import Request, SlotInstance
 
 # Outcome codes of check_rows, in the order they are tested (OK = 0).
 REASONS = {ACCURACY: "accuracy", MEMORY: "memory", SLOT: "slot", DEADLINE: "deadline",

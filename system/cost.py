@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from numba import vectorize
 
-from edgellm.dftsp import _kernel
+from edgellm.system import _kernel
 
 
 def kv_bytes_per_token(n_layers: int, d_model: int, n_heads: int, n_kv_heads: int,

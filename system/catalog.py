@@ -1,6 +1,6 @@
 """Catalog of models, devices, quantizations and workload traces (SPEC section 6).
 
-The numbers live in ``catalog/*.yaml`` next to this module; every entry carries a
+The numbers live in ``data/*.yaml`` next to this module; every entry carries a
 ``sources`` map from each of its keys to a citation. This module reads them and builds
 validated parts and slot instances from names.
 """
@@ -12,7 +12,7 @@ from importlib import resources
 
 import yaml
 
-from edgellm.dftsp.instance import (
+from edgellm.system.instance import (
     Device,
     InstanceError,
     Model,
@@ -45,7 +45,7 @@ RADIO_SOURCES = {
 
 @functools.cache
 def _load(name: str) -> dict:
-    text = resources.files("edgellm.dftsp").joinpath("catalog", f"{name}.yaml").read_text()
+    text = resources.files("edgellm.system").joinpath("data", f"{name}.yaml").read_text()
     return yaml.safe_load(text)
 
 

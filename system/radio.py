@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 from numba import vectorize
 
-from edgellm.dftsp import _kernel
+from edgellm.system import _kernel
 
 LN2 = _kernel.LN2
 

@@ -2,7 +2,7 @@
 
 Request lengths are log-normal, fitted to a trace's published mean and median (or to the
 one of them that is published, with sigma = 1) and capped. Channels use path
-loss, log-normal shadowing and Rayleigh fading (:mod:`edgellm.dftsp.channel`).
+loss, log-normal shadowing and Rayleigh fading (:mod:`edgellm.system.channel`).
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ import math
 
 import numpy as np
 
-from edgellm.dftsp import catalog, channel
-from edgellm.dftsp.instance import Request, SlotInstance
+from edgellm.system import catalog, channel
+from edgellm.system.instance import Request, SlotInstance
 
 
 def lognormal_params(mean: float | None = None,

@@ -349,7 +349,7 @@ class SlotInstance:
         """The instance as JSON text; also written (atomically) to ``path`` if given."""
         text = json.dumps(self.to_dict(), indent=indent)
         if path is not None:
-            from edgellm.dftsp._io import atomic_write_text
+            from edgellm.io import atomic_write_text
 
             atomic_write_text(path, text + "\n")
         return text
