@@ -58,7 +58,7 @@ class Prepared:
     up_floor: np.ndarray      # least possible upload time [s]
     down_c: np.ndarray        # n_k * bits_per_token / rho_k [Hz s]
     # model / device constants
-    n_params: float
+    n_params: float           # P of the FLOP terms (cost.matmul_params)
     n_layers: int
     d_model: int
     weight_bytes: float
@@ -113,11 +113,11 @@ def prepare_arrays(system: SlotInstance, prompt_tokens, output_tokens, deadline_
         prompt_tokens, output_tokens, deadline_s, ppl_tolerance, uplink_gain, downlink_gain,
         tx_power_w))}
     s, n = cols["prompt_tokens"], cols["output_tokens"]
-    snr = radio.uplink_snr_hz(cols["tx_power_w"], cols["uplink_gain"], rad.noise_psd_w_per_hz)
+    snr = radio.uplink_snr_hz(cols["tx_power_w"], cols["uplink_gain"], rad.uplink_noise)
     up_bits = s * rad.bits_per_token
     rho = radio.downlink_efficiency(rad.en_power_w, cols["downlink_gain"],
-                                    rad.noise_psd_w_per_hz, rad.downlink_hz)
-    W = cost.weight_bytes(m.n_params, q.weight_bits)
+                                    rad.downlink_noise, rad.downlink_hz)
+    P, W = cost.model_costs(m, q)
     return Prepared(
         system=system, columns=cols,
         prompt=s, output=n,
@@ -127,7 +127,7 @@ def prepare_arrays(system: SlotInstance, prompt_tokens, output_tokens, deadline_
         admissible=q.ppl_increase <= cols["ppl_tolerance"],
         snr_hz=snr, up_bits=up_bits, up_floor=radio.uplink_min_time(up_bits, snr),
         down_c=n * rad.bits_per_token / rho,
-        n_params=float(m.n_params), n_layers=m.n_layers, d_model=m.d_model,
+        n_params=float(P), n_layers=m.n_layers, d_model=m.d_model,
         weight_bytes=W,
         kv_per_token=cost.kv_bytes_per_token(m.n_layers, m.d_model, m.n_heads, m.n_kv_heads,
                                              q.kv_bits),

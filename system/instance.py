@@ -21,6 +21,9 @@ SCHEMA = "edgellm.slot-instance/1"
 PRECISIONS = ("fp32", "tf32", "bf16", "fp16", "fp8", "int8", "int4")
 KV_MODES = ("padded", "exact")
 OBJECTIVES = ("requests", "tokens")
+# which weights a quantization covers: the transformer blocks only (embeddings and output
+# layer stay 16-bit, as in AWQ, GPTQ, SmoothQuant) or every weight (version-0.1 meaning)
+QUANT_COVERS = ("blocks", "all")
 
 
 class InstanceError(EdgeLLMError):
@@ -77,7 +80,7 @@ def _mapping(d: Any, where: str, cls: type) -> dict:
     if not isinstance(d, dict):
         raise InstanceError(f"{where or 'instance'}: must be an object, got {type(d).__name__}")
     names = _keys(cls)
-    missing = [n for n in names if n not in d]
+    missing = [n for n in names if n not in d and n not in cls._optional]
     if missing:
         raise InstanceError(f"{_where(where, missing[0])}: missing key")
     unknown = sorted(set(d) - set(names))
@@ -96,6 +99,7 @@ class _Part:
     """Shared from_dict / to_dict for the parts: validation lives in ``_check``."""
 
     _path = ""
+    _optional: tuple[str, ...] = ()  # keys a file may leave out (defaults keep version-0.1 meaning)
 
     @classmethod
     def from_dict(cls, d: Any, path: str | None = None):
@@ -104,7 +108,9 @@ class _Part:
         return cls(**{k: d[k] for k in d}, _where=path)
 
     def to_dict(self) -> dict:
-        return {k: getattr(self, k) for k in _keys(type(self))}
+        """The part's keys; optional keys only where set (a file without them round-trips)."""
+        return {k: getattr(self, k) for k in _keys(type(self))
+                if k not in self._optional or getattr(self, k) is not None}
 
     def __post_init__(self):
         path = self._where if self._where is not None else self._path
@@ -124,8 +130,11 @@ class Model(_Part):
     n_heads: int
     n_kv_heads: int
     n_params: float
+    vocab_size: int | None = None          # optional: embedding rows (see cost.weight_bytes)
+    tied_embeddings: bool | None = None    # optional: output layer shares the input embedding
     _where: str | None = field(default=None, repr=False, compare=False)
     _path = "model"
+    _optional = ("vocab_size", "tied_embeddings")
 
     def _check(self, p: str) -> dict:
         out = {"name": _text(self.name, _where(p, "name"))}
@@ -135,7 +144,28 @@ class Model(_Part):
         if out["n_kv_heads"] > out["n_heads"] or out["n_heads"] % out["n_kv_heads"]:
             raise InstanceError(f"{_where(p, 'n_kv_heads')}: must divide n_heads "
                                 f"({out['n_heads']}), got {out['n_kv_heads']}")
+        if (self.vocab_size is None) != (self.tied_embeddings is None):
+            raise InstanceError(f"{_where(p, 'vocab_size')}: vocab_size and tied_embeddings "
+                                "go together (give both or neither)")
+        if self.vocab_size is not None:
+            out["vocab_size"] = check_number(self.vocab_size, _where(p, "vocab_size"), lo=1,
+                                             integer=True)
+            if not isinstance(self.tied_embeddings, bool):
+                raise InstanceError(f"{_where(p, 'tied_embeddings')}: must be true or false, "
+                                    f"got {self.tied_embeddings!r}")
+            if out["n_params"] < self.embedding_params(out["vocab_size"], out["d_model"]):
+                raise InstanceError(f"{_where(p, 'n_params')}: smaller than the embedding "
+                                    "parameters vocab_size * d_model (x2 if untied)")
         return out
+
+    def embedding_params(self, vocab: int | None = None, d: int | None = None) -> float:
+        """Parameters of the input embedding plus the output layer (once if tied); 0 when
+        the model gives no ``vocab_size``."""
+        vocab = self.vocab_size if vocab is None else vocab
+        d = self.d_model if d is None else d
+        if vocab is None:
+            return 0.0
+        return float(vocab) * d * (1 if self.tied_embeddings else 2)
 
     @property
     def d_kv(self) -> float:
@@ -152,11 +182,16 @@ class Quant(_Part):
     kv_bits: float
     compute: str
     ppl_increase: float
+    covers: str | None = None          # optional: "blocks" | "all" (None: "all")
+    group_size: int | None = None      # optional: weights per scale group (None or 0: none)
+    scale_bits: float | None = None    # optional: bits of each group's scale
+    zero_bits: float | None = None     # optional: bits of each group's zero point
     _where: str | None = field(default=None, repr=False, compare=False)
     _path = "quant"
+    _optional = ("covers", "group_size", "scale_bits", "zero_bits")
 
     def _check(self, p: str) -> dict:
-        return {
+        out = {
             "name": _text(self.name, _where(p, "name")),
             "weight_bits": check_number(self.weight_bits, _where(p, "weight_bits"), lo=0,
                                    lo_open=True, hi=32),
@@ -164,6 +199,15 @@ class Quant(_Part):
             "compute": _choice(self.compute, _where(p, "compute"), PRECISIONS),
             "ppl_increase": check_number(self.ppl_increase, _where(p, "ppl_increase"), lo=0),
         }
+        if self.covers is not None:
+            out["covers"] = _choice(self.covers, _where(p, "covers"), QUANT_COVERS)
+        if self.group_size is not None:
+            out["group_size"] = check_number(self.group_size, _where(p, "group_size"), lo=0,
+                                             integer=True)
+        for k in ("scale_bits", "zero_bits"):
+            if getattr(self, k) is not None:
+                out[k] = check_number(getattr(self, k), _where(p, k), lo=0, hi=32)
+        return out
 
 
 @dataclass(frozen=True)
@@ -216,12 +260,28 @@ class Radio(_Part):
     noise_psd_w_per_hz: float
     en_power_w: float
     bits_per_token: float
+    uplink_noise_psd_w_per_hz: float | None = None     # optional: N0 at the base station
+    downlink_noise_psd_w_per_hz: float | None = None   # optional: N0 at the user
     _where: str | None = field(default=None, repr=False, compare=False)
     _path = "radio"
+    _optional = ("uplink_noise_psd_w_per_hz", "downlink_noise_psd_w_per_hz")
 
     def _check(self, p: str) -> dict:
         return {k: check_number(getattr(self, k), _where(p, k), lo=0, lo_open=True)
-                for k in _keys(type(self))}
+                for k in _keys(type(self)) if getattr(self, k) is not None
+                or k not in self._optional}
+
+    @property
+    def uplink_noise(self) -> float:
+        """N0 of the uplink receiver (base station) [W/Hz]; ``noise_psd_w_per_hz`` if unset."""
+        v = self.uplink_noise_psd_w_per_hz
+        return self.noise_psd_w_per_hz if v is None else v
+
+    @property
+    def downlink_noise(self) -> float:
+        """N0 of the downlink receiver (user) [W/Hz]; ``noise_psd_w_per_hz`` if unset."""
+        v = self.downlink_noise_psd_w_per_hz
+        return self.noise_psd_w_per_hz if v is None else v
 
 
 @dataclass(frozen=True)
@@ -274,6 +334,9 @@ class SlotInstance:
             if not isinstance(r, Request):
                 raise InstanceError(f"requests[{i}]: must be a Request")
         object.__setattr__(self, "requests", reqs)
+        if self.quant.covers == "blocks" and self.model.vocab_size is None:
+            raise InstanceError("model.vocab_size: missing key (quant.covers 'blocks' keeps "
+                                "the vocab_size * d_model embedding parameters at 16 bits)")
         if self.quant.compute not in self.device.peak_flops:
             raise InstanceError(
                 f"quant.compute: precision {self.quant.compute!r} has no device.peak_flops entry "
