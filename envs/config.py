@@ -15,13 +15,16 @@ from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 from edgellm.errors import EdgeLLMError
-from edgellm.system import catalog
+from edgellm.system import catalog, channel
 from edgellm.system.catalog import DEFAULT_RADIO
 from edgellm.system.instance import KV_MODES, OBJECTIVES, check_number
+from edgellm.system.traces import TRACE_FILES
 
 ARRIVALS = ("bernoulli", "bursty")
 OVERFLOW = ("drop_new", "drop_oldest")
 SUBSET_INFEASIBLE = ("repair", "reject")
+WORKLOADS = ("lognormal", "empirical", "replay")
+OVERLENGTH = ("truncate", "reject")
 
 
 @dataclass(frozen=True)
@@ -43,7 +46,10 @@ class ScenarioConfig:
     en_power_w: float = DEFAULT_RADIO["en_power_w"]
     bits_per_token: float = DEFAULT_RADIO["bits_per_token"]
     tx_power_w: float = 0.2
+    uplink_noise_psd_w_per_hz: float | None = None
+    downlink_noise_psd_w_per_hz: float | None = None
     # channels
+    path_loss: str = "legacy"
     distance_m: tuple[float, float] = (20.0, 300.0)
     shadowing_db: float = 8.0
     fading_rho: float = 0.0
@@ -54,6 +60,8 @@ class ScenarioConfig:
     p_enter_burst: float = 0.05
     p_leave_burst: float = 0.3
     trace: str = "sharegpt"
+    workload: str = "lognormal"
+    overlength: str = "truncate"
     max_prompt: int = 2048
     max_output: int = 1024
     deadline_s: tuple[float, float] = (2.0, 12.0)
@@ -85,18 +93,34 @@ FIELD_DOCS = {
     "model": "catalog model name", "quant": "catalog quantization scheme",
     "device": "catalog GPU name", "kv_cache": "padded | exact", "objective": "requests | tokens",
     "slot_s": "epoch length [s]", "uplink_hz": "B_U [Hz]", "downlink_hz": "B_D [Hz]",
-    "noise_psd_w_per_hz": "N0 [W/Hz]", "en_power_w": "P_EN [W]",
+    "noise_psd_w_per_hz": "N0 [W/Hz] of both links unless set per link below",
+    "uplink_noise_psd_w_per_hz": "N0 of the uplink receiver, the base station [W/Hz] "
+                                 "(None: noise_psd_w_per_hz)",
+    "downlink_noise_psd_w_per_hz": "N0 of the downlink receiver, the user [W/Hz] "
+                                   "(None: noise_psd_w_per_hz)",
+    "path_loss": "path-loss model (system.channel.PATH_LOSS_MODELS: 3gpp-macro, 3gpp-pico, "
+                 "legacy = version-0.1 macro clipped at 1 m); distance_m must lie in its range",
+    "en_power_w": "P_EN [W]",
     "bits_per_token": "bits per token on air", "tx_power_w": "user transmit power p_k [W]",
     "distance_m": "users uniform over an annulus with these radii [m], drawn at reset",
     "shadowing_db": "log-normal shadowing std [dB], per user, drawn at reset",
     "fading_rho": "Gauss-Markov fading correlation per slot in [0, 1] (0: i.i.d. Rayleigh)",
     "arrival": "bernoulli | bursty (two-state Markov-modulated Bernoulli)",
-    "arrival_rate": "arrival probability per user per slot (calm state when bursty)",
+    "arrival_rate": "arrival probability per user per slot (calm state when bursty; replay: "
+                    "mean arrivals per user per slot)",
     "burst_rate": "arrival probability per user per slot in the burst state",
     "p_enter_burst": "probability per slot that a calm user enters the burst state",
     "p_leave_burst": "probability per slot that a bursting user calms down",
-    "trace": "workload trace of the log-normal lengths (catalog workloads.yaml)",
-    "max_prompt": "cap on prompt tokens", "max_output": "cap on output tokens",
+    "trace": "workload trace (catalog workloads.yaml; empirical and replay need a shipped "
+             "trace file: azure-conversation-2023, azure-code-2023)",
+    "workload": "lognormal (lengths fitted to the trace's statistics, Bernoulli/bursty "
+                "arrivals) | empirical (lengths of random trace rows) | replay (arrivals and "
+                "lengths of the trace, time-scaled to arrival_rate; system.traces)",
+    "overlength": "empirical/replay: a row with prompt + output > the model's max_context is "
+                  "truncate (prompt keeps its last max_context - output tokens) or reject "
+                  "(never enters a queue); counted in info['overlength']",
+    "max_prompt": "cap on prompt tokens (lognormal workload)",
+    "max_output": "cap on output tokens (a trace row's output too: the server's max_tokens)",
     "deadline_s": "(lo, hi): deadline at arrival, uniform [s]",
     "ppl_tolerance": "perplexity tolerances, one drawn uniformly per request",
     "queue_capacity": "Q, requests per user queue",
@@ -159,7 +183,15 @@ def _validate(cfg: ScenarioConfig) -> None:
     for name in ("slot_s", "uplink_hz", "downlink_hz", "noise_psd_w_per_hz", "en_power_w",
                  "bits_per_token", "tx_power_w"):
         _num(cfg, name, lo=0, lo_open=True)
+    for name in ("uplink_noise_psd_w_per_hz", "downlink_noise_psd_w_per_hz"):
+        if getattr(cfg, name) is not None:
+            _num(cfg, name, lo=0, lo_open=True)
     _range(cfg, "distance_m")
+    _choice(cfg, "path_loss", tuple(channel.PATH_LOSS_MODELS))
+    pl = channel.PATH_LOSS_MODELS[cfg.path_loss]
+    if not pl.min_m <= cfg.distance_m[0] <= cfg.distance_m[1] <= pl.max_m:
+        raise _err("distance_m", cfg.distance_m,
+                   f"within the {cfg.path_loss} model's range [{pl.min_m:g}, {pl.max_m:g}] m")
     _num(cfg, "shadowing_db", lo=0)
     _num(cfg, "fading_rho", lo=0, hi=1)
     _choice(cfg, "arrival", ARRIVALS)
@@ -175,6 +207,17 @@ def _validate(cfg: ScenarioConfig) -> None:
                    + ", ".join(t for t, s in catalog.traces().items() if usable(s)) + ")")
     _num(cfg, "max_prompt", lo=1, integer=True)
     _num(cfg, "max_output", lo=1, integer=True)
+    _choice(cfg, "workload", WORKLOADS)
+    _choice(cfg, "overlength", OVERLENGTH)
+    if cfg.workload != "lognormal":
+        if cfg.trace not in TRACE_FILES:
+            raise _err("trace", cfg.trace, f"a shipped trace file for workload "
+                       f"{cfg.workload!r} ({', '.join(TRACE_FILES)})")
+        if cfg.max_output >= catalog.max_context(cfg.model):
+            raise _err("max_output", cfg.max_output,
+                       f"below the model's max_context ({catalog.max_context(cfg.model)})")
+        if cfg.workload == "replay" and cfg.arrival_rate <= 0:
+            raise _err("arrival_rate", cfg.arrival_rate, "> 0 for workload 'replay'")
     _range(cfg, "deadline_s")
     tol = cfg.ppl_tolerance
     if isinstance(tol, (int, float)):

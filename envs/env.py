@@ -182,7 +182,9 @@ class EdgeLLMEnv(gym.Env):
             cfg.model, cfg.quant, cfg.device, (),
             radio=dict(uplink_hz=cfg.uplink_hz, downlink_hz=cfg.downlink_hz,
                        noise_psd_w_per_hz=cfg.noise_psd_w_per_hz, en_power_w=cfg.en_power_w,
-                       bits_per_token=cfg.bits_per_token),
+                       bits_per_token=cfg.bits_per_token,
+                       uplink_noise_psd_w_per_hz=cfg.uplink_noise_psd_w_per_hz,
+                       downlink_noise_psd_w_per_hz=cfg.downlink_noise_psd_w_per_hz),
             slot_s=cfg.slot_s, kv_cache=cfg.kv_cache, objective=cfg.objective)
         p0 = prepare(self._system)  # system constants, no requests
         self._rules = Rules(cfg.slot_s, cfg.objective == "tokens", cfg.reject_unservable,
@@ -459,7 +461,8 @@ class EdgeLLMEnv(gym.Env):
         self.counts["served"] += len(users)
         slot = self._slot
         self._slot += 1
-        drops, dropped_w = self._end_slot(served, self._traffic.draw())
+        draw = self._traffic.draw()
+        drops, dropped_w = self._end_slot(served, draw)
         self._begin_slot()
         invalid = self._pending_invalid
         terms = {"served": float(value), "drops": -cfg.drop_penalty * dropped_w,
@@ -471,7 +474,8 @@ class EdgeLLMEnv(gym.Env):
                 "served": len(users), "served_tokens": served_tokens, "served_ids": served_ids,
                 "dropped": drops, "t_uplink_s": ev.t_uplink_s, "t_compute_s": ev.t_compute_s,
                 "memory_bytes": ev.memory_bytes,
-                "binding": binding, "refused": refused, "reward_terms": terms}
+                "binding": binding, "refused": refused, "overlength": draw.overlength,
+                "reward_terms": terms}
         self._last = (users, value, binding, sum(drops.values()))
         return self._obs.copy(), float(reward), False, truncated, info
 

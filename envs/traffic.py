@@ -6,6 +6,15 @@ values from each stream whatever the queues hold (a potential request is drawn f
 user every slot and discarded when none arrives). Two policies run with the same seed
 therefore face identical arrivals, request attributes and channel gains (common random
 numbers).
+
+Workloads (``cfg.workload``): ``lognormal`` draws lengths from the fitted log-normals and
+arrivals from the Bernoulli / bursty process; ``empirical`` draws each potential request's
+(prompt, output) from a uniformly random row of the trace (same arrivals); ``replay`` takes
+arrivals and lengths from the trace rows (:class:`edgellm.system.traces.Replay`, seeded from
+the arrivals stream). For the trace workloads the output is capped at ``max_output`` and a
+request with prompt + output above the model's ``max_context`` is truncated (the prompt
+keeps its last max_context - output tokens) or rejected (never enters a queue) as
+``cfg.overlength`` says; ``SlotDraw.overlength`` counts them.
 """
 
 from __future__ import annotations
@@ -15,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from edgellm.envs.config import ScenarioConfig
-from edgellm.system import channel
+from edgellm.system import catalog, channel, traces
 from edgellm.system.generate import length_sampler
 
 _STREAMS = ("layout", "arrivals", "requests", "fading")
@@ -33,6 +42,7 @@ class SlotDraw:
     tolerance: np.ndarray   # A [perplexity points]
     uplink_gain: np.ndarray
     downlink_gain: np.ndarray
+    overlength: int = 0     # trace arrivals over the model context (truncated or rejected)
 
 
 class Traffic:
@@ -44,14 +54,19 @@ class Traffic:
         self.rng = dict(zip(_STREAMS, (np.random.default_rng(s) for s in ss.spawn(len(_STREAMS))),
                             strict=True))
         K = cfg.n_users
-        self._prompt = length_sampler(cfg.trace, "prompt", cfg.max_prompt)
-        self._output = length_sampler(cfg.trace, "output", cfg.max_output)
+        if cfg.workload == "lognormal":
+            self._prompt = length_sampler(cfg.trace, "prompt", cfg.max_prompt)
+            self._output = length_sampler(cfg.trace, "output", cfg.max_output)
+        else:
+            self._trace = traces.load_trace(cfg.trace)
+            self._context = catalog.max_context(cfg.model)
         self._tol = np.asarray(cfg.ppl_tolerance, dtype=float)
         lay = self.rng["layout"]
         r0, r1 = cfg.distance_m
         self.distance_m = np.sqrt(lay.uniform(r0 * r0, r1 * r1, K))
         self.shadowing_db = cfg.shadowing_db * lay.standard_normal(K)
-        self.large_gain = channel.large_scale_gain(self.distance_m, self.shadowing_db)
+        self.large_gain = channel.large_scale_gain(self.distance_m, self.shadowing_db,
+                                                   cfg.path_loss)
         fad = self.rng["fading"]
         self._h = channel.gauss_markov(fad, np.zeros((2, 2 * K)), 0.0)  # users' up, then down
         self._update_gain()
@@ -60,6 +75,9 @@ class Traffic:
         pe, pl = cfg.p_enter_burst, cfg.p_leave_burst
         p_burst = pe / (pe + pl) if pe + pl > 0 else 0.0
         self.burst = a.random(K) < p_burst
+        if cfg.workload == "replay":
+            self._replay = traces.Replay(self._trace, K, cfg.arrival_rate,
+                                         int(a.integers(0, 2**63)))
 
     def _update_gain(self) -> None:
         """``gain``: the current linear power gains, (2, K) read-only, rows uplink and
@@ -83,8 +101,31 @@ class Traffic:
         else:
             rate = cfg.arrival_rate
         r = self.rng["requests"]
-        prompt = self._prompt(r, K)
-        output = self._output(r, K)
+        if cfg.workload == "lognormal":
+            prompt = self._prompt(r, K)
+            output = self._output(r, K)
+            arrive = u_arr < rate
+        else:
+            tr = self._trace
+            if cfg.workload == "empirical":
+                rows = r.integers(0, tr.n, K)
+                arrive = u_arr < rate
+            else:
+                users, idx = self._replay.next_slot()
+                rows = np.zeros(K, dtype=np.int64)
+                rows[users] = idx
+                arrive = np.zeros(K, dtype=bool)
+                arrive[users] = True
+            prompt, output = tr.prompt[rows], np.minimum(tr.output[rows], cfg.max_output)
         deadline = r.uniform(cfg.deadline_s[0], cfg.deadline_s[1], K)
         tol = self._tol[r.integers(0, len(self._tol), K)]
-        return SlotDraw(u_arr < rate, prompt, output, deadline, tol, self.gain[0], self.gain[1])
+        over = 0
+        if cfg.workload != "lognormal":
+            long = arrive & (prompt + output > self._context)
+            over = int(long.sum())
+            if cfg.overlength == "truncate":
+                prompt = np.where(long, self._context - output, prompt)
+            else:
+                arrive = arrive & ~long
+        return SlotDraw(arrive, prompt, output, deadline, tol, self.gain[0], self.gain[1],
+                        over)
