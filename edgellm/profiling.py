@@ -48,6 +48,7 @@ import numpy as np
 
 from edgellm.errors import EdgeLLMError
 from edgellm.io import atomic_path
+from edgellm.profile_weights import weight_check, weight_check_text
 from edgellm.system import cost
 
 PRECISIONS_RUN = ("fp16", "bf16", "fp32")
@@ -786,6 +787,7 @@ def profile(model: str = "llama-3-8b", quant: str = "fp16", batches=(1, 2, 4, 8)
         "weight_bytes_read": stats.weight_bytes_read, "kv_bytes_per_token": cp.kv,
         "fitted_compute_flops": C, "fitted_bandwidth_bytes_s": M,
         "median_rel_error": errors["median"], "worst_rel_error": errors["worst"],
+        "weight_check": weight_check(net, model),
     }
     res = ProfileResult(arch, stats, precision, dev, points, C, M, errors, hold, prof)
     if out is not None:
@@ -841,6 +843,7 @@ def summary_text(res: ProfileResult) -> str:
     kv_ok = all(p.kv_bytes_real == p.kv_bytes_model for p in res.points)
     lines.append("KV cache: real bytes " + ("equal" if kv_ok else "DIFFER FROM")
                  + " the cost model's b * (S + N - 1) * kv at every point")
+    lines.append(weight_check_text(res.profile["measurement"]["weight_check"]))
     for k, v in res.files.items():
         lines.append(f"wrote {k}: {v}")
     return "\n".join(lines)
