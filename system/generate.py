@@ -46,16 +46,18 @@ def random_requests(rng: np.random.Generator, n: int, *, trace: str = "sharegpt"
                     deadline_s: tuple[float, float] = (2.0, 12.0),
                     ppl_tolerance: tuple[float, ...] = (0.05, 0.2, 0.5, 2.0),
                     distance_m: tuple[float, float] = (20.0, 300.0),
-                    shadowing_db: float = 8.0, tx_power_w: float = 0.2) -> list[Request]:
+                    shadowing_db: float = 8.0, tx_power_w: float = 0.2,
+                    path_loss: str = "legacy") -> list[Request]:
     """``n`` independent requests: lengths from ``trace``, uniform deadlines, tolerances
-    drawn from ``ppl_tolerance``, users uniform over an annulus of radii ``distance_m``."""
+    drawn from ``ppl_tolerance``, users uniform over an annulus of radii ``distance_m``
+    (path loss from ``channel.PATH_LOSS_MODELS[path_loss]``)."""
     prompt = length_sampler(trace, "prompt", max_prompt)(rng, n)
     output = length_sampler(trace, "output", max_output)(rng, n)
     deadline = rng.uniform(*deadline_s, n)
     tol = rng.choice(np.asarray(ppl_tolerance, dtype=float), n)
     r0, r1 = distance_m
     dist = np.sqrt(rng.uniform(r0 * r0, r1 * r1, n))
-    large = channel.large_scale_gain(dist, shadowing_db * rng.standard_normal(n))
+    large = channel.large_scale_gain(dist, shadowing_db * rng.standard_normal(n), path_loss)
     g_up = large * channel.rayleigh_power(rng, n)
     g_down = large * channel.rayleigh_power(rng, n)
     return [Request(int(prompt[k]), int(output[k]), float(deadline[k]), float(tol[k]),
