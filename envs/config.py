@@ -119,7 +119,7 @@ FIELD_DOCS = {
     "overlength": "empirical/replay: a row with prompt + output > the model's max_context is "
                   "truncate (prompt keeps its last max_context - output tokens) or reject "
                   "(never enters a queue); counted in info['overlength']",
-    "max_prompt": "cap on prompt tokens (lognormal workload)",
+    "max_prompt": "cap on prompt tokens (lognormal workload); the observation's prompt scale",
     "max_output": "cap on output tokens (a trace row's output too: the server's max_tokens)",
     "deadline_s": "(lo, hi): deadline at arrival, uniform [s]",
     "ppl_tolerance": "perplexity tolerances, one drawn uniformly per request",

@@ -90,7 +90,7 @@ class EdgeLLMEnv(gym.Env):
     col   name            value (0 where user k has no request)
     ====  ==============  ===========================================================
     0     present         1 if user k has a head-of-line request
-    1     prompt          s / max_prompt
+    1     prompt          min(s / max_prompt, 1)
     2     output          n / max_output
     3     deadline        remaining deadline / deadline_s[1], clipped to [0, 1]
     4     admissible      1 if the model's perplexity increase <= the tolerance
@@ -428,6 +428,7 @@ class EdgeLLMEnv(gym.Env):
         rows = np.empty((m, 5))
         rows[:, 0] = 1.0
         np.divide(s, cfg.max_prompt, out=rows[:, 1])
+        np.minimum(rows[:, 1], 1.0, out=rows[:, 1])  # trace prompts may exceed max_prompt
         np.divide(n, cfg.max_output, out=rows[:, 2])
         np.minimum(tau / cfg.deadline_s[1], 1.0, out=rows[:, 3])
         rows[:, 4] = self._p.admissible

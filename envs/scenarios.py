@@ -82,9 +82,9 @@ PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
              downlink_noise_psd_w_per_hz=channel.noise_psd(channel.NOISE_FIGURE_DB["ue"]),
              en_power_w=1.0, tx_power_w=0.2, path_loss="3gpp-pico", distance_m=(10.0, 300.0),
              shadowing_db=8.0, fading_rho=0.9, workload="replay",
-             trace="azure-conversation-2023", arrival_rate=0.6, max_output=2048,
-             overlength="truncate", deadline_s=(8.0, 30.0), ppl_tolerance=(0.2, 0.5, 1.0, 2.0),
-             queue_capacity=8, max_slots=200),
+             trace="azure-conversation-2023", arrival_rate=0.6, max_prompt=8192,
+             max_output=2048, overlength="truncate", deadline_s=(8.0, 30.0),
+             ppl_tolerance=(0.2, 0.5, 1.0, 2.0), queue_capacity=8, max_slots=200),
     ),
     "azure-code": (
         "Replay of the Azure LLM inference trace 2023, coding service (long prompts, median "
@@ -97,7 +97,7 @@ PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
              downlink_noise_psd_w_per_hz=channel.noise_psd(channel.NOISE_FIGURE_DB["ue"]),
              en_power_w=1.0, tx_power_w=0.2, path_loss="3gpp-pico", distance_m=(10.0, 300.0),
              shadowing_db=8.0, fading_rho=0.9, workload="replay", trace="azure-code-2023",
-             arrival_rate=0.4, max_output=2048, overlength="truncate",
+             arrival_rate=0.4, max_prompt=8192, max_output=2048, overlength="truncate",
              deadline_s=(2.0, 8.0), ppl_tolerance=(0.2, 0.5, 2.0), queue_capacity=8,
              max_slots=200),
     ),

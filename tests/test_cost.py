@@ -130,11 +130,15 @@ OPT_BLOCKS = 6.7e9 - OPT_E           # 6,494,085,888
     # w4a16 g128 with FP16 scale + 4-bit zero: 4 + 20 / 128 = 4.15625 bits per weight
     ("llama-2-7b", "w4a16", LLAMA_BLOCKS * 4.15625 / 8 + 2 * LLAMA_E),
     ("opt-6.7b", "w4a16", OPT_BLOCKS * 4.15625 / 8 + 2 * OPT_E),
+    # OPT has no published W8A8 perplexity; the scheme's fields alone fix W
+    ("opt-6.7b", "w8a8", OPT_BLOCKS + 2 * OPT_E),
 ])
 def test_weight_bytes_by_hand(model, scheme, expected):
     from edgellm.system import catalog
+    from edgellm.system.instance import Quant
 
-    m, q = catalog.model(model), catalog.quant(scheme, model)
+    spec = catalog._entry("quantization", "schemes", scheme)
+    m, q = catalog.model(model), Quant(name=scheme, ppl_increase=0.0, **spec)
     _, W = cost.model_costs(m, q)
     assert W == pytest.approx(expected, rel=1e-12)
 

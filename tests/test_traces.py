@@ -195,3 +195,14 @@ def test_noise_figures_and_distance_range():
     assert rad.downlink_noise == channel.noise_psd(9.0)
     with pytest.raises(EdgeLLMError, match=r"scenario.distance_m.*3gpp-pico.*\[10, 1000\]"):
         get_scenario("azure-conv", distance_m=(5.0, 300.0))
+
+
+def test_trace_prompts_above_max_prompt_keep_the_observation_in_its_box():
+    cfg = get_scenario("default", workload="empirical", trace="azure-code-2023",
+                       max_prompt=512, max_slots=20)
+    env = EdgeLLMEnv(cfg, action_mode="subset")
+    obs, _ = env.reset(seed=0)
+    rng = np.random.default_rng(1)
+    for _ in range(20):
+        assert env.observation_space.contains(obs)
+        obs, *_ = env.step(rng.integers(0, 2, cfg.n_users).astype(np.int8))
