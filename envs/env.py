@@ -118,13 +118,17 @@ class EdgeLLMEnv(gym.Env):
     no batch could ever serve (inadmissible, KV alone over capacity, compute alone >= slot)
     is dropped as ``rejected`` when ``reject_unservable`` (else it waits and expires); an
     arrival that meets a full queue is dropped as ``overflow`` (``drop_new``) or pushes out
-    the head (``drop_oldest``, counted ``overflow``).
+    the head (``drop_oldest``, counted ``overflow``). Arrivals and lengths follow the
+    scenario's ``workload``: log-normal lengths, rows of a real trace (``empirical``), or
+    the trace's own arrivals replayed (``replay``, see :mod:`edgellm.system.traces`).
 
     **info** (every step): ``slot_done``, ``action_mask``, ``invalid_action``,
     ``repaired``. When ``slot_done``: ``slot``, ``batch`` (user ids), ``value``, ``served``,
     ``served_tokens``, ``served_ids`` (request ids), ``dropped`` (cause -> count),
     ``t_uplink_s``, ``t_compute_s``, ``memory_bytes`` (weights + KV, from ``evaluate``),
-    ``binding``, ``refused`` (reason -> count), ``reward_terms``. ``binding`` is the
+    ``binding``, ``refused`` (reason -> count), ``overlength`` (trace workloads: arrivals
+    of the next slot longer than the model context, truncated or rejected as the scenario's
+    ``overlength`` says), ``reward_terms``. ``binding`` is the
     constraint that stopped the batch from growing: None when some candidate outside the
     batch could still be added, or when there is none; otherwise the most frequent reason
     ``check_rows`` gives for (batch + c) over the candidates c outside the batch (ties go

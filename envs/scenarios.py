@@ -12,6 +12,16 @@ from edgellm.envs.config import ScenarioConfig, _check_names, _coerce
 from edgellm.errors import EdgeLLMError
 from edgellm.system import channel
 
+# system, radio and replay rule shared by the two Azure trace presets
+_AZURE: dict[str, Any] = dict(
+    n_users=16, model="llama-3-8b", quant="w4a16", device="rtx-4090", kv_cache="exact",
+    uplink_hz=100e3, downlink_hz=10e3,
+    uplink_noise_psd_w_per_hz=channel.noise_psd(channel.NOISE_FIGURE_DB["bs"]),
+    downlink_noise_psd_w_per_hz=channel.noise_psd(channel.NOISE_FIGURE_DB["ue"]),
+    en_power_w=1.0, tx_power_w=0.2, path_loss="3gpp-pico", distance_m=(10.0, 300.0),
+    shadowing_db=8.0, fading_rho=0.9, workload="replay", max_prompt=8192, max_output=2048,
+    overlength="truncate", queue_capacity=8, max_slots=200)
+
 # name -> (purpose, overrides of the ScenarioConfig defaults)
 PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
     "default": (
@@ -76,30 +86,16 @@ PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
         "users 10-300 m away) with receiver noise figures 5 dB at the base station (uplink) "
         "and 9 dB at the user (downlink), and a thin radio slice (100 kHz up, 10 kHz down). "
         "Prompts longer than the 8192-token context keep their last tokens (truncate).",
-        dict(n_users=16, model="llama-3-8b", quant="w4a16", device="rtx-4090",
-             kv_cache="exact", slot_s=6.0, uplink_hz=100e3, downlink_hz=10e3,
-             uplink_noise_psd_w_per_hz=channel.noise_psd(channel.NOISE_FIGURE_DB["bs"]),
-             downlink_noise_psd_w_per_hz=channel.noise_psd(channel.NOISE_FIGURE_DB["ue"]),
-             en_power_w=1.0, tx_power_w=0.2, path_loss="3gpp-pico", distance_m=(10.0, 300.0),
-             shadowing_db=8.0, fading_rho=0.9, workload="replay",
-             trace="azure-conversation-2023", arrival_rate=0.6, max_prompt=8192,
-             max_output=2048, overlength="truncate", deadline_s=(8.0, 30.0),
-             ppl_tolerance=(0.2, 0.5, 1.0, 2.0), queue_capacity=8, max_slots=200),
+        dict(_AZURE, slot_s=6.0, trace="azure-conversation-2023", arrival_rate=0.6,
+             deadline_s=(8.0, 30.0), ppl_tolerance=(0.2, 0.5, 1.0, 2.0)),
     ),
     "azure-code": (
         "Replay of the Azure LLM inference trace 2023, coding service (long prompts, median "
         "1469 tokens, short answers, median 13): the azure-conv system, radio (3GPP pico "
         "cell, noise figures 5 dB up / 9 dB down) and replay rule, with the code trace's "
         "arrivals time-scaled to 0.4 per user per slot and tight code-completion deadlines.",
-        dict(n_users=16, model="llama-3-8b", quant="w4a16", device="rtx-4090",
-             kv_cache="exact", slot_s=2.0, uplink_hz=100e3, downlink_hz=10e3,
-             uplink_noise_psd_w_per_hz=channel.noise_psd(channel.NOISE_FIGURE_DB["bs"]),
-             downlink_noise_psd_w_per_hz=channel.noise_psd(channel.NOISE_FIGURE_DB["ue"]),
-             en_power_w=1.0, tx_power_w=0.2, path_loss="3gpp-pico", distance_m=(10.0, 300.0),
-             shadowing_db=8.0, fading_rho=0.9, workload="replay", trace="azure-code-2023",
-             arrival_rate=0.4, max_prompt=8192, max_output=2048, overlength="truncate",
-             deadline_s=(2.0, 8.0), ppl_tolerance=(0.2, 0.5, 2.0), queue_capacity=8,
-             max_slots=200),
+        dict(_AZURE, slot_s=2.0, trace="azure-code-2023", arrival_rate=0.4,
+             deadline_s=(2.0, 8.0), ppl_tolerance=(0.2, 0.5, 2.0)),
     ),
 }
 

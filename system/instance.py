@@ -4,6 +4,12 @@ All parts are frozen dataclasses validated on construction. ``from_dict`` is str
 missing key, an unknown key, a wrong type, a negative or non-finite number or an unknown
 precision raises :class:`InstanceError` whose message names the offending key, e.g.
 ``requests[3].deadline_s: must be a finite number > 0, got -1.0``.
+
+Optional keys (each part's ``_optional``): ``model.vocab_size`` / ``tied_embeddings``,
+``quant.covers`` / ``group_size`` / ``scale_bits`` / ``zero_bits`` (weight bytes, see
+``cost.model_costs``) and ``radio.uplink_noise_psd_w_per_hz`` /
+``downlink_noise_psd_w_per_hz`` (per-link N0). A file without them keeps the version-0.1
+meaning: W = n_params * weight_bits / 8, and ``noise_psd_w_per_hz`` on both links.
 """
 
 from __future__ import annotations

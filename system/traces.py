@@ -161,7 +161,6 @@ class Replay:
         self._period, self._offset = period, offset
         self._users = _hash_users(int(rng.integers(0, 2**32)), trace.n, n_users)
         self._first = int(np.searchsorted(trace.time_s, offset, side="left"))
-        self._cycle = 0       # how many times the trace started over
         self._row = self._first
         self._slot = 0
         self._backlog: list[int] = []  # rows (absolute counters) waiting for a free user
