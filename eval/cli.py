@@ -52,7 +52,8 @@ def _run_eval(args) -> int:
                     action_mode=args.action_mode, policy_kw=kw, regret=not args.no_regret)
     out = args.out or f"results/eval-{args.scenario}"
     summary = run_eval(spec, out, fresh=args.fresh, progress=not args.quiet,
-                       plots=not args.no_plots)
+                       plots=not args.no_plots, backend=args.backend,
+                       ray_address=args.ray_address)
     print(format_table(summary))
     print(f"wrote {out}/summary.csv, summary.json" + ("" if args.no_plots else ", *.png"))
     return 0
@@ -94,10 +95,20 @@ def _run_sweep(args) -> int:
                      nodes_instances=args.instances, experiments=exps,
                      overrides=_overrides(args.set))
     out = args.out or f"results/sweep-{args.scenario}"
-    written = run_sweep(spec, out, progress=not args.quiet)
+    written = run_sweep(spec, out, progress=not args.quiet, backend=args.backend,
+                        ray_address=args.ray_address)
     for exp, path in written.items():
         print(f"{exp}: {path} (+ .png)")
     return 0
+
+
+def _backend_args(p) -> None:
+    p.add_argument("--backend", default="local", choices=("local", "ray"),
+                   help="where episodes run: this process, or Ray tasks (needs the [ray] "
+                        "extra); results are the same but for timing columns")
+    p.add_argument("--ray-address", default=None,
+                   help="with --backend ray: a running cluster ('auto', 'ray://HOST:10001'); "
+                        "default: a local Ray sized to this machine's cores")
 
 
 def register(sub) -> None:
@@ -128,6 +139,7 @@ def register(sub) -> None:
     p.add_argument("--no-plots", action="store_true")
     p.add_argument("--fresh", action="store_true", help="discard finished episodes in --out")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    _backend_args(p)
     p.set_defaults(func=_run_eval)
 
     s = sub.add_parser(
@@ -155,4 +167,5 @@ def register(sub) -> None:
                    help="scenario override applied at every point, repeatable")
     s.add_argument("--out", default=None, help="output folder (default results/sweep-SCENARIO)")
     s.add_argument("--quiet", action="store_true")
+    _backend_args(s)
     s.set_defaults(func=_run_sweep)
