@@ -155,13 +155,18 @@ def run_episode(policy: Policy, cfg, seed: int, action_mode: str,
 
 
 def _episode_task(name: str, kw: dict, cfg, seed: int, action_mode: str, regret: bool):
-    """One episode in a Ray worker: the policy is built there by name (learned:PATH must
-    be readable on that node), after the compiled kernels are loaded."""
+    """One episode in a Ray worker: the policy is built there by name (learned:PATH with
+    an absolute path, readable on that node), after the compiled kernels are loaded."""
+    from edgellm.agents.registry import LEARNED_PREFIX
     from edgellm.distributed import warm_up
 
     warm_up(cfg)
-    return run_episode(make_policy(name, **kw), cfg, seed, action_mode,
-                       OptimumCache() if regret else None)
+    load = name
+    if name.startswith(LEARNED_PREFIX):
+        load = LEARNED_PREFIX + str(Path(kw.pop("_path")))
+    policy = make_policy(load, **kw)
+    policy.name = name
+    return run_episode(policy, cfg, seed, action_mode, OptimumCache() if regret else None)
 
 
 def run_eval(spec: EvalSpec, out: str | Path, *, fresh: bool = False, progress: bool = True,
@@ -236,13 +241,20 @@ def run_eval(spec: EvalSpec, out: str | Path, *, fresh: bool = False, progress: 
 def _run_ray(spec: EvalSpec, cfg, todo: list, save, bar, n_slots, address) -> None:
     """Fan ``todo`` out as Ray tasks; ``save`` each record as soon as it arrives."""
     from edgellm import distributed
+    from edgellm.agents.registry import LEARNED_PREFIX
 
     if not todo:
         return
     ray = distributed.init(address)
     task = ray.remote(num_cpus=1, max_retries=0)(_episode_task)
-    refs = {(name, seed): task.remote(name, spec.policy_kw.get(name, {}), cfg, seed,
-                                      spec.action_mode, spec.regret)
+    def kw(name: str) -> dict:
+        out = dict(spec.policy_kw.get(name, {}))
+        if name.startswith(LEARNED_PREFIX):  # workers may start in another folder
+            out["_path"] = str(Path(name[len(LEARNED_PREFIX):]).resolve())
+        return out
+
+    refs = {(name, seed): task.remote(name, kw(name), cfg, seed, spec.action_mode,
+                                      spec.regret)
             for name, seed in todo}
     for (name, seed), rec in distributed.gather(
             ray, refs, lambda k: f"episode of {k[0]} (seed {k[1]})"):

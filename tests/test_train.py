@@ -141,9 +141,12 @@ def test_bad_hyperparameter_is_one_clear_error(tmp_path, capsys, algo, item, nam
 
 def test_hyperparameter_files_are_rl_zoo_format_and_valid():
     from edgellm.train.config import (
+        _RLLIB_RULES,
         ALGOS,
         ENV_IDS,
+        RLlibPPOHP,
         load_yaml,
+        validate_fields,
         validate_imitation,
         validate_sb3,
     )
@@ -153,7 +156,10 @@ def test_hyperparameter_files_are_rl_zoo_format_and_valid():
         assert data and set(data) <= set(ENV_IDS.values())
         for section in data.values():
             assert "n_timesteps" in section
-            (validate_imitation if algo in ("bc", "dagger") else validate_sb3)(algo, section)
+            if algo == "rllib-ppo":
+                validate_fields(algo, section, RLlibPPOHP, _RLLIB_RULES)
+            else:
+                (validate_imitation if algo in ("bc", "dagger") else validate_sb3)(algo, section)
 
 
 def _all_feasible_batches(p, m):
