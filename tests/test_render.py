@@ -170,3 +170,21 @@ def test_make_vec_env_and_maskable_ppo(vec, tmp_path, monkeypatch):
 def test_make_vec_env_subproc_every_id(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     _vec_env_run("SubprocVecEnv", [ENV_IDS["subset"], ENV_IDS["priority"]])
+
+
+def test_eval_writes_a_gif_of_one_policy(tmp_path, monkeypatch, capsys):
+    from PIL import Image
+
+    from edgellm.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    argv = ["eval", "--policies", "oracle,edf", "--episodes", "1", "--slots", "3", "--set",
+            "n_users=4", "--no-plots", "--quiet", "--out", "ev", "--video-policy", "edf",
+            "--video-slots", "5"]
+    assert main([*argv, "--video", "ev/edf.gif"]) == 0
+    assert "wrote ev/edf.gif: edf, seed 0, 6 frames" in capsys.readouterr().out
+    with Image.open("ev/edf.gif") as gif:
+        assert gif.n_frames == 6 and gif.size == (FRAME_W, FRAME_H)
+    assert main([*argv, "--video", "ev/edf.avi"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["edgellm: error: --video: ev/edf.avi: must end in .gif or .mp4"]
