@@ -144,16 +144,19 @@ class _Frame:
         self.prompt = ax[1].bar(x - w / 2, np.zeros(K), w, color="#9467bd", label="prompt")
         self.output = ax[1].bar(x + w / 2, np.zeros(K), w, color="#ff7f0e", label="output")
         ax[1].set_ylabel("tokens", fontsize=8)
-        ax[1].legend(fontsize=7, loc="upper right", ncol=2, frameon=False)
+        above = dict(fontsize=7, loc="lower right", bbox_to_anchor=(1.0, 0.98), ncol=2,
+                     frameon=False, borderaxespad=0.0, handlelength=1.2)
+        ax[1].legend(**above)
         self.deadline = ax[2].bar(x, np.zeros(K), 0.7, color="#d62728")
         ax[2].set_ylabel("deadline [s]", fontsize=8)
-        self.slot_line = ax[2].axhline(0.0, color="k", lw=0.8, ls="--")
+        self.slot_line = ax[2].axhline(0.0, color="k", lw=0.8, ls="--", label="slot length")
+        ax[2].legend(**above)
         (self.up,) = ax[3].plot(x, np.zeros(K), "^", ms=4, color="#17becf", label="uplink")
         (self.down,) = ax[3].plot(x, np.zeros(K), "v", ms=4, color="#8c564b",
                                   label="downlink")
         ax[3].set_ylim(*GAIN_DB_RANGE)
         ax[3].set_ylabel("gain [dB]", fontsize=8)
-        ax[3].legend(fontsize=7, loc="upper right", ncol=2, frameon=False)
+        ax[3].legend(**above)
         # fixed limits (per layout key): ticks are laid out once
         ax[0].set_ylim(0, max(s.queue_capacity, 1))
         ax[1].set_ylim(0, max(s.max_prompt, s.max_output, 1))
@@ -180,7 +183,7 @@ class _Frame:
         leg.set_xlim(0, 1)
         leg.set_ylim(0, 1)
         # blitting: the axes, ticks and labels are drawn once; frames redraw the rest
-        self.dynamic = [*self.queue, *self.prompt, *self.output, *self.deadline, self.up,
+        self.dynamic = [*self.queue, *self.prompt, *self.output, *self.deadline, self.slot_line, self.up,
                         self.down, *self.gauge, *self.gauge_text, self.gauge_title,
                         self.title, self.subtitle]
         for a in self.dynamic:
