@@ -22,15 +22,13 @@ from pathlib import Path
 
 from edgellm import distributed
 from edgellm.eval.runner import EvalSpec, run_eval
+from edgellm.eval.store import without_timing
 
 
 def _records(out: Path) -> dict:
     recs = {}
     for p in sorted((out / "episodes").rglob("*.json")):
-        d = json.loads(p.read_text())
-        d.pop("wall_s")
-        d["per_slot"].pop("decision_s")
-        recs[str(p.relative_to(out))] = d
+        recs[str(p.relative_to(out))] = without_timing(json.loads(p.read_text()))
     return recs
 
 

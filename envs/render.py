@@ -183,9 +183,9 @@ class _Frame:
         leg.set_xlim(0, 1)
         leg.set_ylim(0, 1)
         # blitting: the axes, ticks and labels are drawn once; frames redraw the rest
-        self.dynamic = [*self.queue, *self.prompt, *self.output, *self.deadline, self.slot_line, self.up,
-                        self.down, *self.gauge, *self.gauge_text, self.gauge_title,
-                        self.title, self.subtitle]
+        self.dynamic = [*self.queue, *self.prompt, *self.output, *self.deadline,
+                        self.slot_line, self.up, self.down, *self.gauge, *self.gauge_text,
+                        self.gauge_title, self.title, self.subtitle]
         for a in self.dynamic:
             a.set_animated(True)
         self.canvas.draw()

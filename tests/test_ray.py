@@ -15,6 +15,7 @@ import pytest
 from edgellm.cli import main
 from edgellm.errors import EdgeLLMError
 from edgellm.eval.runner import EvalSpec, run_eval
+from edgellm.eval.store import without_timing
 
 SMALL = {"n_users": 5}
 
@@ -23,10 +24,7 @@ def _records(out: Path) -> dict:
     """Every episode record without its timing entries."""
     recs = {}
     for p in sorted((out / "episodes").rglob("*.json")):
-        d = json.loads(p.read_text())
-        d.pop("wall_s")
-        d["per_slot"].pop("decision_s")
-        recs[str(p.relative_to(out))] = d
+        recs[str(p.relative_to(out))] = without_timing(json.loads(p.read_text()))
     return recs
 
 
@@ -104,11 +102,12 @@ def test_rllib_ppo_with_masks_trains_then_eval_loads_it(tmp_path, monkeypatch):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     monkeypatch.chdir(tmp_path)
-    assert main(["train", "--algo", "rllib-ppo", "--timesteps", "300", "--set", "n_users=4",
-                 "--set", "max_slots=20", "--hyperparams", "train_batch_size=100",
-                 "minibatch_size=50", "num_epochs=2", "n_envs=2", "net_arch=[32,32]",
-                 "--eval-freq", "200", "--eval-episodes", "1", "--eval-slots", "5",
-                 "--final-eval-episodes", "1", "--final-eval-slots", "5", "--quiet"]) == 0
+    train = ["train", "--algo", "rllib-ppo", "--set", "n_users=4", "--set", "max_slots=20",
+             "--eval-freq", "200", "--eval-episodes", "1", "--eval-slots", "5",
+             "--final-eval-episodes", "1", "--final-eval-slots", "5", "--quiet",
+             "--hyperparams", "train_batch_size=100", "minibatch_size=50", "num_epochs=2",
+             "n_envs=2", "net_arch=[32,32]"]
+    assert main([*train, "--timesteps", "300"]) == 0
     run = Path("runs/rllib-ppo-default-s0")
     meta = json.loads((run / "model.json").read_text())
     assert meta["format"] == "rllib" and meta["action_mode"] == "sequential"
@@ -134,6 +133,11 @@ def test_rllib_ppo_with_masks_trains_then_eval_loads_it(tmp_path, monkeypatch):
                  "--no-plots", "--backend", "ray"]) == 0
     ray_recs = _records(Path("ev-ray"))
     assert ray_recs and all(v == _records(Path("ev"))[k] for k, v in ray_recs.items())
+    # --resume continues the step count from the last checkpoint
+    assert main([*train, "--timesteps", "500", "--resume"]) == 0
+    steps = json.loads((run / "eval.json").read_text())["num_timesteps"]
+    assert 500 <= steps < 600
+    assert max(int(p.name[5:]) for p in (run / "checkpoints").glob("step_*")) == steps
 
 
 def test_rllib_module_never_picks_a_masked_action():

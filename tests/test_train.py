@@ -127,6 +127,8 @@ def test_resume_continues_the_step_count(tmp_path, algo):
     ("dagger", "hidden=[64]", "hidden"),
     ("bc", "net_arch=[0]", "net_arch"),
     ("dagger", "activation=gelu", "activation"),
+    ("rllib-ppo", "gamma=1.5", "gamma"),
+    ("rllib-ppo", "lr=0.1", "lr"),
 ])
 def test_bad_hyperparameter_is_one_clear_error(tmp_path, capsys, algo, item, name):
     argv = ["train", "--algo", algo, "--timesteps", "64", "--logdir", str(tmp_path), *SMALL,

@@ -190,23 +190,6 @@ class RLlibPPOHP:
     vf_loss_coeff: float = 0.5
 
 
-_RLLIB_RULES = {
-    "n_timesteps": _IMITATION_RULES["n_timesteps"],
-    "n_envs": (lambda v: _is_int(v) and 1 <= v <= 64, "an integer in [1, 64]"),
-    "num_env_runners": (lambda v: _is_int(v) and 0 <= v <= 256, "an integer in [0, 256]"),
-    "net_arch": _IMITATION_RULES["net_arch"],
-    "activation": _IMITATION_RULES["activation"],
-    "learning_rate": _IMITATION_RULES["learning_rate"],
-    "gamma": (lambda v: _is_num(v) and 0 < v <= 1, "a number in (0, 1]"),
-    "gae_lambda": (lambda v: _is_num(v) and 0 <= v <= 1, "a number in [0, 1]"),
-    "train_batch_size": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
-    "minibatch_size": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
-    "num_epochs": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
-    "entropy_coeff": (lambda v: _is_num(v) and v >= 0, "a number >= 0"),
-    "clip_param": (lambda v: _is_num(v) and v > 0, "a number > 0"),
-    "vf_loss_coeff": (lambda v: _is_num(v) and v >= 0, "a number >= 0"),
-}
-
 # Range rules for common SB3 keys (beyond the type of the constructor's default).
 _SB3_RULES = {
     "gamma": (lambda v: _is_num(v) and 0 < v <= 1, "a number in (0, 1]"),
@@ -227,6 +210,20 @@ _SB3_RULES = {
     "n_envs": (lambda v: _is_int(v) and 1 <= v <= 64, "an integer in [1, 64]"),
     "policy": (lambda v: v in ("MlpPolicy",), "MlpPolicy"),
     "env_kwargs": (lambda v: isinstance(v, dict), "a mapping of scenario overrides"),
+}
+
+
+_RLLIB_RULES = {
+    **{k: _IMITATION_RULES[k] for k in ("n_timesteps", "net_arch", "activation",
+                                        "learning_rate")},
+    **{k: _SB3_RULES[k] for k in ("gamma", "gae_lambda", "n_envs")},
+    "num_env_runners": (lambda v: _is_int(v) and 0 <= v <= 256, "an integer in [0, 256]"),
+    "train_batch_size": _SB3_RULES["n_steps"],
+    "minibatch_size": _SB3_RULES["batch_size"],
+    "num_epochs": _SB3_RULES["n_epochs"],
+    "entropy_coeff": _SB3_RULES["ent_coef"],
+    "clip_param": _SB3_RULES["max_grad_norm"],  # a number > 0
+    "vf_loss_coeff": _SB3_RULES["vf_coef"],
 }
 
 
