@@ -154,16 +154,14 @@ def run_episode(policy: Policy, cfg, seed: int, action_mode: str,
             "repaired": repaired, "reward": reward, "wall_s": wall}
 
 
-def _episode_task(name: str, kw: dict, cfg, seed: int, action_mode: str, regret: bool):
-    """One episode in a Ray worker: the policy is built there by name (learned:PATH with
-    an absolute path, readable on that node), after the compiled kernels are loaded."""
-    from edgellm.agents.registry import LEARNED_PREFIX
+def _episode_task(name: str, load: str, kw: dict, cfg, seed: int, action_mode: str,
+                  regret: bool):
+    """One episode in a Ray worker: the policy is built there from ``load`` (its name, with
+    an absolute path for learned:PATH) after the compiled kernels are loaded, and keeps
+    the name ``name`` it has in the eval."""
     from edgellm.distributed import warm_up
 
     warm_up(cfg)
-    load = name
-    if name.startswith(LEARNED_PREFIX):
-        load = LEARNED_PREFIX + str(Path(kw.pop("_path")))
     policy = make_policy(load, **kw)
     policy.name = name
     return run_episode(policy, cfg, seed, action_mode, OptimumCache() if regret else None)
@@ -180,10 +178,9 @@ def run_eval(spec: EvalSpec, out: str | Path, *, fresh: bool = False, progress: 
     the same as the local backend's but for the timing entries (``decision_s``, ``wall_s``).
     """
     from edgellm.distributed import check_backend
-
-    check_backend(backend)
     from edgellm.eval.report import summarize, write_outputs
 
+    check_backend(backend)
     out = Path(out)
     if spec.episodes < 1:
         raise EdgeLLMError(f"--episodes: must be an integer >= 1, got {spec.episodes!r}")
@@ -247,14 +244,14 @@ def _run_ray(spec: EvalSpec, cfg, todo: list, save, bar, n_slots, address) -> No
         return
     ray = distributed.init(address)
     task = ray.remote(num_cpus=1, max_retries=0)(_episode_task)
-    def kw(name: str) -> dict:
-        out = dict(spec.policy_kw.get(name, {}))
-        if name.startswith(LEARNED_PREFIX):  # workers may start in another folder
-            out["_path"] = str(Path(name[len(LEARNED_PREFIX):]).resolve())
-        return out
 
-    refs = {(name, seed): task.remote(name, kw(name), cfg, seed, spec.action_mode,
-                                      spec.regret)
+    def load(name: str) -> str:  # workers may start in another folder
+        if name.startswith(LEARNED_PREFIX):
+            return LEARNED_PREFIX + str(Path(name[len(LEARNED_PREFIX):]).resolve())
+        return name
+
+    refs = {(name, seed): task.remote(name, load(name), spec.policy_kw.get(name, {}), cfg,
+                                      seed, spec.action_mode, spec.regret)
             for name, seed in todo}
     for (name, seed), rec in distributed.gather(
             ray, refs, lambda k: f"episode of {k[0]} (seed {k[1]})"):
