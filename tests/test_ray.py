@@ -81,6 +81,16 @@ def test_missing_ray_extra_is_one_clear_error(tmp_path, monkeypatch, capsys):
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and "needs Ray" in err[0] and "edgellm-gym[ray]" in err[0], err
     assert not Path("runs").exists()  # train failed before writing anything
+    # an RLlib policy file names the extra too
+    (tmp_path / "rl_module").mkdir()
+    (tmp_path / "model.json").write_text(json.dumps(
+        {"schema": "edgellm.policy/1", "algo": "rllib-ppo", "action_mode": "sequential",
+         "scenario": "default"}))
+    from edgellm.agents import make_policy
+
+    with pytest.raises(EdgeLLMError, match=r"\(format rllib\) needs Ray, which is not "
+                                           r"installed: pip install 'edgellm-gym\[ray\]'"):
+        make_policy("learned:model.json")
 
 
 @pytest.mark.slow
@@ -187,3 +197,33 @@ def test_rl_zoo3_trains_with_the_project_yaml(tmp_path):
     from stable_baselines3 import PPO
 
     assert PPO.load(saved[0], device="cpu").num_timesteps == 128
+
+
+def test_masked_vector_wrapper_matches_the_single_env_observations():
+    """The wrapper that serves RLlib a native vector env (once the env id has a
+    vector_entry_point) gives the same Dict observations as MaskedObservation per env."""
+    import gymnasium as gym
+    import numpy as np
+
+    from edgellm.envs import EdgeLLMEnv
+    from edgellm.train.rllib import MaskedObservation, _MaskedVector
+
+    class Vec(gym.vector.SyncVectorEnv):  # stands in for the native vector env
+        def action_masks(self):
+            return np.stack([e.unwrapped.action_masks() for e in self.envs])
+
+    def make():
+        return EdgeLLMEnv("default", action_mode="sequential", n_users=4, max_slots=5)
+
+    venv = _MaskedVector(Vec([make, make]))
+    singles = [MaskedObservation(make()) for _ in range(2)]
+    obs, _ = venv.reset(seed=7)
+    ref = [e.reset(seed=7 + i)[0] for i, e in enumerate(singles)]
+    assert venv.single_observation_space == singles[0].observation_space
+    for _ in range(6):
+        for i in range(2):
+            for key in ("action_mask", "observations"):
+                assert np.array_equal(obs[key][i], ref[i][key])
+        actions = np.array([int(np.flatnonzero(r["action_mask"])[0]) for r in ref])
+        obs, *_ = venv.step(actions)
+        ref = [e.step(int(a))[0] for e, a in zip(singles, actions)]
