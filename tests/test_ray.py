@@ -227,3 +227,26 @@ def test_masked_vector_wrapper_matches_the_single_env_observations():
         actions = np.array([int(np.flatnonzero(r["action_mask"])[0]) for r in ref])
         obs, *_ = venv.step(actions)
         ref = [e.step(int(a))[0] for e, a in zip(singles, actions)]
+
+
+@pytest.mark.slow
+def test_eval_joins_a_running_cluster_with_ray_address(tmp_path):
+    """--ray-address: this process runs a Ray head; the CLI, in another process, joins it."""
+    ray = pytest.importorskip("ray")
+    if ray.is_initialized():
+        ray.shutdown()
+    ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR")
+    try:
+        address = ray.get_runtime_context().gcs_address
+        argv = ["eval", "--policies", "oracle,fcfs", "--episodes", "2", "--slots", "4",
+                "--set", "n_users=4", "--quiet", "--no-plots", "--backend", "ray",
+                "--ray-address", address, "--out", "cluster"]
+        res = subprocess.run([sys.executable, "-m", "edgellm.cli", *argv], cwd=tmp_path,
+                             capture_output=True, text=True, timeout=600)
+        assert res.returncode == 0, res.stderr[-2000:]
+    finally:
+        ray.shutdown()
+    local = tmp_path / "local"
+    run_eval(EvalSpec(scenario="default", policies=("oracle", "fcfs"), episodes=2, slots=4,
+                      overrides={"n_users": 4}), local, progress=False, plots=False)
+    assert _records(tmp_path / "cluster") == _records(local)
