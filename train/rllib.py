@@ -17,6 +17,7 @@ Checkpoints: ``checkpoints/step_<N>/`` (the whole algorithm; ``--resume`` restor
 
 from __future__ import annotations
 
+import copy
 import shutil
 import time
 
@@ -188,11 +189,14 @@ def train_rllib(args: TrainArgs, hp: dict) -> dict:
         for k in ("served_per_slot", "value_per_slot", "dropped_per_slot", "oracle_ratio",
                   "decision_ms_per_slot"):
             tb.add_scalar(f"eval/{k}", res[k], steps)
-        if res["value_per_slot"] > best:
-            best, best_state = res["value_per_slot"], algo.get_module().get_state()
+        if res["value_per_slot"] > best:  # a copy: get_state's arrays share the weights
+            best = res["value_per_slot"]
+            best_state = copy.deepcopy(algo.get_module().get_state())
 
     def checkpoint():
         path = run / "checkpoints" / f"step_{steps}"
+        if path.is_dir():
+            return
         tmp = path.with_name(path.name + ".tmp")
         shutil.rmtree(tmp, ignore_errors=True)
         algo.save_to_path(str(tmp.resolve()))
