@@ -12,6 +12,7 @@ from gymnasium import spaces
 
 from edgellm.envs.config import ScenarioConfig
 from edgellm.envs.queues import DEADLINE, DROP_CAUSES, ID, OUTPUT, PROMPT, TOLERANCE, Queues, Rules
+from edgellm.envs.render import RENDER_MODES, Renderer, RenderState, check_render_mode
 from edgellm.envs.scenarios import get_scenario
 from edgellm.envs.traffic import Traffic
 from edgellm.errors import EdgeLLMError
@@ -136,11 +137,18 @@ class EdgeLLMEnv(gym.Env):
 
     **Episode end**: no terminal state; ``truncated`` after ``max_slots`` slots.
 
+    **Rendering** (``render_mode``, see :mod:`edgellm.envs.render`): ``"rgb_array"``: a
+    ``uint8`` frame ``(540, 960, 3)`` of queues, head requests, deadlines, gains, batch
+    membership and the batch's GPU memory, compute time and radio use against their limits;
+    ``"ansi"``: the same as a text table; ``"human"``: the frame in a window (needs a
+    display). ``gymnasium.wrappers.RecordVideo`` works with ``"rgb_array"``.
+
     **Arguments**: ``scenario`` (preset name or :class:`ScenarioConfig`), ``action_mode``,
-    ``render_mode`` (None or ``"ansi"``), and any :class:`ScenarioConfig` field as a keyword
-    override. Per-episode overrides: ``reset(options={"scenario": {...}})`` (``n_users``
-    cannot change). All randomness comes from ``reset(seed=...)``; arrivals, requests and
-    channels never depend on the actions.
+    ``render_mode`` (None, ``"rgb_array"``, ``"ansi"`` or ``"human"``), and any
+    :class:`ScenarioConfig` field as a keyword override. Per-episode overrides:
+    ``reset(options={"scenario": {...}})`` (``n_users`` cannot change). All randomness
+    comes from ``reset(seed=...)``; arrivals, requests and channels never depend on the
+    actions.
 
     **Version history**: v0: initial version.
 
@@ -154,19 +162,19 @@ class EdgeLLMEnv(gym.Env):
         True
     """
 
-    metadata = {"render_modes": ["ansi"], "render_fps": 4}
+    metadata = {"render_modes": list(RENDER_MODES), "render_fps": 4}
 
     def __init__(self, scenario: str | ScenarioConfig = "default", action_mode: str = "subset",
                  render_mode: str | None = None, **overrides: Any):
         if action_mode not in ACTION_MODES:
             raise EdgeLLMError(f"action_mode: must be one of {', '.join(ACTION_MODES)}, "
                                f"got {action_mode!r}")
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise EdgeLLMError(f"render_mode: must be None or 'ansi', got {render_mode!r}")
+        check_render_mode(render_mode)
         self.config = get_scenario(scenario, **overrides)
         self.base_config = self.config
         self.action_mode = action_mode
         self.render_mode = render_mode
+        self._renderer = Renderer(render_mode) if render_mode is not None else None
         self.n_users = K = self.config.n_users
         if action_mode == "sequential":
             self.action_space = spaces.Discrete(K + 1)
@@ -212,9 +220,12 @@ class EdgeLLMEnv(gym.Env):
         self._queues = Queues(self.n_users, cfg.queue_capacity)
         self.counts = {"arrived": 0, "served": 0, **{c: 0 for c in DROP_CAUSES}}
         self._slot = 0
-        self._last = None  # (users, value, binding, dropped) of the last slot, for render
+        self._last = None  # (users, value, binding, dropped, evaluation) of the last slot
+        self._value_total = 0.0
         drops, _ = self._end_slot(_NO_USERS, self._traffic.draw(advance_fading=False))
         self._begin_slot()
+        if self.render_mode == "human":
+            self.render()
         return self._obs.copy(), {"slot_done": False, "action_mask": self._mask_info(),
                                   "dropped": drops}
 
@@ -234,21 +245,70 @@ class EdgeLLMEnv(gym.Env):
             pen = self.config.invalid_penalty if self._pending_invalid else 0.0
             if not self._pending_invalid:
                 self._refresh_obs()
+            if self.render_mode == "human":
+                self.render()
             info = {"slot_done": False, "action_mask": self._mask_info(),
                     "invalid_action": self._pending_invalid, "repaired": False,
                     "reward_terms": {"served": 0.0, "drops": 0.0, "invalid": -pen}}
             return self._obs.copy(), -pen, False, False, info
-        return self._dispatch()
+        out = self._dispatch()
+        if self.render_mode == "human":
+            self.render()
+        return out
 
     def render(self):
-        if self.render_mode == "ansi":
-            q = " ".join(str(int(x)) for x in self._queues.length)
-            last = ""
-            if self._last is not None:
-                users, value, binding, dropped = self._last
-                last = f"served {users} value {value} binding {binding} dropped {dropped}"
-            return f"slot {self._slot}/{self.config.max_slots} queues [{q}] {last}\n"
-        return None
+        """The frame, text or window of the current state, per ``render_mode`` (None: no
+        rendering, returns None)."""
+        if self._renderer is None:
+            if self.render_mode is None:
+                gym.logger.warn("render() called without a render_mode; pass "
+                                "render_mode='rgb_array', 'ansi' or 'human' to the env")
+            return None
+        if self._traffic is None:
+            raise EdgeLLMError("render(): call reset() first")
+        return self._renderer.render(self.render_state())
+
+    def close(self):
+        if self._renderer is not None:
+            self._renderer.close()
+        super().close()
+
+    def render_state(self) -> RenderState:
+        """The current state as plain numbers for :mod:`edgellm.envs.render`."""
+        cfg, K, p = self.config, self.n_users, self._p
+        users = self._users
+        per = {k: np.zeros(K) for k in ("prompt", "output", "deadline")}
+        per["prompt"][users] = p.prompt
+        per["output"][users] = p.output
+        per["deadline"][users] = self._heads[:, DEADLINE]
+        present = np.zeros(K, dtype=bool)
+        present[users] = True
+        in_batch = np.zeros(K, dtype=bool)
+        in_batch[users] = self._in
+        addable = np.zeros(K, dtype=bool)
+        addable[users] = self._ok
+        with np.errstate(divide="ignore"):
+            up_db, down_db = 10.0 * np.log10(self._traffic.gain)
+        if self._batch or self._last is None:
+            label, batch = "building", tuple(int(users[i]) for i in sorted(self._batch))
+            ev = evaluate(p, sorted(self._batch))
+        else:
+            label, batch, ev = "last slot", tuple(self._last[0]), self._last[4]
+        last = self._last or ((), None, None, 0, None)
+        return RenderState(
+            slot=self._slot, max_slots=cfg.max_slots, value_total=self._value_total,
+            queue=self._queues.length.copy(), queue_capacity=cfg.queue_capacity,
+            present=present, prompt=per["prompt"], output=per["output"],
+            deadline=per["deadline"], uplink_db=up_db, downlink_db=down_db,
+            in_batch=in_batch, addable=addable, max_prompt=cfg.max_prompt,
+            max_output=cfg.max_output, deadline_max=float(cfg.deadline_s[1]),
+            batch_label=label, batch=batch, memory_used=float(ev.memory_bytes),
+            memory_limit=float(p.kv_capacity + p.weight_bytes),
+            t_compute=float(ev.t_compute_s), slot_s=cfg.slot_s,
+            uplink_used=float(sum(ev.uplink_hz)), uplink_hz=float(p.uplink_hz),
+            downlink_used=float(sum(ev.downlink_hz)), downlink_hz=float(p.downlink_hz),
+            last_value=last[1], last_batch=tuple(last[0]), last_binding=last[2],
+            last_dropped=int(last[3]))
 
     # ------------------------------------------------------------------ public helpers
     def action_masks(self) -> np.ndarray:
@@ -481,7 +541,8 @@ class EdgeLLMEnv(gym.Env):
                 "memory_bytes": ev.memory_bytes,
                 "binding": binding, "refused": refused, "overlength": draw.overlength,
                 "reward_terms": terms}
-        self._last = (users, value, binding, sum(drops.values()))
+        self._last = (users, value, binding, sum(drops.values()), ev)
+        self._value_total += value
         return self._obs.copy(), float(reward), False, truncated, info
 
     def _end_slot(self, served: np.ndarray, draw) -> tuple[dict, float]:
