@@ -11,12 +11,23 @@ import numpy as np
 from gymnasium import spaces
 
 from edgellm.envs.config import ScenarioConfig
-from edgellm.envs.queues import DEADLINE, DROP_CAUSES, ID, OUTPUT, PROMPT, TOLERANCE, Queues, Rules
+from edgellm.envs.queues import (
+    DEADLINE,
+    DROP_CAUSES,
+    ENCODER,
+    ID,
+    MEDIA_TOKENS,
+    OUTPUT,
+    PROMPT,
+    TOLERANCE,
+    Queues,
+    Rules,
+)
 from edgellm.envs.scenarios import get_scenario
 from edgellm.envs.traffic import Traffic
 from edgellm.errors import EdgeLLMError
 from edgellm.system import catalog, check_rows, evaluate, prepare, prepare_arrays
-from edgellm.system.feasibility import OK, REASONS, Prepared, check_additions
+from edgellm.system.feasibility import OK, REASONS, Prepared, check_additions, encoder_rate
 from edgellm.system.instance import SlotInstance
 
 ACTION_MODES = ("sequential", "subset", "priority")
@@ -90,7 +101,7 @@ class EdgeLLMEnv(gym.Env):
     col   name            value (0 where user k has no request)
     ====  ==============  ===========================================================
     0     present         1 if user k has a head-of-line request
-    1     prompt          s / max_prompt
+    1     prompt          prefill tokens (s + media tokens) / max_prompt, clipped
     2     output          n / max_output
     3     deadline        remaining deadline / deadline_s[1], clipped to [0, 1]
     4     admissible      1 if the model's perplexity increase <= the tolerance
@@ -187,7 +198,8 @@ class EdgeLLMEnv(gym.Env):
         p0 = prepare(self._system)  # system constants, no requests
         self._rules = Rules(cfg.slot_s, cfg.objective == "tokens", cfg.reject_unservable,
                             cfg.overflow == "drop_new", self._system.quant.ppl_increase,
-                            p0.kv_capacity, p0.padded, p0.cost_constants)
+                            p0.kv_capacity, p0.padded, p0.cost_constants,
+                            encoder_rate(self._system))
 
     # ------------------------------------------------------------------ gym API
     def reset(self, *, seed: int | None = None, options: dict | None = None):
@@ -406,8 +418,9 @@ class EdgeLLMEnv(gym.Env):
         up, down = gains
         self._heads = heads = self._queues.data[users, 0]
         s, n, tau = heads[:, PROMPT], heads[:, OUTPUT], heads[:, DEADLINE]
+        media = heads[:, MEDIA_TOKENS:ENCODER + 1].T if cfg.has_media else (None,) * 4
         self._p = prepare_arrays(self._system, s, n, tau, heads[:, TOLERANCE], up[users],
-                                 down[users], np.full(users.size, cfg.tx_power_w))
+                                 down[users], np.full(users.size, cfg.tx_power_w), *media)
         m = users.size
         self._batch: list[int] = []
         self._in = np.zeros(m, dtype=bool)
@@ -425,7 +438,7 @@ class EdgeLLMEnv(gym.Env):
         self._obs = obs = np.zeros(K * F + len(GLOBAL_FEATURES), dtype=np.float32)
         rows = np.empty((m, 5))
         rows[:, 0] = 1.0
-        np.divide(s, cfg.max_prompt, out=rows[:, 1])
+        np.minimum(self._p.prompt / cfg.max_prompt, 1.0, out=rows[:, 1])
         np.divide(n, cfg.max_output, out=rows[:, 2])
         np.minimum(tau / cfg.deadline_s[1], 1.0, out=rows[:, 3])
         rows[:, 4] = self._p.admissible

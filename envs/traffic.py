@@ -17,6 +17,7 @@ import numpy as np
 from edgellm.envs.config import ScenarioConfig
 from edgellm.system import channel
 from edgellm.system.generate import length_sampler
+from edgellm.system.media import MediaMix
 
 _STREAMS = ("layout", "arrivals", "requests", "fading")
 _MIN_GAIN = 1e-300  # guards the (measure-zero) exact-zero fading draw
@@ -33,6 +34,7 @@ class SlotDraw:
     tolerance: np.ndarray   # A [perplexity points]
     uplink_gain: np.ndarray
     downlink_gain: np.ndarray
+    media: np.ndarray | None = None  # (K, 4) media columns (system.media.COLUMNS), or None
 
 
 class Traffic:
@@ -43,6 +45,11 @@ class Traffic:
         ss = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
         self.rng = dict(zip(_STREAMS, (np.random.default_rng(s) for s in ss.spawn(len(_STREAMS))),
                             strict=True))
+        self._media = None
+        if cfg.has_media:  # a fifth stream, spawned after the others: they stay unchanged
+            self.rng["media"] = np.random.default_rng(ss.spawn(1)[0])
+            self._media = MediaMix(cfg.media_mix, cfg.model, cfg.image_source,
+                                   cfg.speech_codec, cfg.question_s)
         K = cfg.n_users
         self._prompt = length_sampler(cfg.trace, "prompt", cfg.max_prompt)
         self._output = length_sampler(cfg.trace, "output", cfg.max_output)
@@ -87,4 +94,6 @@ class Traffic:
         output = self._output(r, K)
         deadline = r.uniform(cfg.deadline_s[0], cfg.deadline_s[1], K)
         tol = self._tol[r.integers(0, len(self._tol), K)]
-        return SlotDraw(u_arr < rate, prompt, output, deadline, tol, self.gain[0], self.gain[1])
+        media = None if self._media is None else self._media.draw(self.rng["media"], output)
+        return SlotDraw(u_arr < rate, prompt, output, deadline, tol, self.gain[0], self.gain[1],
+                        media)
