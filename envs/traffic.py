@@ -28,7 +28,7 @@ class SlotDraw:
     """One slot's exogenous draws, one entry per user."""
 
     arrive: np.ndarray      # bool: a request arrives
-    prompt: np.ndarray      # s [tokens] of the potential request
+    prompt: np.ndarray      # s [tokens] of the potential request (text; 0 for speech only)
     output: np.ndarray      # n [tokens]
     deadline: np.ndarray    # tau at arrival [s]
     tolerance: np.ndarray   # A [perplexity points]
@@ -94,6 +94,8 @@ class Traffic:
         output = self._output(r, K)
         deadline = r.uniform(cfg.deadline_s[0], cfg.deadline_s[1], K)
         tol = self._tol[r.integers(0, len(self._tol), K)]
-        media = None if self._media is None else self._media.draw(self.rng["media"], output)
+        media = None
+        if self._media is not None:
+            prompt, media = self._media.draw(self.rng["media"], prompt, output)
         return SlotDraw(u_arr < rate, prompt, output, deadline, tol, self.gain[0], self.gain[1],
                         media)

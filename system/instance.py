@@ -273,8 +273,10 @@ class Request(_Part):
     _path = "request"
 
     def _check(self, p: str) -> dict:
-        out = {k: check_number(getattr(self, k), _where(p, k), lo=1, integer=True)
-               for k in ("prompt_tokens", "output_tokens")}
+        out = {"prompt_tokens": check_number(self.prompt_tokens, _where(p, "prompt_tokens"),
+                                             lo=0, integer=True),
+               "output_tokens": check_number(self.output_tokens, _where(p, "output_tokens"),
+                                             lo=1, integer=True)}
         out["ppl_tolerance"] = check_number(self.ppl_tolerance, _where(p, "ppl_tolerance"), lo=0)
         for k in ("deadline_s", "uplink_gain", "downlink_gain", "tx_power_w"):
             out[k] = check_number(getattr(self, k), _where(p, k), lo=0, lo_open=True)
@@ -282,8 +284,13 @@ class Request(_Part):
         return out
 
     def _check_media(self, p: str) -> dict:
+        """Media keys; a request whose prompt is all media (a spoken question) may have
+        prompt_tokens = 0."""
         out = {"media_tokens": check_number(self.media_tokens, _where(p, "media_tokens"), lo=0,
                                             integer=True)}
+        if self.prompt_tokens == 0 and out["media_tokens"] == 0:
+            raise InstanceError(f"{_where(p, 'prompt_tokens')}: must be >= 1 when "
+                                f"media_tokens is 0, got 0")
         for k in ("uplink_media_bits", "downlink_media_bits", "encoder_flops"):
             out[k] = check_number(getattr(self, k), _where(p, k), lo=0)
         return out

@@ -92,11 +92,12 @@ class MediaMix:
 
     * text: no media.
     * image: one photo of log-normal size (``image_source``) on the uplink, which becomes
-      ``image_tokens`` prefill tokens after the vision encoder (``encoder_flops``).
+      ``image_tokens`` prefill tokens after the vision encoder (``encoder_flops``), with a
+      typed question of ``question_trace`` prompt length (single turn, no history).
     * voice: a spoken question of ``question_s`` seconds (uniform) on the uplink at the
-      codec rate, transcribed into question seconds x tokens/s prefill tokens; the answer
-      is spoken back: its n output tokens take n / (tokens/s) seconds of speech at the
-      codec rate on the downlink.
+      codec rate and no typed text, transcribed into question seconds x tokens/s prefill
+      tokens; the answer is spoken back: its n output tokens take n / (tokens/s) seconds
+      of speech at the codec rate on the downlink.
 
     Every call draws the same number of values whatever the kinds (common random numbers).
     """
@@ -106,6 +107,14 @@ class MediaMix:
     image_source: str = "phone-photo-messaging"
     speech_codec: str = "opus-wideband"
     question_s: tuple[float, float] = (2.0, 10.0)
+    question_trace: str = "lmsys-chat-1m"
+    max_question: int = 1024
+
+    @functools.cached_property
+    def _question(self):
+        from edgellm.system.generate import length_sampler
+
+        return length_sampler(self.question_trace, "prompt", self.max_question)
 
     @functools.cached_property
     def _constants(self):
@@ -115,13 +124,16 @@ class MediaMix:
                 image_size_lognormal(self.image_source), speech_bps(self.speech_codec),
                 speech_tokens_per_s())
 
-    def draw(self, rng: np.random.Generator, output_tokens: np.ndarray) -> np.ndarray:
-        """(K, 4) media columns (:data:`COLUMNS`) for K requests with these outputs."""
+    def draw(self, rng: np.random.Generator, prompt_tokens: np.ndarray,
+             output_tokens: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Text prompt tokens and (K, 4) media columns (:data:`COLUMNS`) for K requests
+        whose text-request lengths are ``prompt_tokens`` and ``output_tokens``."""
         tokens, flops, (mu, sigma), bps, tps = self._constants
         K = output_tokens.size
         u = rng.random(K)
         size = rng.lognormal(mu, sigma, K)
         question = rng.uniform(self.question_s[0], self.question_s[1], K)
+        typed = self._question(rng, K)
         cum = np.cumsum(self.shares) / np.sum(self.shares)
         kind = np.searchsorted(cum, u, side="right")
         image, voice = kind == IMAGE, kind == VOICE
@@ -132,4 +144,5 @@ class MediaMix:
         out[voice, 0] = np.maximum(np.rint(question[voice] * tps), 1.0)
         out[voice, 1] = np.rint(question[voice] * bps)
         out[voice, 2] = np.rint(output_tokens[voice] / tps * bps)
-        return out
+        prompt = np.where(image, typed, np.where(voice, 0, prompt_tokens))
+        return prompt, out
