@@ -195,6 +195,9 @@ def test_multimodal_env_uses_the_one_cost_model():
     env = EdgeLLMEnv("multimodal", action_mode="subset", max_slots=30)
     check_env(env, skip_render_check=True)
     obs, _ = env.reset(seed=4)
+    K = env.n_users
+    assert obs.shape == (12 * K + 4,)  # two media columns per user
+    assert EdgeLLMEnv("text-only").observation_space.shape == (10 * K + 4,)
     seen_media = 0
     for _ in range(20):
         view = env.slot_view()
@@ -204,6 +207,9 @@ def test_multimodal_env_uses_the_one_cost_model():
             ev = evaluate(view.instance, [i])
             assert ev.t_compute_s == pytest.approx(env._queues.data[u, 0, COMPUTE], rel=1e-12)
             assert ev.to_dict() == evaluate(p, [i]).to_dict()
+        rows = obs[:12 * K].reshape(K, 12)
+        users = list(view.users)
+        assert np.allclose(rows[users, 10], np.minimum(p.up_bits / 4e6, 1.0), rtol=1e-6)
         obs, *_ = env.step(env.action_for(view.users))
         assert env.observation_space.contains(obs)
     assert seen_media > 0
