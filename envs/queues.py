@@ -26,6 +26,7 @@ FIELDS = ("prompt", "output", "deadline", "tolerance", "compute_s", "id",
           "media_tokens", "uplink_media_bits", "downlink_media_bits", "encoder_flops")
 PROMPT, OUTPUT, DEADLINE, TOLERANCE, COMPUTE, ID = range(6)
 MEDIA_TOKENS, UP_MEDIA, DOWN_MEDIA, ENCODER = range(6, len(FIELDS))
+_ENC = ENCODER - MEDIA_TOKENS  # column of encoder FLOPs in a (K, 4) media draw
 DROP_CAUSES = ("expired", "overflow", "rejected")
 EXPIRED, OVERFLOW, REJECTED = range(len(DROP_CAUSES))
 
@@ -96,9 +97,9 @@ def _end_slot(data, length, served, arrive, prompt, output, deadline, tolerance,
         if not arrive[k]:
             continue
         n, tau, tol = float(output[k]), deadline[k], tolerance[k]
-        s = float(prompt[k]) + media[k, 0]  # prefill tokens: text + media
+        s = float(prompt[k]) + media[k, 0]  # prefill tokens: text + media tokens
         w = n if tokens else 1.0
-        tc = media[k, 3] / encoder_rate + compute_s(1.0, s, n, P, L, d, W, kv, C, M)
+        tc = media[k, _ENC] / encoder_rate + compute_s(1.0, s, n, P, L, d, W, kv, C, M)
         this_id = float(rid)
         rid += 1
         if reject_unservable and (ppl_increase > tol or tc >= slot_s or

@@ -295,11 +295,6 @@ class Request(_Part):
             out[k] = check_number(getattr(self, k), _where(p, k), lo=0)
         return out
 
-    @property
-    def context_tokens(self) -> int:
-        """Prefill tokens: s_k + m_k (text prompt plus media tokens)."""
-        return self.prompt_tokens + self.media_tokens
-
 
 # ----------------------------------------------------------------------------- instance
 @dataclass(frozen=True)
