@@ -73,7 +73,8 @@ class FCFSPolicy(GreedyPolicy):
 
 
 class SJFPolicy(GreedyPolicy):
-    """Shortest job first: fewest total tokens s_k + n_k first (ties: shorter output)."""
+    """Shortest job first: fewest total tokens s_k + m_k + n_k (prefill, media included, plus
+    output) first (ties: shorter output)."""
 
     name = "sjf"
 

@@ -6,6 +6,9 @@ validated on construction: a bad value raises :class:`~edgellm.errors.EdgeLLMErr
 the field, the value and the allowed range.
 
 Units: seconds, Hz, W, W/Hz, metres, dB, tokens, bits.
+
+``has_media`` is False for a text-only mix; then no media is drawn at all and the
+environment runs exactly as without media.
 """
 
 from __future__ import annotations
@@ -66,6 +69,11 @@ class ScenarioConfig:
     max_output: int = 1024
     deadline_s: tuple[float, float] = (2.0, 12.0)
     ppl_tolerance: tuple[float, ...] = (0.05, 0.2, 0.5, 2.0)
+    # media (system/media.py; catalog media.yaml)
+    media_mix: tuple[float, float, float] = (1.0, 0.0, 0.0)
+    image_source: str = "phone-photo-messaging"
+    speech_codec: str = "opus-wideband"
+    question_s: tuple[float, float] = (2.0, 10.0)
     # queues and episode
     queue_capacity: int = 8
     overflow: str = "drop_new"
@@ -86,6 +94,11 @@ class ScenarioConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    @property
+    def has_media(self) -> bool:
+        """Some requests carry images or speech (``media_mix`` is not text only)."""
+        return any(self.media_mix[1:])
 
 
 FIELD_DOCS = {
@@ -123,6 +136,11 @@ FIELD_DOCS = {
     "max_output": "cap on output tokens (a trace row's output too: the server's max_tokens)",
     "deadline_s": "(lo, hi): deadline at arrival, uniform [s]",
     "ppl_tolerance": "perplexity tolerances, one drawn uniformly per request",
+    "media_mix": "shares of text, image and voice requests (image needs a vision-language "
+                 "model); (1, 0, 0): text only",
+    "image_source": "photo sizes of image requests (catalog media.yaml images)",
+    "speech_codec": "codec of spoken questions and answers (catalog media.yaml speech)",
+    "question_s": "(lo, hi): length of a spoken question, uniform [s]",
     "queue_capacity": "Q, requests per user queue",
     "overflow": "drop_new (tail drop) | drop_oldest (the head is pushed out)",
     "reject_unservable": "drop at arrival requests no batch can ever serve (cause 'rejected')",
@@ -230,6 +248,7 @@ def _validate(cfg: ScenarioConfig) -> None:
     if not tol or not all(math.isfinite(x) and x >= 0 for x in tol):
         raise _err("ppl_tolerance", cfg.ppl_tolerance, "a non-empty list of finite numbers >= 0")
     object.__setattr__(cfg, "ppl_tolerance", tol)
+    _validate_media(cfg)
     _num(cfg, "queue_capacity", lo=1, hi=4096, integer=True)
     _choice(cfg, "overflow", OVERFLOW)
     if not isinstance(cfg.reject_unservable, bool):
@@ -238,3 +257,23 @@ def _validate(cfg: ScenarioConfig) -> None:
     _num(cfg, "drop_penalty", lo=0)
     _num(cfg, "invalid_penalty", lo=0)
     _choice(cfg, "subset_infeasible", SUBSET_INFEASIBLE)
+
+
+def _validate_media(cfg: ScenarioConfig) -> None:
+    from edgellm.system import media
+
+    rule = "three finite shares >= 0 (text, image, voice) with a positive sum"
+    try:
+        mix = tuple(float(x) for x in cfg.media_mix)
+    except (TypeError, ValueError):
+        raise _err("media_mix", cfg.media_mix, rule) from None
+    if len(mix) != 3 or not all(math.isfinite(x) and x >= 0 for x in mix) or sum(mix) <= 0:
+        raise _err("media_mix", cfg.media_mix, rule)
+    object.__setattr__(cfg, "media_mix", mix)
+    if mix[media.IMAGE] > 0 and cfg.model not in media.vision_models():
+        raise _err("media_mix", cfg.media_mix, "text and voice only (image share 0) for model "
+                   f"{cfg.model!r}, which has no vision encoder (vision-language models: "
+                   f"{', '.join(media.vision_models())})")
+    _choice(cfg, "image_source", tuple(catalog._load("media")["images"]))
+    _choice(cfg, "speech_codec", tuple(catalog._load("media")["speech"]))
+    _range(cfg, "question_s")

@@ -11,19 +11,33 @@ import numpy as np
 from gymnasium import spaces
 
 from edgellm.envs.config import ScenarioConfig
-from edgellm.envs.queues import DEADLINE, DROP_CAUSES, ID, OUTPUT, PROMPT, TOLERANCE, Queues, Rules
+from edgellm.envs.queues import (
+    DEADLINE,
+    DOWN_MEDIA,
+    DROP_CAUSES,
+    ENCODER,
+    ID,
+    MEDIA_TOKENS,
+    OUTPUT,
+    PROMPT,
+    TOLERANCE,
+    Queues,
+    Rules,
+)
 from edgellm.envs.render import RENDER_MODES, Renderer, RenderState, check_render_mode
 from edgellm.envs.scenarios import get_scenario
 from edgellm.envs.traffic import Traffic
 from edgellm.errors import EdgeLLMError
 from edgellm.system import catalog, check_rows, evaluate, prepare, prepare_arrays
-from edgellm.system.feasibility import OK, REASONS, Prepared, check_additions
+from edgellm.system.feasibility import OK, REASONS, Prepared, check_additions, encoder_rate
 from edgellm.system.instance import SlotInstance
 
 ACTION_MODES = ("sequential", "subset", "priority")
 USER_FEATURES = ("present", "prompt", "output", "deadline", "admissible", "uplink_gain",
                  "downlink_gain", "queue", "in_batch", "addable")
 GLOBAL_FEATURES = ("memory_left", "compute_time", "slot", "batch_size")
+MEDIA_FEATURES = ("uplink_bits", "downlink_bits")  # appended to each user row with media
+MEDIA_BITS_SCALE = 4e6  # payload normalization [bit] (500 kB)
 GAIN_DB_LO, GAIN_DB_SPAN = -150.0, 100.0  # gain normalization: (10 log10 g + 150) / 100
 _REASON_ORDER = tuple(sorted(REASONS))     # check_rows codes in test order
 _NO_USERS = np.zeros(0, dtype=np.int64)
@@ -91,7 +105,7 @@ class EdgeLLMEnv(gym.Env):
     col   name            value (0 where user k has no request)
     ====  ==============  ===========================================================
     0     present         1 if user k has a head-of-line request
-    1     prompt          min(s / max_prompt, 1)
+    1     prompt          prefill tokens (s + media tokens) / max_prompt, clipped
     2     output          n / max_output
     3     deadline        remaining deadline / deadline_s[1], clipped to [0, 1]
     4     admissible      1 if the model's perplexity increase <= the tolerance
@@ -105,6 +119,12 @@ class EdgeLLMEnv(gym.Env):
     followed by 4 global entries: ``10 K`` memory left (1 - KV bytes of the batch / KV
     capacity), ``10 K + 1`` compute time of the batch / slot_s, ``10 K + 2`` slot index /
     max_slots, ``10 K + 3`` batch size / K.
+
+    With media (``media_mix`` not text only, e.g. the ``multimodal`` preset) each user row
+    has 12 columns, ``Box(0, 1, (12 K + 4,))``: the 10 above, then ``10 uplink_bits``
+    (prompt + media bits / 4e6, clipped) and ``11 downlink_bits`` (answer + media bits /
+    4e6, clipped); the global entries follow at ``12 K``. Text-only scenarios keep the
+    10-column layout.
 
     **Reward**: at the end of a slot, the value served (requests, or output tokens with
     ``objective="tokens"``) minus ``drop_penalty`` times the weight of every request dropped
@@ -182,7 +202,8 @@ class EdgeLLMEnv(gym.Env):
             self.action_space = spaces.MultiBinary(K)
         else:
             self.action_space = spaces.Box(-1.0, 1.0, (K,), dtype=np.float32)
-        self._n_obs = len(USER_FEATURES) * K + len(GLOBAL_FEATURES)
+        self._F = len(USER_FEATURES) + len(MEDIA_FEATURES) * self.config.has_media
+        self._n_obs = self._F * K + len(GLOBAL_FEATURES)
         self.observation_space = spaces.Box(0.0, 1.0, (self._n_obs,), dtype=np.float32)
         self._apply_config(self.config)
         self._traffic: Traffic | None = None
@@ -201,7 +222,8 @@ class EdgeLLMEnv(gym.Env):
         p0 = prepare(self._system)  # system constants, no requests
         self._rules = Rules(cfg.slot_s, cfg.objective == "tokens", cfg.reject_unservable,
                             cfg.overflow == "drop_new", self._system.quant.ppl_increase,
-                            p0.kv_capacity, p0.padded, p0.cost_constants)
+                            p0.kv_capacity, p0.padded, p0.cost_constants,
+                            encoder_rate(self._system))
 
     # ------------------------------------------------------------------ gym API
     def reset(self, *, seed: int | None = None, options: dict | None = None):
@@ -213,6 +235,10 @@ class EdgeLLMEnv(gym.Env):
                 raise EdgeLLMError(f"options.scenario.n_users: cannot change per episode "
                                    f"(env has {self.n_users}), got {over['n_users']!r}")
             cfg = cfg.replace(**over)
+            if cfg.has_media != self.base_config.has_media:
+                raise EdgeLLMError("options.scenario.media_mix: cannot switch between text "
+                                   "only and media per episode (the observation size "
+                                   f"differs), got {cfg.media_mix!r}")
         if cfg is not self.config:
             self._apply_config(cfg)
         entropy = seed if seed is not None else int(self.np_random.integers(2 ** 63))
@@ -450,7 +476,7 @@ class EdgeLLMEnv(gym.Env):
 
     def _refresh_obs(self) -> None:
         """Update the batch-dependent entries (and the sequential mask) after an addition."""
-        K, F = self.n_users, len(USER_FEATURES)
+        K, F = self.n_users, self._F
         self._mask[self._users] = self._ok
         u = self._obs[:K * F].reshape(K, F)
         u[self._users, 8] = self._in
@@ -472,8 +498,9 @@ class EdgeLLMEnv(gym.Env):
         up, down = gains
         self._heads = heads = self._queues.data[users, 0]
         s, n, tau = heads[:, PROMPT], heads[:, OUTPUT], heads[:, DEADLINE]
+        media = heads[:, MEDIA_TOKENS:ENCODER + 1].T if cfg.has_media else (None,) * 4
         self._p = prepare_arrays(self._system, s, n, tau, heads[:, TOLERANCE], up[users],
-                                 down[users], np.full(users.size, cfg.tx_power_w))
+                                 down[users], np.full(users.size, cfg.tx_power_w), *media)
         m = users.size
         self._batch: list[int] = []
         self._in = np.zeros(m, dtype=bool)
@@ -487,12 +514,11 @@ class EdgeLLMEnv(gym.Env):
         self._mask[users] = self._ok
         self._mask[K:] = True
         # observation (see the class docstring); remaining deadlines are > 0
-        F = len(USER_FEATURES)
+        F = self._F
         self._obs = obs = np.zeros(K * F + len(GLOBAL_FEATURES), dtype=np.float32)
         rows = np.empty((m, 5))
         rows[:, 0] = 1.0
-        np.divide(s, cfg.max_prompt, out=rows[:, 1])
-        np.minimum(rows[:, 1], 1.0, out=rows[:, 1])  # trace prompts may exceed max_prompt
+        np.minimum(self._p.prompt / cfg.max_prompt, 1.0, out=rows[:, 1])
         np.divide(n, cfg.max_output, out=rows[:, 2])
         np.minimum(tau / cfg.deadline_s[1], 1.0, out=rows[:, 3])
         rows[:, 4] = self._p.admissible
@@ -502,6 +528,10 @@ class EdgeLLMEnv(gym.Env):
         u[:, 5:7] = np.minimum(np.maximum(db, 0.0), 1.0).T
         u[:, 7] = q_len / cfg.queue_capacity
         u[users, 9] = self._ok
+        if cfg.has_media:
+            down = n * cfg.bits_per_token + heads[:, DOWN_MEDIA]
+            u[users, 10] = np.minimum(self._p.up_bits / MEDIA_BITS_SCALE, 1.0)
+            u[users, 11] = np.minimum(down / MEDIA_BITS_SCALE, 1.0)
         obs[K * F:] = (1.0, 0.0, min(self._slot / cfg.max_slots, 1.0), 0.0)
 
     def _dispatch(self):

@@ -1,7 +1,8 @@
 """Per-user FIFO request queues and the end-of-slot mechanics, compiled (numba).
 
 Queue k holds up to Q requests, oldest first, as the rows ``data[k, :length[k]]``; a row
-holds the fields of :data:`FIELDS` (token counts and ids are stored exactly as float64).
+holds the fields of :data:`FIELDS` (token counts and ids are stored exactly as float64;
+``prompt`` is the text prompt, the prefill adds ``media_tokens``).
 Rows at or beyond ``length[k]`` are stale and never read.
 
 :meth:`Queues.end_slot` runs everything that happens between two decisions in one compiled
@@ -21,8 +22,11 @@ from numba import njit
 
 from edgellm.system._kernel import compute_s, kv_cache_bytes
 
-FIELDS = ("prompt", "output", "deadline", "tolerance", "compute_s", "id")
-PROMPT, OUTPUT, DEADLINE, TOLERANCE, COMPUTE, ID = range(len(FIELDS))
+FIELDS = ("prompt", "output", "deadline", "tolerance", "compute_s", "id",
+          "media_tokens", "uplink_media_bits", "downlink_media_bits", "encoder_flops")
+PROMPT, OUTPUT, DEADLINE, TOLERANCE, COMPUTE, ID = range(6)
+MEDIA_TOKENS, UP_MEDIA, DOWN_MEDIA, ENCODER = range(6, len(FIELDS))
+_ENC = ENCODER - MEDIA_TOKENS  # column of encoder FLOPs in a (K, 4) media draw
 DROP_CAUSES = ("expired", "overflow", "rejected")
 EXPIRED, OVERFLOW, REJECTED = range(len(DROP_CAUSES))
 
@@ -40,6 +44,7 @@ class Rules(NamedTuple):
     kv_capacity: float            # KV-cache bytes available [B]
     padded: bool                  # padded KV cache (else exact)
     cost: tuple                   # Prepared.cost_constants: (P, L, d, W, kv, C, M)
+    encoder_rate: float = 1.0     # C_enc of the media encoders [FLOP/s]
 
 
 @_jit
@@ -52,8 +57,10 @@ def _pop(data, length, k):
 
 
 @_jit
-def _push(data, length, k, prompt, output, deadline, tolerance, tc, rid):
+def _push(data, length, k, prompt, output, deadline, tolerance, tc, rid, media):
     j = length[k]
+    for f in range(media.size):
+        data[k, j, MEDIA_TOKENS + f] = media[f]
     data[k, j, PROMPT] = prompt
     data[k, j, OUTPUT] = output
     data[k, j, DEADLINE] = deadline
@@ -64,9 +71,9 @@ def _push(data, length, k, prompt, output, deadline, tolerance, tc, rid):
 
 
 @_jit
-def _end_slot(data, length, served, arrive, prompt, output, deadline, tolerance, first_id,
-              slot_s, tokens, reject_unservable, drop_new, ppl_increase, kv_capacity, padded,
-              cost):
+def _end_slot(data, length, served, arrive, prompt, output, deadline, tolerance, media,
+              first_id, slot_s, tokens, reject_unservable, drop_new, ppl_increase, kv_capacity,
+              padded, cost, encoder_rate):
     P, L, d, W, kv, C, M = cost
     drops = np.zeros(3, np.int64)
     weight = 0.0  # objective weight of the drops (exact: sums of integers)
@@ -89,9 +96,10 @@ def _end_slot(data, length, served, arrive, prompt, output, deadline, tolerance,
     for k in range(K):  # arrivals, ids in user order
         if not arrive[k]:
             continue
-        s, n, tau, tol = float(prompt[k]), float(output[k]), deadline[k], tolerance[k]
+        n, tau, tol = float(output[k]), deadline[k], tolerance[k]
+        s = float(prompt[k]) + media[k, 0]  # prefill tokens: text + media tokens
         w = n if tokens else 1.0
-        tc = compute_s(1.0, s, n, P, L, d, W, kv, C, M)
+        tc = media[k, _ENC] / encoder_rate + compute_s(1.0, s, n, P, L, d, W, kv, C, M)
         this_id = float(rid)
         rid += 1
         if reject_unservable and (ppl_increase > tol or tc >= slot_s or
@@ -111,7 +119,7 @@ def _end_slot(data, length, served, arrive, prompt, output, deadline, tolerance,
                 continue
             weight += data[k, 0, OUTPUT] if tokens else 1.0
             _pop(data, length, k)
-        _push(data, length, k, s, n, tau, tol, tc, this_id)
+        _push(data, length, k, float(prompt[k]), n, tau, tol, tc, this_id, media[k])
     return drops, weight, rid
 
 
@@ -122,6 +130,7 @@ class Queues:
         self.data = np.zeros((n_users, capacity, len(FIELDS)))
         self.length = np.zeros(n_users, dtype=np.int64)
         self.next_id = 0
+        self._no_media = np.zeros((n_users, len(FIELDS) - MEDIA_TOKENS))
 
     def field(self, name: str) -> np.ndarray:
         """(K, Q) view of one field (stale beyond ``length``)."""
@@ -135,7 +144,8 @@ class Queues:
         """Serve the heads of ``served`` (int64 user ids), age, and admit the arrivals of
         ``draw`` (a :class:`~edgellm.envs.traffic.SlotDraw`). Returns the drop counts
         (indexed like :data:`DROP_CAUSES`) and their total objective weight."""
+        media = self._no_media if draw.media is None else draw.media
         drops, weight, self.next_id = _end_slot(
             self.data, self.length, served, draw.arrive, draw.prompt, draw.output,
-            draw.deadline, draw.tolerance, self.next_id, *rules)
+            draw.deadline, draw.tolerance, media, self.next_id, *rules)
         return drops, weight

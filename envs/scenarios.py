@@ -22,6 +22,21 @@ _AZURE: dict[str, Any] = dict(
     shadowing_db=8.0, fading_rho=0.9, workload="replay", max_prompt=8192, max_output=2048,
     overlength="truncate", queue_capacity=8, max_slots=200)
 
+# The realistic carrier of `multimodal` and `text-only`: a 20 MHz LTE/NR carrier (the largest
+# LTE channel bandwidth, 3GPP TS 36.101 Table 5.6-1; one of the NR ones, TS 38.101-1 Table
+# 5.3.2-1) of which the LLM service's 16 users get a quarter in each direction (5 MHz: about
+# 1 MHz per scheduled user, as when a carrier is shared by ~20 active users); the base station
+# keeps the power density of 40 dBm per 20 MHz (catalog DEFAULT_RADIO en_power_w), so 2.5 W
+# over 5 MHz; handsets transmit 23 dBm (0.2 W), the maximum of UE power class 3
+# (TS 38.101-1 Table 6.2.1-1).
+_MULTIMODAL = dict(
+    n_users=16, model="llava-1.5-13b", quant="w8a8", device="rtx-4090", kv_cache="padded",
+    slot_s=8.0, uplink_hz=5e6, downlink_hz=5e6, en_power_w=2.5, tx_power_w=0.2,
+    distance_m=(20.0, 1000.0), shadowing_db=8.0, fading_rho=0.9, arrival="bernoulli",
+    arrival_rate=0.5, trace="azure-conversation-2023", max_prompt=4096, max_output=256,
+    deadline_s=(6.0, 24.0), ppl_tolerance=(0.05, 0.2, 0.5, 2.0), queue_capacity=8,
+    max_slots=200, speech_codec="opus-fullband", question_s=(2.0, 10.0))
+
 # name -> (purpose, overrides of the ScenarioConfig defaults)
 PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
     "default": (
@@ -96,6 +111,25 @@ PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
         "arrivals time-scaled to 0.4 per user per slot and tight code-completion deadlines.",
         dict(_AZURE, slot_s=2.0, trace="azure-code-2023", arrival_rate=0.4,
              deadline_s=(2.0, 8.0), ppl_tolerance=(0.2, 0.5, 2.0)),
+    ),
+    "multimodal": (
+        "Text, photos and speech on a realistic carrier: 16 users of LLaVA-1.5-13B (SmoothQuant "
+        "W8A8 on the Vicuna-13B language model, FP16 CLIP ViT-L/14-336 vision tower) on an RTX "
+        "4090. 30% of the requests are text (Azure-conversation lengths), 30% a phone photo as "
+        "messaging apps send it (median 200 kB; 576 image tokens) with a short typed question "
+        "(LMSYS-Chat-1M prompt lengths), 40% spoken questions (2-10 s) answered by speech "
+        "(Opus fullband speech, 32 kbit/s, 150 words per minute). The LLM service gets 5 MHz "
+        "up and 5 MHz down, a quarter of a 20 MHz LTE/NR carrier, at the carrier's power "
+        "density (2.5 W over 5 MHz), with 23 dBm handsets up to 1 km away. KV memory, "
+        "deadlines, the uplink (photos) and the downlink (spoken answers) each bind in at "
+        "least 5% of the oracle's slots (`edgellm scenario stats multimodal`).",
+        dict(_MULTIMODAL, media_mix=(0.3, 0.3, 0.4)),
+    ),
+    "text-only": (
+        "The `multimodal` system and carrier with text requests only: on a realistic carrier "
+        "text payloads are a few kbit, so the radio almost never binds and memory and "
+        "deadlines decide the batch.",
+        dict(_MULTIMODAL, media_mix=(1.0, 0.0, 0.0)),
     ),
 }
 

@@ -26,6 +26,7 @@ import numpy as np
 from edgellm.envs.config import ScenarioConfig
 from edgellm.system import catalog, channel, traces
 from edgellm.system.generate import length_sampler
+from edgellm.system.media import MediaMix
 
 _STREAMS = ("layout", "arrivals", "requests", "fading")
 _MIN_GAIN = 1e-300  # guards the (measure-zero) exact-zero fading draw
@@ -36,13 +37,14 @@ class SlotDraw:
     """One slot's exogenous draws, one entry per user."""
 
     arrive: np.ndarray      # bool: a request arrives
-    prompt: np.ndarray      # s [tokens] of the potential request
+    prompt: np.ndarray      # s [tokens] of the potential request (text; 0 for speech only)
     output: np.ndarray      # n [tokens]
     deadline: np.ndarray    # tau at arrival [s]
     tolerance: np.ndarray   # A [perplexity points]
     uplink_gain: np.ndarray
     downlink_gain: np.ndarray
     overlength: int = 0     # trace arrivals over the model context (truncated or rejected)
+    media: np.ndarray | None = None  # (K, 4) media columns (system.media.COLUMNS), or None
 
 
 class Traffic:
@@ -53,6 +55,11 @@ class Traffic:
         ss = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
         self.rng = dict(zip(_STREAMS, (np.random.default_rng(s) for s in ss.spawn(len(_STREAMS))),
                             strict=True))
+        self._media = None
+        if cfg.has_media:  # a fifth stream, spawned after the others: they stay unchanged
+            self.rng["media"] = np.random.default_rng(ss.spawn(1)[0])
+            self._media = MediaMix(cfg.media_mix, cfg.model, cfg.image_source,
+                                   cfg.speech_codec, cfg.question_s)
         K = cfg.n_users
         if cfg.workload == "lognormal":
             self._prompt = length_sampler(cfg.trace, "prompt", cfg.max_prompt)
@@ -127,5 +134,8 @@ class Traffic:
                 prompt = np.where(long, self._context - output, prompt)
             else:
                 arrive = arrive & ~long
+        media = None
+        if self._media is not None:
+            prompt, media = self._media.draw(self.rng["media"], prompt, output)
         return SlotDraw(arrive, prompt, output, deadline, tol, self.gain[0], self.gain[1],
-                        over)
+                        over, media)

@@ -54,8 +54,8 @@ def record_episode(policy, cfg, seed: int, action_mode: str, path: str | Path,
                    fps: float = 4.0) -> int:
     """Play one episode of ``policy`` (seed ``seed``) and write its frames; return how
     many frames were written."""
-    from edgellm.io import atomic_path
     from edgellm.envs import EdgeLLMEnv
+    from edgellm.io import atomic_path
 
     path = check_video_path(path)
     env = FrameRecorder(EdgeLLMEnv(cfg, action_mode=policy.action_mode or action_mode,

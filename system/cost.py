@@ -70,6 +70,19 @@ def model_costs(model, quant) -> tuple[float, float]:
                          bool(model.tied_embeddings)), W
 
 
+def encoder_bytes(encoder_params: float) -> float:
+    """Bytes of resident media-encoder weights (vision tower + projector) at 16 bits."""
+    return encoder_params * 2.0
+
+
+def encoder_time(encoder_flops, C: float):
+    """Media-encoder seconds, compute-bound: sum of the batch's encoder FLOPs / C.
+
+    A ViT pass over one image does hundreds of FLOPs per weight byte read, far right of
+    any GPU's ridge point, so reading the encoder weights is not the limit."""
+    return encoder_flops / C
+
+
 _F9 = ["float64(" + ", ".join(["float64"] * 9) + ")"]
 _F10 = ["float64(" + ", ".join(["float64"] * 10) + ")"]
 _prefill = vectorize(_F9, cache=True)(_kernel.prefill_s)

@@ -47,10 +47,12 @@ def random_requests(rng: np.random.Generator, n: int, *, trace: str = "sharegpt"
                     ppl_tolerance: tuple[float, ...] = (0.05, 0.2, 0.5, 2.0),
                     distance_m: tuple[float, float] = (20.0, 300.0),
                     shadowing_db: float = 8.0, tx_power_w: float = 0.2,
-                    path_loss: str = "legacy") -> list[Request]:
+                    path_loss: str = "legacy", media=None) -> list[Request]:
     """``n`` independent requests: lengths from ``trace``, uniform deadlines, tolerances
     drawn from ``ppl_tolerance``, users uniform over an annulus of radii ``distance_m``
-    (path loss from ``channel.PATH_LOSS_MODELS[path_loss]``)."""
+    (path loss from ``channel.PATH_LOSS_MODELS[path_loss]``);
+    with ``media`` (a :class:`~edgellm.system.media.MediaMix`), images and speech too
+    (drawn after everything else, so the text draws are the same)."""
     prompt = length_sampler(trace, "prompt", max_prompt)(rng, n)
     output = length_sampler(trace, "output", max_output)(rng, n)
     deadline = rng.uniform(*deadline_s, n)
@@ -60,8 +62,12 @@ def random_requests(rng: np.random.Generator, n: int, *, trace: str = "sharegpt"
     large = channel.large_scale_gain(dist, shadowing_db * rng.standard_normal(n), path_loss)
     g_up = large * channel.rayleigh_power(rng, n)
     g_down = large * channel.rayleigh_power(rng, n)
+    extra = np.zeros((n, 4))
+    if media is not None:
+        prompt, extra = media.draw(rng, prompt, output)
     return [Request(int(prompt[k]), int(output[k]), float(deadline[k]), float(tol[k]),
-                    float(g_up[k]), float(g_down[k]), tx_power_w) for k in range(n)]
+                    float(g_up[k]), float(g_down[k]), tx_power_w, int(extra[k, 0]),
+                    *map(float, extra[k, 1:])) for k in range(n)]
 
 
 def random_instance(rng: np.random.Generator, n: int, *, model: str = "llama-2-7b",

@@ -5,11 +5,14 @@ missing key, an unknown key, a wrong type, a negative or non-finite number or an
 precision raises :class:`InstanceError` whose message names the offending key, e.g.
 ``requests[3].deadline_s: must be a finite number > 0, got -1.0``.
 
-Optional keys (each part's ``_optional``): ``model.vocab_size`` / ``tied_embeddings``,
-``quant.covers`` / ``group_size`` / ``scale_bits`` / ``zero_bits`` (weight bytes, see
-``cost.model_costs``) and ``radio.uplink_noise_psd_w_per_hz`` /
-``downlink_noise_psd_w_per_hz`` (per-link N0). A file without them keeps the version-0.1
-meaning: W = n_params * weight_bits / 8, and ``noise_psd_w_per_hz`` on both links.
+Schema versions: ``edgellm.slot-instance/2`` (written) adds optional keys: the dataclass
+fields that have a default, written only when not at their default. Model:
+``vocab_size`` / ``tied_embeddings`` (weight bytes, see ``cost.model_costs``) and
+``encoder_params``; quant: ``covers`` / ``group_size`` / ``scale_bits`` / ``zero_bits``;
+radio: ``uplink_noise_psd_w_per_hz`` / ``downlink_noise_psd_w_per_hz`` (per-link N0);
+requests: the media payloads. Version 1 files (no optional keys) read unchanged and
+describe the same problem as in version 0.1: W = n_params * weight_bits / 8, one N0 on
+both links, text-only requests.
 """
 
 from __future__ import annotations
@@ -17,13 +20,16 @@ from __future__ import annotations
 import json
 import math
 import os
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import MISSING, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 from edgellm.errors import EdgeLLMError
 
-SCHEMA = "edgellm.slot-instance/1"
+SCHEMA_PREFIX = "edgellm.slot-instance/"
+SCHEMA_VERSION = 2
+SCHEMA = f"{SCHEMA_PREFIX}{SCHEMA_VERSION}"
+SCHEMAS = (f"{SCHEMA_PREFIX}1", SCHEMA)
 PRECISIONS = ("fp32", "tf32", "bf16", "fp16", "fp8", "int8", "int4")
 KV_MODES = ("padded", "exact")
 OBJECTIVES = ("requests", "tokens")
@@ -81,48 +87,58 @@ def _text(value: Any, where: str) -> str:
     return value
 
 
-def _mapping(d: Any, where: str, cls: type) -> dict:
-    """Check ``d`` is a dict holding exactly the fields of dataclass ``cls``."""
+def _mapping(d: Any, where: str, cls: type, version: int = SCHEMA_VERSION) -> dict:
+    """Check ``d`` is a dict holding the required fields of dataclass ``cls`` and, from
+    schema version 2 on, any of its optional ones."""
     if not isinstance(d, dict):
         raise InstanceError(f"{where or 'instance'}: must be an object, got {type(d).__name__}")
-    names = _keys(cls)
-    missing = [n for n in names if n not in d and n not in cls._optional]
+    names = _keys(cls, optional=False)
+    missing = [n for n in names if n not in d]
     if missing:
         raise InstanceError(f"{_where(where, missing[0])}: missing key")
-    unknown = sorted(set(d) - set(names))
+    allowed = _keys(cls) if version >= 2 else names
+    unknown = sorted(set(d) - set(allowed))
     if unknown:
+        extra = (f"; optional keys need schema {SCHEMA!r}"
+                 if version < 2 and unknown[0] in _keys(cls) else "")
         raise InstanceError(f"{_where(where, unknown[0])}: unknown key "
-                            f"(allowed: {', '.join(names)})")
+                            f"(allowed: {', '.join(allowed)}){extra}")
     return d
 
 
-def _keys(cls) -> list[str]:
-    """The schema keys of a part: its init fields, less the private path helper."""
-    return [f.name for f in fields(cls) if f.init and not f.name.startswith("_")]
+def _keys(cls, optional: bool = True) -> list[str]:
+    """The schema keys of a part: its init fields, less the private path helper; the
+    fields with a default are the optional keys of schema version 2."""
+    return [f.name for f in fields(cls) if f.init and not f.name.startswith("_")
+            and (optional or f.default is MISSING)]
 
 
 class _Part:
     """Shared from_dict / to_dict for the parts: validation lives in ``_check``."""
 
     _path = ""
-    _optional: tuple[str, ...] = ()  # keys a file may leave out (defaults keep version-0.1 meaning)
 
     @classmethod
-    def from_dict(cls, d: Any, path: str | None = None):
+    def from_dict(cls, d: Any, path: str | None = None, version: int = SCHEMA_VERSION):
         path = cls._path if path is None else path
-        _mapping(d, path, cls)
+        _mapping(d, path, cls, version)
         return cls(**{k: d[k] for k in d}, _where=path)
 
     def to_dict(self) -> dict:
-        """The part's keys; optional keys only where set (a file without them round-trips)."""
+        """Required keys always; optional (version 2) keys only where not at their default."""
+        req = set(_keys(type(self), optional=False))
         return {k: getattr(self, k) for k in _keys(type(self))
-                if k not in self._optional or getattr(self, k) is not None}
+                if k in req or getattr(self, k) != _default(type(self), k)}
 
     def __post_init__(self):
         path = self._where if self._where is not None else self._path
         for name, value in self._check(path).items():
             object.__setattr__(self, name, value)
         object.__setattr__(self, "_where", None)
+
+
+def _default(cls, name: str):
+    return cls.__dataclass_fields__[name].default
 
 
 # ----------------------------------------------------------------------------- parts
@@ -138,9 +154,11 @@ class Model(_Part):
     n_params: float
     vocab_size: int | None = None          # optional: embedding rows (see cost.weight_bytes)
     tied_embeddings: bool | None = None    # optional: output layer shares the input embedding
+    # optional (schema 2): parameters of media encoders kept resident beside the LLM
+    # (vision tower + projector), held at 16 bits; their compute comes with each request
+    encoder_params: float = 0.0
     _where: str | None = field(default=None, repr=False, compare=False)
     _path = "model"
-    _optional = ("vocab_size", "tied_embeddings")
 
     def _check(self, p: str) -> dict:
         out = {"name": _text(self.name, _where(p, "name"))}
@@ -162,7 +180,12 @@ class Model(_Part):
             if out["n_params"] < self.embedding_params(out["vocab_size"], out["d_model"]):
                 raise InstanceError(f"{_where(p, 'n_params')}: smaller than the embedding "
                                     "parameters vocab_size * d_model (x2 if untied)")
+        out.update(self._check_encoder(p))
         return out
+
+    def _check_encoder(self, p: str) -> dict:
+        return {"encoder_params": check_number(self.encoder_params,
+                                               _where(p, "encoder_params"), lo=0)}
 
     def embedding_params(self, vocab: int | None = None, d: int | None = None) -> float:
         """Parameters of the input embedding plus the output layer (once if tied); 0 when
@@ -194,7 +217,6 @@ class Quant(_Part):
     zero_bits: float | None = None     # optional: bits of each group's zero point
     _where: str | None = field(default=None, repr=False, compare=False)
     _path = "quant"
-    _optional = ("covers", "group_size", "scale_bits", "zero_bits")
 
     def _check(self, p: str) -> dict:
         out = {
@@ -270,12 +292,10 @@ class Radio(_Part):
     downlink_noise_psd_w_per_hz: float | None = None   # optional: N0 at the user
     _where: str | None = field(default=None, repr=False, compare=False)
     _path = "radio"
-    _optional = ("uplink_noise_psd_w_per_hz", "downlink_noise_psd_w_per_hz")
 
     def _check(self, p: str) -> dict:
         return {k: check_number(getattr(self, k), _where(p, k), lo=0, lo_open=True)
-                for k in _keys(type(self)) if getattr(self, k) is not None
-                or k not in self._optional}
+                for k in _keys(type(self)) if getattr(self, k) is not None}
 
     @property
     def uplink_noise(self) -> float:
@@ -301,15 +321,35 @@ class Request(_Part):
     uplink_gain: float
     downlink_gain: float
     tx_power_w: float
+    # optional (schema 2): media payloads, see docs/model.md "Media"
+    media_tokens: int = 0             # prefill tokens the uplink media become
+    uplink_media_bits: float = 0.0    # media sent with the prompt [bit]
+    downlink_media_bits: float = 0.0  # media sent with the answer, e.g. speech [bit]
+    encoder_flops: float = 0.0        # media encoder compute, e.g. a vision tower [FLOP]
     _where: str | None = field(default=None, repr=False, compare=False)
     _path = "request"
 
     def _check(self, p: str) -> dict:
-        out = {k: check_number(getattr(self, k), _where(p, k), lo=1, integer=True)
-               for k in ("prompt_tokens", "output_tokens")}
+        out = {"prompt_tokens": check_number(self.prompt_tokens, _where(p, "prompt_tokens"),
+                                             lo=0, integer=True),
+               "output_tokens": check_number(self.output_tokens, _where(p, "output_tokens"),
+                                             lo=1, integer=True)}
         out["ppl_tolerance"] = check_number(self.ppl_tolerance, _where(p, "ppl_tolerance"), lo=0)
         for k in ("deadline_s", "uplink_gain", "downlink_gain", "tx_power_w"):
             out[k] = check_number(getattr(self, k), _where(p, k), lo=0, lo_open=True)
+        out.update(self._check_media(p))
+        return out
+
+    def _check_media(self, p: str) -> dict:
+        """Media keys; a request whose prompt is all media (a spoken question) may have
+        prompt_tokens = 0."""
+        out = {"media_tokens": check_number(self.media_tokens, _where(p, "media_tokens"), lo=0,
+                                            integer=True)}
+        if self.prompt_tokens == 0 and out["media_tokens"] == 0:
+            raise InstanceError(f"{_where(p, 'prompt_tokens')}: must be >= 1 when "
+                                f"media_tokens is 0, got 0")
+        for k in ("uplink_media_bits", "downlink_media_bits", "encoder_flops"):
+            out[k] = check_number(getattr(self, k), _where(p, k), lo=0)
         return out
 
 
@@ -370,19 +410,21 @@ class SlotInstance:
         unknown = sorted(set(d) - set(keys))
         if unknown:
             raise InstanceError(f"{unknown[0]}: unknown key (allowed: {', '.join(keys)})")
-        if d["schema"] != SCHEMA:
-            raise InstanceError(f"schema: must be {SCHEMA!r}, got {d['schema']!r}")
+        if d["schema"] not in SCHEMAS:
+            raise InstanceError(f"schema: must be one of {', '.join(map(repr, SCHEMAS))}, "
+                                f"got {d['schema']!r}")
+        v = int(d["schema"][len(SCHEMA_PREFIX):])
         if not isinstance(d["requests"], list):
             raise InstanceError(f"requests: must be a list, got {type(d['requests']).__name__}")
         return cls(
-            model=Model.from_dict(d["model"]),
-            quant=Quant.from_dict(d["quant"]),
-            device=Device.from_dict(d["device"]),
-            radio=Radio.from_dict(d["radio"]),
+            model=Model.from_dict(d["model"], version=v),
+            quant=Quant.from_dict(d["quant"], version=v),
+            device=Device.from_dict(d["device"], version=v),
+            radio=Radio.from_dict(d["radio"], version=v),
             slot_s=d["slot_s"],
             kv_cache=d["kv_cache"],
             objective=d["objective"],
-            requests=tuple(Request.from_dict(r, f"requests[{i}]")
+            requests=tuple(Request.from_dict(r, f"requests[{i}]", version=v)
                            for i, r in enumerate(d["requests"])),
         )
 

@@ -24,7 +24,7 @@ def test_json_round_trip(tmp_path, doc):
     back = SlotInstance.from_json(path)
     assert back == inst
     assert back.to_dict() == doc
-    assert json.loads(path.read_text())["schema"] == "edgellm.slot-instance/1"
+    assert json.loads(path.read_text())["schema"] == "edgellm.slot-instance/2"
 
 
 def _broken(doc, path, value=None, delete=False):
@@ -58,7 +58,7 @@ def _broken(doc, path, value=None, delete=False):
     (("quant", "compute"), "int8", False, "quant.compute"),  # device lacks an int8 peak
     (("kv_cache",), "paged", False, "kv_cache"),
     (("objective",), "latency", False, "objective"),
-    (("schema",), "edgellm.slot-instance/2", False, "schema"),
+    (("schema",), "edgellm.slot-instance/3", False, "schema"),
     (("requests",), {"a": 1}, False, "requests"),
     (("model", "n_kv_heads"), 5, False, "model.n_kv_heads"),
     (("device", "reserved_bytes"), 1e15, False, "device.reserved_bytes"),
