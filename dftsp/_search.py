@@ -1,0 +1,410 @@
+"""Compiled branch and bound of DFTSP (numba): the search loop and its node bounds.
+
+The tree and the pruning rules are described in :mod:`edgellm.dftsp.solver`; this module
+holds the loop, which runs on an explicit stack so that it can stop at a time or node
+limit and report an upper bound on what it left unexplored. Every feasibility decision is
+:func:`edgellm.dftsp._kernel.check_row`, the kernel that ``check_rows`` uses, so the
+search and ``evaluate`` never disagree.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+from numba import njit, objmode
+
+from edgellm.dftsp._kernel import OK, check_row, compute_s, kv_cache_bytes, uplink_bw
+
+_SLACK = 1e-9  # relative slack on the capacities of necessary conditions (rounding)
+_CLOCK_EVERY = 64  # full checks between two looks at the clock
+
+
+@njit(cache=True)
+def _clock():
+    with objmode(t="float64"):
+        t = time.perf_counter()
+    return t
+
+
+@njit(cache=True, nogil=True)
+def _frac_knapsack(w, size, idx, n, capacity):
+    """Floor of the fractional-knapsack optimum of items idx[:n] (integer weights w, sizes
+    ``size`` indexed like idx's positions) within ``capacity``: an upper bound on the
+    weight of any subset whose sizes fit."""
+    if capacity < 0.0:
+        return -1
+    ratio = np.empty(n)
+    for t in range(n):
+        s = size[t]
+        ratio[t] = -(w[idx[t]] / s) if s > 0.0 else -math.inf
+    order = np.argsort(ratio)
+    total = 0.0
+    left = capacity
+    for q in range(n):
+        t = order[q]
+        s = size[t]
+        wt = float(w[idx[t]])
+        if s <= left:
+            total += wt
+            left -= s
+        else:
+            total += wt * left / s
+            break
+    return int(math.floor(total * (1.0 + 1e-12) + 1e-9))
+
+
+@njit(cache=True, nogil=True)
+def _top_weight_suffix(w, cand, wsort, n, start, k):
+    """Sum of the k largest weights among cand[start:n] (wsort: positions by weight)."""
+    total = 0
+    taken = 0
+    for q in range(n):
+        if taken >= k:
+            break
+        t = wsort[q]
+        if t >= start:
+            total += w[cand[t]]
+            taken += 1
+    return total
+
+
+@njit(cache=True, nogil=True)
+def _smallest_sum(size, mask, n, m):
+    """Sum of the m smallest size[t] with mask[t] (inf if fewer than m)."""
+    vals = np.empty(n)
+    c = 0
+    for t in range(n):
+        if mask[t]:
+            vals[c] = size[t]
+            c += 1
+    if c < m:
+        return math.inf
+    if m == 0:
+        return 0.0
+    vals = np.sort(vals[:c])
+    total = 0.0
+    for t in range(m):
+        total += vals[t]
+    return total
+
+
+@njit(cache=True, nogil=True)
+def _kth_smallest(size, mask, n, m):
+    """The m-th smallest size[t] with mask[t] (inf if fewer than m; m >= 1)."""
+    vals = np.empty(n)
+    c = 0
+    for t in range(n):
+        if mask[t]:
+            vals[c] = size[t]
+            c += 1
+    if c < m:
+        return math.inf
+    return np.partition(vals[:c], m - 1)[m - 1]
+
+
+@njit(cache=True, nogil=True)
+def _resources_fit(m, b, S, N, sumsn, minw, thi, ids, F, nF, mj, prompt, output, window,
+                   up_bits, snr, down_c, P, L, d, W, kv, C, M, kv_cap, padded, B_U, B_D):
+    """Can the batch X (sorted ``ids``, b members, longest prompt S and output N) grow by m
+    members of F[:nF] within compute time, memory, downlink and uplink? Necessary
+    conditions: only candidates with mj >= m can be among
+    the m, so the batch computes at least T_C(b + m, S_m, N_m) with S_m, N_m the m-th
+    smallest longest prompt and output those candidates would give; the uplink phase ends before T_hi(X) and before every member's window minus
+    that compute time, and each resource must hold X's least demand plus the m smallest
+    least demands of the eligible candidates."""
+    if m == 0:
+        return True
+    # the batch's longest prompt is at least the m-th smallest max(S, s_j) among the
+    # eligible candidates (it holds m of them), and likewise its longest output
+    mask = np.empty(nF, np.bool_)
+    size = np.empty(nF)
+    for t in range(nF):
+        mask[t] = mj[t] >= m
+        size[t] = max(S, prompt[F[t]])
+    Sm = _kth_smallest(size, mask, nF, m)
+    for t in range(nF):
+        size[t] = max(N, output[F[t]])
+    Nm = _kth_smallest(size, mask, nF, m)
+    if not math.isfinite(Sm + Nm):
+        return False
+    tcl = compute_s(float(b + m), Sm, Nm, P, L, d, W, kv, C, M)
+    if tcl >= minw:
+        return False
+    for t in range(nF):
+        mask[t] = mask[t] and window[F[t]] > tcl
+    if not padded:
+        for t in range(nF):
+            size[t] = prompt[F[t]] + output[F[t]]
+        if (sumsn + _smallest_sum(size, mask, nF, m)) * kv > kv_cap * (1.0 + _SLACK):
+            return False
+    used = 0.0
+    for k in range(b):
+        used += down_c[ids[k]] / (window[ids[k]] - tcl)
+    for t in range(nF):
+        size[t] = down_c[F[t]] / (window[F[t]] - tcl) if mask[t] else math.inf
+    if used + _smallest_sum(size, mask, nF, m) > B_D * (1.0 + _SLACK):
+        return False
+    t_end = min(thi, minw - tcl)
+    used = 0.0
+    for k in range(b):
+        used += uplink_bw(up_bits[ids[k]], t_end, snr[ids[k]])
+    for t in range(nF):
+        if mask[t]:
+            size[t] = uplink_bw(up_bits[F[t]], min(t_end, window[F[t]] - tcl), snr[F[t]])
+    return used + _smallest_sum(size, mask, nF, m) <= B_U * (1.0 + _SLACK)
+
+
+@njit(cache=True, nogil=True)
+def _node_bound(b, S, N, sumsn, minw, thi, upsum, downsum, ids, F, nF, tck, upk,
+                prompt, output, window, weight, up_bits, snr, down_c,
+                P, L, d, W, kv, C, M, kv_cap, padded, B_U, B_D, unit):
+    """(room, cap): at most ``room`` candidates of F[:nF] join X together in any feasible
+    superset, adding at most ``cap`` value. ``tck`` and ``upk`` are each candidate's T_C
+    when it joins X alone and its least uplink bandwidth then (at most T_hi(X));
+    ``upsum`` and ``downsum`` X's least uplink demand at T_hi(X) and downlink demand at
+    T_C(b + 1, S, N) with an instant uplink."""
+    if nF == 0:
+        return 0, 0
+    # m_j: the largest size m of an addition holding j that compute time and deadlines
+    # (and padded memory) allow, with the batch's longest prompt and output at least
+    # those of X + j: T_C(b + m, S_j, N_j) < min(w_j, min window of X)
+    mj = np.empty(nF, np.int64)
+    for t in range(nF):
+        j = F[t]
+        Sj = max(S, prompt[j])
+        Nj = max(N, output[j])
+        cap_w = min(minw, window[j])
+        lo, hi = 1, nF
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            ok = compute_s(float(b + mid), Sj, Nj, P, L, d, W, kv, C, M) < cap_w
+            if ok and padded:
+                ok = kv_cache_bytes(float(b + mid), Sj, Nj, 0.0, kv, True) <= kv_cap
+            if ok:
+                lo = mid
+            else:
+                hi = mid - 1
+        mj[t] = lo
+    # h-index: at most m candidates can join if fewer than m + 1 have mj >= m + 1
+    srt = -np.sort(-mj)
+    room = 0
+    for t in range(nF):
+        if srt[t] >= t + 1:
+            room = t + 1
+        else:
+            break
+    # resources: the largest m <= room that passes (monotone in m)
+    if not _resources_fit(room, b, S, N, sumsn, minw, thi, ids, F, nF, mj, prompt, output,
+                          window, up_bits, snr, down_c, P, L, d, W, kv, C, M, kv_cap,
+                          padded, B_U, B_D):
+        lo, hi = 0, room - 1
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            if _resources_fit(mid, b, S, N, sumsn, minw, thi, ids, F, nF, mj, prompt,
+                              output, window, up_bits, snr, down_c, P, L, d, W, kv, C, M,
+                              kv_cap, padded, B_U, B_D):
+                lo = mid
+            else:
+                hi = mid - 1
+        room = lo
+    if unit or room == 0:
+        return room, room
+    # value: the m heaviest candidates with mj >= m, for the best m <= room
+    order = np.argsort(-weight[F[:nF]])
+    cap = 0
+    for m in range(1, room + 1):
+        total = 0
+        taken = 0
+        for q in range(nF):
+            t = order[q]
+            if mj[t] >= m:
+                total += weight[F[t]]
+                taken += 1
+                if taken == m:
+                    break
+        if taken == m and total > cap:
+            cap = total
+    # fractional knapsacks on each resource's least demand
+    size = np.empty(nF)
+    if not padded:
+        for t in range(nF):
+            size[t] = prompt[F[t]] + output[F[t]]
+        cap = min(cap, _frac_knapsack(weight, size, F, nF, kv_cap / kv - sumsn))
+    for t in range(nF):
+        size[t] = down_c[F[t]] / (window[F[t]] - tck[t])
+    cap = min(cap, _frac_knapsack(weight, size, F, nF, B_D - downsum))
+    cap = min(cap, _frac_knapsack(weight, upk, F, nF, B_U - upsum))
+    return room, max(cap, 0)
+
+
+@njit(cache=True, nogil=True)
+def _bound(unit, weight, cand, wsort, n, room, cap, start, k):
+    """Upper bound on the value candidates cand[start:n] add (at most k of them)."""
+    if unit:
+        return max(min(k, n - start, cap), 0)
+    return min(_top_weight_suffix(weight, cand, wsort, n, start, k), cap)
+
+
+@njit(cache=True, nogil=True)
+def _expand(b, ids, S, N, sumsn, minw, thi, upsum, src, start, nsrc, out, tck, upk,
+            prompt, output, window, up_bits, snr, down_c,
+            P, L, d, W, kv, C, M, kv_cap, padded, B_U, B_D):
+    """Candidates of X's subtree: the k in src[start:nsrc] that pass the necessary
+    conditions of X + k (memory, compute time against deadlines, downlink demand, uplink
+    demand with the phase ending before T_hi(X)); written to ``out``, with their T_C and
+    least uplink bandwidths in tck and upk. Returns (count, X's downlink demand at
+    T_C(b + 1, S, N))."""
+    tc0 = compute_s(float(b + 1), S, N, P, L, d, W, kv, C, M)
+    downsum = 0.0
+    for k in range(b):
+        downsum += down_c[ids[k]] / (window[ids[k]] - tc0)
+    cnt = 0
+    for q in range(start, nsrc):
+        j = src[q]
+        Sj = max(S, prompt[j])
+        Nj = max(N, output[j])
+        if kv_cache_bytes(float(b + 1), Sj, Nj, sumsn + prompt[j] + output[j], kv,
+                          padded) > kv_cap:
+            continue
+        tc = compute_s(float(b + 1), Sj, Nj, P, L, d, W, kv, C, M)
+        if tc >= minw or tc >= window[j]:
+            continue
+        if downsum + down_c[j] / (window[j] - tc) > B_D * (1.0 + _SLACK):
+            continue
+        u = uplink_bw(up_bits[j], min(thi, window[j] - tc), snr[j])
+        if upsum + u > B_U * (1.0 + _SLACK):
+            continue
+        out[cnt] = j
+        tck[cnt] = tc
+        upk[cnt] = u
+        cnt += 1
+    return cnt, downsum
+
+
+@njit(cache=True, nogil=True)
+def search(root, prompt, output, window, admissible, weight, up_bits, snr, down_c,
+           P, L, d, W, kv, C, M, kv_cap, padded, B_U, B_D, slot, unit,
+           time_limit, node_limit):
+    """Depth-first branch and bound over the set-enumeration tree of ``root`` (feasible
+    singletons in search order). Returns (best batch, its value, full checks made,
+    upper bound on the optimum, finished)."""
+    n = root.size
+    Dm = n + 1
+    cand = np.empty((Dm, n), np.int64)
+    wsort = np.empty((Dm, n), np.int64)
+    ncand = np.zeros(Dm, np.int64)
+    pos = np.zeros(Dm, np.int64)
+    val = np.zeros(Dm, np.int64)
+    room = np.zeros(Dm, np.int64)
+    cap = np.zeros(Dm, np.int64)
+    srt = np.empty((Dm, n), np.int64)          # X_d's members, sorted
+    memb = np.empty(n, np.int64)               # members in insertion order
+    Sd = np.zeros(Dm)
+    Nd = np.zeros(Dm)
+    sumsn = np.zeros(Dm)
+    minw = np.full(Dm, math.inf)
+    thi = np.full(Dm, math.inf)
+    upsum = np.zeros(Dm)
+    Ds = np.empty(n)
+    cs = np.empty(n)
+    ups = np.empty(n)
+    downs = np.empty(n)
+    tck = np.empty(n)
+    upk = np.empty(n)
+    best_val = 0
+    best = np.empty(n, np.int64)
+    nbest = 0
+    checks = 0
+    steps = 0
+    t0 = _clock()
+    stopped = False
+
+    # root: X = {}, F = root
+    cnt, downsum = _expand(0, srt[0], 0.0, 0.0, 0.0, math.inf, math.inf, 0.0, root, 0, n,
+                           cand[0], tck, upk, prompt, output, window, up_bits, snr,
+                           down_c, P, L, d, W, kv, C, M, kv_cap, padded, B_U, B_D)
+    ncand[0] = cnt
+    room[0], cap[0] = _node_bound(0, 0.0, 0.0, 0.0, math.inf, math.inf, 0.0, downsum,
+                                  srt[0], cand[0], cnt, tck, upk, prompt, output, window,
+                                  weight, up_bits, snr, down_c, P, L, d, W, kv, C, M,
+                                  kv_cap, padded, B_U, B_D, unit)
+    wsort[0, :cnt] = np.argsort(-weight[cand[0, :cnt]], kind="mergesort")
+    depth = 0
+    while depth >= 0:
+        i = pos[depth]
+        nF = ncand[depth]
+        if i >= nF or val[depth] + _bound(unit, weight, cand[depth], wsort[depth], nF,
+                                          room[depth], cap[depth], i,
+                                          room[depth]) <= best_val:
+            depth -= 1
+            if depth >= 0:
+                pos[depth] += 1
+            continue
+        steps += 1
+        if checks >= node_limit or (steps % _CLOCK_EVERY == 0
+                                    and _clock() - t0 > time_limit):
+            stopped = True
+            break
+        j = cand[depth, i]
+        b = depth + 1
+        # X + j, sorted
+        q = 0
+        for k in range(depth):
+            if srt[depth, k] < j:
+                srt[b, q] = srt[depth, k]
+                q += 1
+            else:
+                break
+        srt[b, q] = j
+        for k in range(q, depth):
+            srt[b, k + 1] = srt[depth, k]
+        code, S, N, kvb, tc, T = check_row(srt[b, :b], prompt, output, window, admissible,
+                                           up_bits, snr, down_c, P, L, d, W, kv, C, M,
+                                           kv_cap, padded, B_U, B_D, slot, Ds, cs, ups,
+                                           downs)
+        if depth > 0:
+            checks += 1
+        if code != OK:
+            pos[depth] += 1
+            continue
+        v = val[depth] + weight[j]
+        memb[depth] = j
+        if v > best_val:
+            best_val = v
+            nbest = b
+            best[:b] = memb[:b]
+        # bound for X + j before paying for its children
+        if i + 1 == nF or v + min(_bound(unit, weight, cand[depth], wsort[depth], nF,
+                                         room[depth], cap[depth], i + 1, room[depth] - 1),
+                                  cap[depth] - weight[j]) <= best_val:
+            pos[depth] += 1
+            continue
+        s_up = 0.0
+        for k in range(b):
+            s_up += ups[k]
+        mw = min(minw[depth], window[j])
+        ssn = sumsn[depth] + prompt[j] + output[j]
+        cnt, downsum = _expand(b, srt[b], S, N, ssn, mw, T, s_up, cand[depth], i + 1, nF,
+                               cand[b], tck, upk, prompt, output, window, up_bits, snr,
+                               down_c, P, L, d, W, kv, C, M, kv_cap, padded, B_U, B_D)
+        r, c = _node_bound(b, S, N, ssn, mw, T, s_up, downsum, srt[b], cand[b], cnt, tck,
+                           upk, prompt, output, window, weight, up_bits, snr, down_c,
+                           P, L, d, W, kv, C, M, kv_cap, padded, B_U, B_D, unit)
+        if r == 0 or v + min(c, _top_weight_suffix(weight, cand[b], np.argsort(
+                -weight[cand[b, :cnt]], kind="mergesort"), cnt, 0, r)) <= best_val:
+            pos[depth] += 1
+            continue
+        depth = b
+        ncand[b], pos[b], val[b], room[b], cap[b] = cnt, 0, v, r, c
+        wsort[b, :cnt] = np.argsort(-weight[cand[b, :cnt]], kind="mergesort")
+        Sd[b], Nd[b], sumsn[b], minw[b], thi[b], upsum[b] = S, N, ssn, mw, T, s_up
+    # upper bound: the incumbent, or what the open subtrees of the stack can reach
+    upper = best_val
+    if stopped:
+        for e in range(depth + 1):
+            u = val[e] + _bound(unit, weight, cand[e], wsort[e], ncand[e], room[e], cap[e],
+                                pos[e], room[e])
+            upper = max(upper, u)
+    return best[:nbest].copy(), best_val, checks, upper, not stopped
