@@ -105,6 +105,59 @@ def _kth_smallest(size, mask, n, m):
 
 
 @njit(cache=True, nogil=True)
+def _box_fits(m, b, S, N, minw, F, nF, mask, prompt, output, window,
+              P, L, d, W, kv, C, M, kv_cap, padded):
+    """Necessary condition on the batch's longest prompt S* and output N* for m of the
+    candidates F[t] with mask[t] to join X together: for some S* among their max(S, s_j),
+    with E the candidates whose max(S, s_j) <= S* and N_m the m-th smallest max(N, n_j)
+    in E, T_C(b + m, S*, N_m) (a lower bound on the batch's compute time) stays below X's
+    windows and below the windows of at least m members of E, and with padded memory
+    (b + m)(S* + N_m) positions fit."""
+    ne = 0
+    for t in range(nF):
+        if mask[t]:
+            ne += 1
+    if ne < m:
+        return False
+    sj = np.empty(ne)
+    nj = np.empty(ne)
+    wj = np.empty(ne)
+    q = 0
+    for t in range(nF):
+        if mask[t]:
+            sj[q] = max(S, prompt[F[t]])
+            nj[q] = max(N, output[F[t]])
+            wj[q] = window[F[t]]
+            q += 1
+    order = np.argsort(sj)
+    ns = np.empty(ne)  # N values of E, kept sorted
+    for q in range(ne):
+        t = order[q]
+        # insert nj[t] into ns[:q]
+        k = q
+        while k > 0 and ns[k - 1] > nj[t]:
+            ns[k] = ns[k - 1]
+            k -= 1
+        ns[k] = nj[t]
+        if q + 1 < m or (q + 1 < ne and sj[order[q + 1]] == sj[t]):
+            continue  # E must hold every candidate with this longest prompt
+        Sx = sj[t]
+        Nx = ns[m - 1]
+        if padded and kv_cache_bytes(float(b + m), Sx, Nx, 0.0, kv, True) > kv_cap:
+            continue
+        tau = compute_s(float(b + m), Sx, Nx, P, L, d, W, kv, C, M)
+        if tau >= minw:
+            continue
+        cnt = 0
+        for k in range(q + 1):
+            if wj[order[k]] > tau:
+                cnt += 1
+        if cnt >= m:
+            return True
+    return False
+
+
+@njit(cache=True, nogil=True)
 def _resources_fit(m, b, S, N, sumsn, minw, thi, ids, F, nF, mj, prompt, output, window,
                    up_bits, snr, down_c, P, L, d, W, kv, C, M, kv_cap, padded, B_U, B_D):
     """Can the batch X (sorted ``ids``, b members, longest prompt S and output N) grow by m
@@ -128,6 +181,9 @@ def _resources_fit(m, b, S, N, sumsn, minw, thi, ids, F, nF, mj, prompt, output,
         size[t] = max(N, output[F[t]])
     Nm = _kth_smallest(size, mask, nF, m)
     if not math.isfinite(Sm + Nm):
+        return False
+    if not _box_fits(m, b, S, N, minw, F, nF, mask, prompt, output, window,
+                     P, L, d, W, kv, C, M, kv_cap, padded):
         return False
     tcl = compute_s(float(b + m), Sm, Nm, P, L, d, W, kv, C, M)
     if tcl >= minw:
