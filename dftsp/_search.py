@@ -105,14 +105,15 @@ def _kth_smallest(size, mask, n, m):
 
 
 @njit(cache=True, nogil=True)
-def _box_fits(m, b, S, N, minw, F, nF, mask, prompt, output, window,
-              P, L, d, W, kv, C, M, kv_cap, padded):
+def _box_fits(m, b, S, N, sumsn, minw, ids, F, nF, mask, prompt, output, window, down_c,
+              P, L, d, W, kv, C, M, kv_cap, padded, B_D):
     """Necessary condition on the batch's longest prompt S* and output N* for m of the
     candidates F[t] with mask[t] to join X together: for some S* among their max(S, s_j),
     with E the candidates whose max(S, s_j) <= S* and N_m the m-th smallest max(N, n_j)
     in E, T_C(b + m, S*, N_m) (a lower bound on the batch's compute time) stays below X's
-    windows and below the windows of at least m members of E, and with padded memory
-    (b + m)(S* + N_m) positions fit."""
+    windows and below the windows of at least m members of E, with padded memory
+    (b + m)(S* + N_m) positions fit, and X's least KV memory and downlink demand plus the m
+    smallest of those members' fit too."""
     ne = 0
     for t in range(nF):
         if mask[t]:
@@ -129,6 +130,16 @@ def _box_fits(m, b, S, N, minw, F, nF, mask, prompt, output, window,
             nj[q] = max(N, output[F[t]])
             wj[q] = window[F[t]]
             q += 1
+    memj = np.empty(ne)
+    dcj = np.empty(ne)
+    q = 0
+    for t in range(nF):
+        if mask[t]:
+            memj[q] = prompt[F[t]] + output[F[t]]
+            dcj[q] = down_c[F[t]]
+            q += 1
+    mem = np.empty(ne)
+    dn = np.empty(ne)
     order = np.argsort(sj)
     ns = np.empty(ne)  # N values of E, kept sorted
     for q in range(ne):
@@ -150,11 +161,34 @@ def _box_fits(m, b, S, N, minw, F, nF, mask, prompt, output, window,
             continue
         cnt = 0
         for k in range(q + 1):
-            if wj[order[k]] > tau:
+            t2 = order[k]
+            if wj[t2] > tau:
+                mem[cnt] = memj[t2]
+                dn[cnt] = dcj[t2] / (wj[t2] - tau)
                 cnt += 1
-        if cnt >= m:
-            return True
+        if cnt < m:
+            continue
+        # the m joining candidates lie among these cnt: their least memory and downlink
+        # demands (compute time at least tau) are at least the m smallest
+        if not padded:
+            if (sumsn + _sum_smallest(mem, cnt, m)) * kv > kv_cap * (1.0 + _SLACK):
+                continue
+        used = 0.0
+        for k in range(b):
+            used += down_c[ids[k]] / (window[ids[k]] - tau)
+        if used + _sum_smallest(dn, cnt, m) > B_D * (1.0 + _SLACK):
+            continue
+        return True
     return False
+
+
+@njit(cache=True, nogil=True)
+def _sum_smallest(vals, n, m):
+    """Sum of the m smallest of vals[:n] (m <= n)."""
+    if m == n:
+        return vals[:n].sum()
+    part = np.partition(vals[:n], m - 1)
+    return part[:m].sum()
 
 
 @njit(cache=True, nogil=True)
@@ -182,8 +216,8 @@ def _resources_fit(m, b, S, N, sumsn, minw, thi, ids, F, nF, mj, prompt, output,
     Nm = _kth_smallest(size, mask, nF, m)
     if not math.isfinite(Sm + Nm):
         return False
-    if not _box_fits(m, b, S, N, minw, F, nF, mask, prompt, output, window,
-                     P, L, d, W, kv, C, M, kv_cap, padded):
+    if not _box_fits(m, b, S, N, sumsn, minw, ids, F, nF, mask, prompt, output, window,
+                     down_c, P, L, d, W, kv, C, M, kv_cap, padded, B_D):
         return False
     tcl = compute_s(float(b + m), Sm, Nm, P, L, d, W, kv, C, M)
     if tcl >= minw:
@@ -340,12 +374,55 @@ def _expand(b, ids, S, N, sumsn, minw, thi, upsum, src, start, nsrc, out, tck, u
 
 
 @njit(cache=True, nogil=True)
+def greedy(orders, starts, prompt, output, window, admissible, weight, up_bits, snr, down_c,
+           P, L, d, W, kv, C, M, kv_cap, padded, B_U, B_D, slot):
+    """Best of several greedy fills: for each order orders[starts[r]:starts[r + 1]], add
+    each request in turn if the batch stays feasible. Returns (batch, value, checks)."""
+    n = prompt.size
+    ids = np.empty(n + 1, np.int64)
+    nxt = np.empty(n + 1, np.int64)
+    Ds = np.empty(n + 1)
+    cs = np.empty(n + 1)
+    ups = np.empty(n + 1)
+    downs = np.empty(n + 1)
+    best = np.empty(0, np.int64)
+    best_val = 0
+    checks = 0
+    for r in range(starts.size - 1):
+        b = 0
+        v = 0
+        for q in range(starts[r], starts[r + 1]):
+            j = orders[q]
+            k = 0
+            while k < b and ids[k] < j:
+                nxt[k] = ids[k]
+                k += 1
+            nxt[k] = j
+            for k2 in range(k, b):
+                nxt[k2 + 1] = ids[k2]
+            code, S, N, kvb, tc, T = check_row(nxt[:b + 1], prompt, output, window,
+                                               admissible, up_bits, snr, down_c, P, L, d, W,
+                                               kv, C, M, kv_cap, padded, B_U, B_D, slot,
+                                               Ds, cs, ups, downs)
+            checks += 1
+            if code == OK:
+                b += 1
+                ids[:b] = nxt[:b]
+                v += weight[j]
+        if v > best_val:
+            best_val = v
+            best = ids[:b].copy()
+    return best, best_val, checks
+
+
+@njit(cache=True, nogil=True)
 def search(root, prompt, output, window, admissible, weight, up_bits, snr, down_c,
            P, L, d, W, kv, C, M, kv_cap, padded, B_U, B_D, slot, unit,
-           time_limit, node_limit):
+           time_limit, node_limit, start, start_val):
     """Depth-first branch and bound over the set-enumeration tree of ``root`` (feasible
-    singletons in search order). Returns (best batch, its value, full checks made,
-    upper bound on the optimum, finished)."""
+    singletons in search order), from the incumbent ``start`` of value ``start_val``.
+    Returns (best batch, its value, full checks made, upper bound on the optimum,
+    finished)."""
     n = root.size
     Dm = n + 1
     cand = np.empty((Dm, n), np.int64)
@@ -369,9 +446,10 @@ def search(root, prompt, output, window, admissible, weight, up_bits, snr, down_
     downs = np.empty(n)
     tck = np.empty(n)
     upk = np.empty(n)
-    best_val = 0
+    best_val = start_val
     best = np.empty(n, np.int64)
-    nbest = 0
+    nbest = start.size
+    best[:nbest] = start
     checks = 0
     steps = 0
     t0 = _clock()

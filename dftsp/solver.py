@@ -130,11 +130,35 @@ def _dftsp(p: Prepared, time_limit: float, node_limit: int):
     if okrows.size == 0:
         return (), 0, nodes, 0, True
     root = everyone[okrows][_order(p, everyone[okrows], rc, okrows)].astype(np.int64)
+    arrays = (p.prompt, p.output, p.window, p.admissible, p.weight, p.up_bits, p.snr_hz,
+              p.down_c, *p.cost_constants, p.kv_capacity, p.padded, p.uplink_hz,
+              p.downlink_hz, p.slot_s)
+    orders, starts = _greedy_orders(p, root)
+    start, start_val, g_checks = _search.greedy(orders, starts, *arrays)
     batch, value, checks, upper, done = _search.search(
-        root, p.prompt, p.output, p.window, p.admissible, p.weight, p.up_bits, p.snr_hz,
-        p.down_c, *p.cost_constants, p.kv_capacity, p.padded, p.uplink_hz, p.downlink_hz,
-        p.slot_s, p.system.objective == "requests", time_limit, node_limit)
-    return tuple(int(x) for x in batch), int(value), nodes + int(checks), int(upper), done
+        root, *arrays, p.system.objective == "requests", time_limit, node_limit,
+        start, start_val)
+    return (tuple(int(x) for x in batch), int(value), nodes + int(g_checks + checks),
+            int(upper), done)
+
+
+_QUANTILES = (0.25, 0.5, 0.75, 0.9, 1.0)
+
+
+def _greedy_orders(p: Prepared, root: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Orders for the greedy incumbent: the search order; then, per "box" of a longest
+    prompt S* and output N* (quantiles of the candidates'), the candidates within the box
+    by window, longest first (for a fixed box, compute time depends on the count only,
+    and the longest windows leave the most room to grow)."""
+    orders = [root]
+    s, n, w = p.prompt[root], p.output[root], p.window[root]
+    by_window = root[np.lexsort((root, -w))]
+    for S in np.unique(np.quantile(s, _QUANTILES, method="higher")):
+        for N in np.unique(np.quantile(n, _QUANTILES, method="higher")):
+            inbox = (p.prompt[by_window] <= S) & (p.output[by_window] <= N)
+            orders.append(by_window[inbox])
+    starts = np.cumsum([0] + [len(o) for o in orders])
+    return np.concatenate(orders).astype(np.int64), starts.astype(np.int64)
 
 
 # ----------------------------------------------------------------------------- brute force
