@@ -18,7 +18,8 @@ from numba import njit, objmode
 from edgellm.dftsp._kernel import OK, check_row, compute_s, kv_cache_bytes, uplink_bw
 
 _SLACK = 1e-9  # relative slack on the capacities of necessary conditions (rounding)
-_CLOCK_EVERY = 64  # full checks between two looks at the clock
+_CLOCK_EVERY = 8  # loop steps between two looks at the clock
+_BOX_TRIES = 6  # longest prompts S* the root's greedy incumbent tries
 
 
 @njit(cache=True)
@@ -106,20 +107,22 @@ def _kth_smallest(size, mask, n, m):
 
 @njit(cache=True, nogil=True)
 def _box_fits(m, b, S, N, sumsn, minw, ids, F, nF, mask, prompt, output, window, down_c,
-              P, L, d, W, kv, C, M, kv_cap, padded, B_D):
+              P, L, d, W, kv, C, M, kv_cap, padded, B_D, out_S, out_N):
     """Necessary condition on the batch's longest prompt S* and output N* for m of the
     candidates F[t] with mask[t] to join X together: for some S* among their max(S, s_j),
     with E the candidates whose max(S, s_j) <= S* and N_m the m-th smallest max(N, n_j)
     in E, T_C(b + m, S*, N_m) (a lower bound on the batch's compute time) stays below X's
     windows and below the windows of at least m members of E, with padded memory
     (b + m)(S* + N_m) positions fit, and X's least KV memory and downlink demand plus the m
-    smallest of those members' fit too."""
+    smallest of those members' fit too. Returns how many S* pass; with non-empty
+    ``out_S``/``out_N`` records the passing boxes (S*, N_m) there, up to their size,
+    else stops at the first."""
     ne = 0
     for t in range(nF):
         if mask[t]:
             ne += 1
     if ne < m:
-        return False
+        return 0
     sj = np.empty(ne)
     nj = np.empty(ne)
     wj = np.empty(ne)
@@ -141,6 +144,7 @@ def _box_fits(m, b, S, N, sumsn, minw, ids, F, nF, mask, prompt, output, window,
     mem = np.empty(ne)
     dn = np.empty(ne)
     order = np.argsort(sj)
+    found = 0
     ns = np.empty(ne)  # N values of E, kept sorted
     for q in range(ne):
         t = order[q]
@@ -178,8 +182,13 @@ def _box_fits(m, b, S, N, sumsn, minw, ids, F, nF, mask, prompt, output, window,
             used += down_c[ids[k]] / (window[ids[k]] - tau)
         if used + _sum_smallest(dn, cnt, m) > B_D * (1.0 + _SLACK):
             continue
-        return True
-    return False
+        if found < out_S.size:
+            out_S[found] = Sx
+            out_N[found] = Nx
+        found += 1
+        if out_S.size == 0 or found >= out_S.size:
+            return found
+    return found
 
 
 @njit(cache=True, nogil=True)
@@ -193,14 +202,16 @@ def _sum_smallest(vals, n, m):
 
 @njit(cache=True, nogil=True)
 def _resources_fit(m, b, S, N, sumsn, minw, thi, ids, F, nF, mj, prompt, output, window,
-                   up_bits, snr, down_c, P, L, d, W, kv, C, M, kv_cap, padded, B_U, B_D):
+                   up_bits, snr, down_c, P, L, d, W, kv, C, M, kv_cap, padded, B_U, B_D,
+                   uplink):
     """Can the batch X (sorted ``ids``, b members, longest prompt S and output N) grow by m
     members of F[:nF] within compute time, memory, downlink and uplink? Necessary
-    conditions: only candidates with mj >= m can be among
-    the m, so the batch computes at least T_C(b + m, S_m, N_m) with S_m, N_m the m-th
-    smallest longest prompt and output those candidates would give; the uplink phase ends before T_hi(X) and before every member's window minus
-    that compute time, and each resource must hold X's least demand plus the m smallest
-    least demands of the eligible candidates."""
+    conditions: only candidates with mj >= m can be among the m, so the batch computes
+    at least T_C(b + m, S_m, N_m) with S_m, N_m the m-th smallest longest prompt and
+    output those candidates would give (and :func:`_box_fits`); the uplink phase ends
+    before T_hi(X) and before every member's window minus that compute time, and each
+    resource must hold X's least demand plus the m smallest least demands of the
+    eligible candidates. The uplink test (the costliest) runs only when ``uplink``."""
     if m == 0:
         return True
     # the batch's longest prompt is at least the m-th smallest max(S, s_j) among the
@@ -217,7 +228,7 @@ def _resources_fit(m, b, S, N, sumsn, minw, thi, ids, F, nF, mj, prompt, output,
     if not math.isfinite(Sm + Nm):
         return False
     if not _box_fits(m, b, S, N, sumsn, minw, ids, F, nF, mask, prompt, output, window,
-                     down_c, P, L, d, W, kv, C, M, kv_cap, padded, B_D):
+                     down_c, P, L, d, W, kv, C, M, kv_cap, padded, B_D, np.empty(0), np.empty(0)):
         return False
     tcl = compute_s(float(b + m), Sm, Nm, P, L, d, W, kv, C, M)
     if tcl >= minw:
@@ -236,6 +247,8 @@ def _resources_fit(m, b, S, N, sumsn, minw, thi, ids, F, nF, mj, prompt, output,
         size[t] = down_c[F[t]] / (window[F[t]] - tcl) if mask[t] else math.inf
     if used + _smallest_sum(size, mask, nF, m) > B_D * (1.0 + _SLACK):
         return False
+    if not uplink:
+        return True
     t_end = min(thi, minw - tcl)
     used = 0.0
     for k in range(b):
@@ -285,20 +298,22 @@ def _node_bound(b, S, N, sumsn, minw, thi, upsum, downsum, ids, F, nF, tck, upk,
             room = t + 1
         else:
             break
-    # resources: the largest m <= room that passes (monotone in m)
-    if not _resources_fit(room, b, S, N, sumsn, minw, thi, ids, F, nF, mj, prompt, output,
-                          window, up_bits, snr, down_c, P, L, d, W, kv, C, M, kv_cap,
-                          padded, B_U, B_D):
-        lo, hi = 0, room - 1
-        while lo < hi:
-            mid = (lo + hi + 1) // 2
-            if _resources_fit(mid, b, S, N, sumsn, minw, thi, ids, F, nF, mj, prompt,
+    # resources: the largest m <= room that passes (monotone in m), first without the
+    # uplink test, then with it
+    for uplink in (False, True):
+        if not _resources_fit(room, b, S, N, sumsn, minw, thi, ids, F, nF, mj, prompt,
                               output, window, up_bits, snr, down_c, P, L, d, W, kv, C, M,
-                              kv_cap, padded, B_U, B_D):
-                lo = mid
-            else:
-                hi = mid - 1
-        room = lo
+                              kv_cap, padded, B_U, B_D, uplink):
+            lo, hi = 0, room - 1
+            while lo < hi:
+                mid = (lo + hi + 1) // 2
+                if _resources_fit(mid, b, S, N, sumsn, minw, thi, ids, F, nF, mj, prompt,
+                                  output, window, up_bits, snr, down_c, P, L, d, W, kv, C,
+                                  M, kv_cap, padded, B_U, B_D, uplink):
+                    lo = mid
+                else:
+                    hi = mid - 1
+            room = lo
     if unit or room == 0:
         return room, room
     # value: the m heaviest candidates with mj >= m, for the best m <= room
@@ -416,6 +431,70 @@ def greedy(orders, starts, prompt, output, window, admissible, weight, up_bits, 
 
 
 @njit(cache=True, nogil=True)
+def box_greedy(root, m_top, tries, prompt, output, window, admissible, weight, up_bits, snr,
+               down_c, P, L, d, W, kv, C, M, kv_cap, padded, B_U, B_D, slot, unit):
+    """Incumbent from boxes: for m = m_top, m_top - 1, ..., the boxes (S*, N*) of longest
+    prompt and output that :func:`_box_fits` lets hold m of ``root``; in each, the greedy
+    fill of its candidates by window, longest first (within a box compute time depends on
+    the count only, and long windows leave room to grow), for N* = N_m and three longer
+    outputs of the candidates within S*. Stops after ``tries`` values of S*, or
+    when a batch of m requests is found (requests objective). Returns (batch, value,
+    checks)."""
+    n = root.size
+    mask = np.ones(n, np.bool_)
+    out_S = np.empty(tries)
+    out_N = np.empty(tries)
+    none = np.empty(0, np.int64)
+    best = none
+    best_val = 0
+    checks = 0
+    tried = 0
+    wkey = np.empty(n)
+    for m in range(m_top, 0, -1):
+        if tried >= tries or (unit and best_val >= m):
+            break
+        k = _box_fits(m, 0, 0.0, 0.0, 0.0, math.inf, none, root, n, mask, prompt, output,
+                      window, down_c, P, L, d, W, kv, C, M, kv_cap, padded, B_D,
+                      out_S[:tries - tried], out_N[:tries - tried])
+        for r in range(min(k, tries - tried)):
+            # N*: N_m, then quartiles of the longer outputs with prompts within S*
+            longer = np.empty(n)
+            nl = 0
+            for t in range(n):
+                j = root[t]
+                if prompt[j] <= out_S[r] and output[j] > out_N[r]:
+                    longer[nl] = output[j]
+                    nl += 1
+            longer = np.sort(longer[:nl])
+            for qn in range(4):
+                if qn == 0:
+                    Nx = out_N[r]
+                elif nl == 0:
+                    break
+                else:
+                    Nx = longer[min(nl - 1, (nl * qn) // 3 - (1 if qn == 3 else 0))]
+                cnt = 0
+                sel = np.empty(n, np.int64)
+                for t in range(n):
+                    j = root[t]
+                    if prompt[j] <= out_S[r] and output[j] <= Nx:
+                        sel[cnt] = j
+                        wkey[cnt] = -window[j]
+                        cnt += 1
+                order = sel[:cnt][np.argsort(wkey[:cnt], kind="mergesort")]
+                starts = np.array([0, cnt], np.int64)
+                bt, v, c = greedy(order, starts, prompt, output, window, admissible, weight,
+                                  up_bits, snr, down_c, P, L, d, W, kv, C, M, kv_cap,
+                                  padded, B_U, B_D, slot)
+                checks += c
+                if v > best_val:
+                    best_val = v
+                    best = bt
+        tried += min(k, tries - tried)
+    return best, best_val, checks
+
+
+@njit(cache=True, nogil=True)
 def search(root, prompt, output, window, admissible, weight, up_bits, snr, down_c,
            P, L, d, W, kv, C, M, kv_cap, padded, B_U, B_D, slot, unit,
            time_limit, node_limit, start, start_val):
@@ -465,6 +544,15 @@ def search(root, prompt, output, window, admissible, weight, up_bits, snr, down_
                                   weight, up_bits, snr, down_c, P, L, d, W, kv, C, M,
                                   kv_cap, padded, B_U, B_D, unit)
     wsort[0, :cnt] = np.argsort(-weight[cand[0, :cnt]], kind="mergesort")
+    if room[0] > 0 and best_val < cap[0]:
+        bt, bv, c = box_greedy(cand[0, :cnt], room[0], _BOX_TRIES, prompt, output, window,
+                               admissible, weight, up_bits, snr, down_c, P, L, d, W, kv, C,
+                               M, kv_cap, padded, B_U, B_D, slot, unit)
+        checks += c
+        if bv > best_val:
+            best_val = bv
+            nbest = bt.size
+            best[:nbest] = bt
     depth = 0
     while depth >= 0:
         i = pos[depth]
