@@ -497,9 +497,10 @@ def box_greedy(root, m_top, tries, prompt, output, window, admissible, weight, u
 @njit(cache=True, nogil=True)
 def search(root, prompt, output, window, admissible, weight, up_bits, snr, down_c,
            P, L, d, W, kv, C, M, kv_cap, padded, B_U, B_D, slot, unit,
-           time_limit, node_limit, start, start_val):
+           time_limit, node_limit, start, start_val, box_incumbent):
     """Depth-first branch and bound over the set-enumeration tree of ``root`` (feasible
-    singletons in search order), from the incumbent ``start`` of value ``start_val``.
+    singletons in search order), from the incumbent ``start`` of value ``start_val``
+    (improved first by :func:`box_greedy` when ``box_incumbent``).
     Returns (best batch, its value, full checks made, upper bound on the optimum,
     finished)."""
     n = root.size
@@ -544,7 +545,7 @@ def search(root, prompt, output, window, admissible, weight, up_bits, snr, down_
                                   weight, up_bits, snr, down_c, P, L, d, W, kv, C, M,
                                   kv_cap, padded, B_U, B_D, unit)
     wsort[0, :cnt] = np.argsort(-weight[cand[0, :cnt]], kind="mergesort")
-    if room[0] > 0 and best_val < cap[0]:
+    if box_incumbent and room[0] > 0 and best_val < cap[0]:
         bt, bv, c = box_greedy(cand[0, :cnt], room[0], _BOX_TRIES, prompt, output, window,
                                admissible, weight, up_bits, snr, down_c, P, L, d, W, kv, C,
                                M, kv_cap, padded, B_U, B_D, slot, unit)

@@ -24,8 +24,16 @@ feasible batches form a down-closed family (SPEC 2.4):
     is bounded by the heaviest eligible weights per count and by fractional knapsacks on
     exact KV memory, downlink and uplink demand.
 
-The search returns the first batch of maximal value in the tree's depth-first order: any
-exact bound gives the same batch, so the bounds change the work, not the answer. With a
+(e) with more than 16 feasible candidates, the search starts from a greedy incumbent:
+    the best of greedy fills in the search order and, for "boxes" of a longest prompt
+    S* and output N*, in window order (longest first) among the candidates inside the
+    box; the boxes are quantiles of the candidates' lengths and the boxes the root's
+    bound admits for the largest counts. Within a box compute time depends only on the
+    batch size, which is why these fills are often optimal.
+
+Ties: the result is the greedy incumbent if no batch beats it, else the first batch of
+maximal value in the tree's depth-first order (so with 16 or fewer candidates always
+the latter, as in version 0.1); the bounds change the work, never the answer. With a
 time or node limit the search may stop early: it returns its incumbent with an upper
 bound on the optimum (the incumbent, or what the open subtrees on the stack could still
 add) and the gap between them.
@@ -133,16 +141,19 @@ def _dftsp(p: Prepared, time_limit: float, node_limit: int):
     arrays = (p.prompt, p.output, p.window, p.admissible, p.weight, p.up_bits, p.snr_hz,
               p.down_c, *p.cost_constants, p.kv_capacity, p.padded, p.uplink_hz,
               p.downlink_hz, p.slot_s)
-    orders, starts = _greedy_orders(p, root)
-    start, start_val, g_checks = _search.greedy(orders, starts, *arrays)
+    start, start_val, g_checks = np.empty(0, np.int64), 0, 0
+    big = root.size > _GREEDY_MIN
+    if big:
+        start, start_val, g_checks = _search.greedy(*_greedy_orders(p, root), *arrays)
     batch, value, checks, upper, done = _search.search(
         root, *arrays, p.system.objective == "requests", time_limit, node_limit,
-        start, start_val)
+        start, start_val, big)
     return (tuple(int(x) for x in batch), int(value), nodes + int(g_checks + checks),
             int(upper), done)
 
 
 _QUANTILES = (0.25, 0.5, 0.75, 0.9, 1.0)
+_GREEDY_MIN = 16  # fewer candidates: the tree search alone is quicker than the greedy
 
 
 def _greedy_orders(p: Prepared, root: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
