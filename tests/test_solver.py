@@ -193,3 +193,18 @@ def test_dftsp_equals_bruteforce_on_larger_instances():
         d, b = solve(inst, "dftsp"), solve(inst, "bruteforce")
         assert d.value == b.value, (t, d.batch, b.batch)
         assert d.nodes < b.nodes
+
+
+def test_linear_relaxation_bounds_the_optimum():
+    """The HiGHS relaxation (dftsp.relax) is an upper bound on every family."""
+    from edgellm.dftsp.relax import relaxation_bound
+
+    tight = 0
+    for t in range(48):
+        rng = np.random.default_rng([7, t])
+        p = prepare(family_instance(rng, int(rng.integers(1, 11)), *FAMILIES[t % 12]))
+        opt = solve(p, "bruteforce").value
+        bound, _, solved = relaxation_bound(p)
+        assert solved and bound >= opt - 1e-6, (t, bound, opt)
+        tight += abs(bound - opt) < 1e-6
+    assert 0 < tight < 48  # sometimes exact, not always
