@@ -90,7 +90,7 @@ def main() -> None:
     if args.peer:
         from edgellm.dftsp.relax import peer_table
 
-        peer_table(Ks=[k for k in Ks if k <= 256], n=min(n, 4))
+        peer_table(Ks=[k for k in Ks if k <= 256], n=min(n, 2), time_limit=args.limit)
     print("\n## targets (issue 14), per family")
     verdicts = []
 

@@ -72,37 +72,33 @@ def _top_weight_suffix(w, cand, wsort, n, start, k):
 
 
 @njit(cache=True, nogil=True)
-def _smallest_sum(size, mask, n, m):
-    """Sum of the m smallest size[t] with mask[t] (inf if fewer than m)."""
+def _masked(size, mask, n):
+    """size[t] for the t < n with mask[t], in a new array."""
     vals = np.empty(n)
     c = 0
     for t in range(n):
         if mask[t]:
             vals[c] = size[t]
             c += 1
-    if c < m:
+    return vals[:c]
+
+
+@njit(cache=True, nogil=True)
+def _smallest_sum(size, mask, n, m):
+    """Sum of the m smallest size[t] with mask[t] (inf if fewer than m)."""
+    vals = _masked(size, mask, n)
+    if vals.size < m:
         return math.inf
-    if m == 0:
-        return 0.0
-    vals = np.sort(vals[:c])
-    total = 0.0
-    for t in range(m):
-        total += vals[t]
-    return total
+    return _sum_smallest(vals, vals.size, m) if m else 0.0
 
 
 @njit(cache=True, nogil=True)
 def _kth_smallest(size, mask, n, m):
     """The m-th smallest size[t] with mask[t] (inf if fewer than m; m >= 1)."""
-    vals = np.empty(n)
-    c = 0
-    for t in range(n):
-        if mask[t]:
-            vals[c] = size[t]
-            c += 1
-    if c < m:
+    vals = _masked(size, mask, n)
+    if vals.size < m:
         return math.inf
-    return np.partition(vals[:c], m - 1)[m - 1]
+    return np.partition(vals, m - 1)[m - 1]
 
 
 @njit(cache=True, nogil=True)

@@ -24,6 +24,8 @@ an upper bound on the optimum:
 
 from __future__ import annotations
 
+import contextlib
+import os
 import time
 
 import numpy as np
@@ -59,15 +61,33 @@ def relaxation_bound(p: Prepared, time_limit: float = 60.0) -> tuple[float, floa
     big = f.sum()
     A = np.vstack(rows + [np.tile(f, (F.size, 1)) + big * np.eye(F.size)])
     hi = np.concatenate([ub, w + big])
-    res = milp(-p.weight[F].astype(float), integrality=np.ones(F.size),
-               bounds=Bounds(0, 1), constraints=LinearConstraint(A, -np.inf, hi),
-               options={"time_limit": time_limit})
+    with _quiet():
+        res = milp(-p.weight[F].astype(float), integrality=np.ones(F.size),
+                   bounds=Bounds(0, 1), constraints=LinearConstraint(A, -np.inf, hi),
+                   options={"time_limit": time_limit})
     wall = time.perf_counter() - t0
     if res.x is None:
         return float(p.weight[F].sum()), wall, False
     # a stopped solve's dual bound is still an upper bound; scipy reports it as mip_dual_bound
     bound = -float(getattr(res, "mip_dual_bound", res.fun)) if res.status != 0 else -res.fun
     return bound, wall, res.status == 0
+
+
+@contextlib.contextmanager
+def _quiet():
+    """Silence what the HiGHS library prints to the process's stdout (file descriptor 1)
+    even with display off."""
+    import sys
+
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 1)
+            yield
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
 
 
 def peer_table(Ks, n: int = 4, time_limit: float = 10.0) -> None:
