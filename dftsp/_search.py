@@ -386,9 +386,10 @@ def _expand(b, ids, S, N, sumsn, minw, thi, upsum, src, start, nsrc, out, tck, u
 
 @njit(cache=True, nogil=True)
 def greedy(orders, starts, prompt, output, window, admissible, weight, up_bits, snr, down_c,
-           P, L, d, W, kv, C, M, kv_cap, padded, B_U, B_D, slot):
+           P, L, d, W, kv, C, M, kv_cap, padded, B_U, B_D, slot, deadline):
     """Best of several greedy fills: for each order orders[starts[r]:starts[r + 1]], add
-    each request in turn if the batch stays feasible. Returns (batch, value, checks)."""
+    each request in turn if the batch stays feasible; no new fill starts after the clock
+    passes ``deadline``. Returns (batch, value, checks)."""
     n = prompt.size
     ids = np.empty(n + 1, np.int64)
     nxt = np.empty(n + 1, np.int64)
@@ -400,6 +401,8 @@ def greedy(orders, starts, prompt, output, window, admissible, weight, up_bits, 
     best_val = 0
     checks = 0
     for r in range(starts.size - 1):
+        if r > 0 and _clock() > deadline:
+            break
         b = 0
         v = 0
         for q in range(starts[r], starts[r + 1]):
@@ -428,14 +431,14 @@ def greedy(orders, starts, prompt, output, window, admissible, weight, up_bits, 
 
 @njit(cache=True, nogil=True)
 def box_greedy(root, m_top, tries, prompt, output, window, admissible, weight, up_bits, snr,
-               down_c, P, L, d, W, kv, C, M, kv_cap, padded, B_U, B_D, slot, unit):
+               down_c, P, L, d, W, kv, C, M, kv_cap, padded, B_U, B_D, slot, unit, deadline):
     """Incumbent from boxes: for m = m_top, m_top - 1, ..., the boxes (S*, N*) of longest
     prompt and output that :func:`_box_fits` lets hold m of ``root``; in each, the greedy
     fill of its candidates by window, longest first (within a box compute time depends on
     the count only, and long windows leave room to grow), for N* = N_m and three longer
     outputs of the candidates within S*. Stops after ``tries`` values of S*, or
-    when a batch of m requests is found (requests objective). Returns (batch, value,
-    checks)."""
+    when a batch of m requests is found (requests objective), or once the clock passes
+    ``deadline``. Returns (batch, value, checks)."""
     n = root.size
     mask = np.ones(n, np.bool_)
     out_S = np.empty(tries)
@@ -447,7 +450,7 @@ def box_greedy(root, m_top, tries, prompt, output, window, admissible, weight, u
     tried = 0
     wkey = np.empty(n)
     for m in range(m_top, 0, -1):
-        if tried >= tries or (unit and best_val >= m):
+        if tried >= tries or (unit and best_val >= m) or _clock() > deadline:
             break
         k = _box_fits(m, 0, 0.0, 0.0, 0.0, math.inf, none, root, n, mask, prompt, output,
                       window, down_c, P, L, d, W, kv, C, M, kv_cap, padded, B_D,
@@ -481,7 +484,7 @@ def box_greedy(root, m_top, tries, prompt, output, window, admissible, weight, u
                 starts = np.array([0, cnt], np.int64)
                 bt, v, c = greedy(order, starts, prompt, output, window, admissible, weight,
                                   up_bits, snr, down_c, P, L, d, W, kv, C, M, kv_cap,
-                                  padded, B_U, B_D, slot)
+                                  padded, B_U, B_D, slot, deadline)
                 checks += c
                 if v > best_val:
                     best_val = v
@@ -493,12 +496,12 @@ def box_greedy(root, m_top, tries, prompt, output, window, admissible, weight, u
 @njit(cache=True, nogil=True)
 def search(root, prompt, output, window, admissible, weight, up_bits, snr, down_c,
            P, L, d, W, kv, C, M, kv_cap, padded, B_U, B_D, slot, unit,
-           time_limit, node_limit, start, start_val, box_incumbent):
+           time_limit, node_limit, start, start_val, box_incumbent, t0):
     """Depth-first branch and bound over the set-enumeration tree of ``root`` (feasible
     singletons in search order), from the incumbent ``start`` of value ``start_val``
     (improved first by :func:`box_greedy` when ``box_incumbent``).
-    Returns (best batch, its value, full checks made, upper bound on the optimum,
-    finished)."""
+    ``t0`` is the clock reading the time limit counts from. Returns (best batch, its
+    value, full checks made, upper bound on the optimum, finished)."""
     n = root.size
     Dm = n + 1
     cand = np.empty((Dm, n), np.int64)
@@ -528,7 +531,6 @@ def search(root, prompt, output, window, admissible, weight, up_bits, snr, down_
     best[:nbest] = start
     checks = 0
     steps = 0
-    t0 = _clock()
     stopped = False
 
     # root: X = {}, F = root
@@ -544,7 +546,7 @@ def search(root, prompt, output, window, admissible, weight, up_bits, snr, down_
     if box_incumbent and room[0] > 0 and best_val < cap[0]:
         bt, bv, c = box_greedy(cand[0, :cnt], room[0], _BOX_TRIES, prompt, output, window,
                                admissible, weight, up_bits, snr, down_c, P, L, d, W, kv, C,
-                               M, kv_cap, padded, B_U, B_D, slot, unit)
+                               M, kv_cap, padded, B_U, B_D, slot, unit, t0 + time_limit)
         checks += c
         if bv > best_val:
             best_val = bv

@@ -141,13 +141,15 @@ def _dftsp(p: Prepared, time_limit: float, node_limit: int):
     arrays = (p.prompt, p.output, p.window, p.admissible, p.weight, p.up_bits, p.snr_hz,
               p.down_c, *p.cost_constants, p.kv_capacity, p.padded, p.uplink_hz,
               p.downlink_hz, p.slot_s)
+    t0 = time.perf_counter()
     start, start_val, g_checks = np.empty(0, np.int64), 0, 0
     big = root.size > _GREEDY_MIN
     if big:
-        start, start_val, g_checks = _search.greedy(*_greedy_orders(p, root), *arrays)
+        start, start_val, g_checks = _search.greedy(*_greedy_orders(p, root), *arrays,
+                                                    t0 + time_limit)
     batch, value, checks, upper, done = _search.search(
         root, *arrays, p.system.objective == "requests", time_limit, node_limit,
-        start, start_val, big)
+        start, start_val, big, t0)
     return (tuple(int(x) for x in batch), int(value), nodes + int(g_checks + checks),
             int(upper), done)
 
