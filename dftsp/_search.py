@@ -570,6 +570,15 @@ def search(root, prompt, output, window, admissible, weight, up_bits, snr, down_
             break
         j = cand[depth, i]
         b = depth + 1
+        v = val[depth] + weight[j]
+        # children of X + j cannot beat the incumbent: X + j matters only if it does
+        leaf = i + 1 == nF or v + min(_bound(unit, weight, cand[depth], wsort[depth], nF,
+                                             room[depth], cap[depth], i + 1,
+                                             room[depth] - 1),
+                                      cap[depth] - weight[j]) <= best_val
+        if leaf and v <= best_val:
+            pos[depth] += 1
+            continue
         # X + j, sorted
         q = 0
         for k in range(depth):
@@ -590,16 +599,12 @@ def search(root, prompt, output, window, admissible, weight, up_bits, snr, down_
         if code != OK:
             pos[depth] += 1
             continue
-        v = val[depth] + weight[j]
         memb[depth] = j
         if v > best_val:
             best_val = v
             nbest = b
             best[:b] = memb[:b]
-        # bound for X + j before paying for its children
-        if i + 1 == nF or v + min(_bound(unit, weight, cand[depth], wsort[depth], nF,
-                                         room[depth], cap[depth], i + 1, room[depth] - 1),
-                                  cap[depth] - weight[j]) <= best_val:
+        if leaf:
             pos[depth] += 1
             continue
         s_up = 0.0
