@@ -25,7 +25,8 @@ def _run(args) -> int:
         from edgellm.errors import EdgeLLMError
 
         raise EdgeLLMError("solve: give an instance FILE.json, or --example to print one")
-    sol = solve(SlotInstance.from_json(args.file), method=args.method)
+    sol = solve(SlotInstance.from_json(args.file), method=args.method,
+                time_limit=args.time_limit)
     print(json.dumps(sol.to_dict(), indent=2))
     return 0
 
@@ -37,6 +38,10 @@ def register(sub) -> None:
                                    "batch with its evaluation as JSON.")
     p.add_argument("file", nargs="?", help="instance JSON file")
     p.add_argument("--method", choices=METHODS, default="dftsp")
+    p.add_argument("--time-limit", type=float, default=None, metavar="SEC",
+                   help="stop the search after SEC seconds and print the best batch found, "
+                        "with an upper bound on the optimum, the gap and status "
+                        "'time_limit' (default: no limit, always optimal)")
     p.add_argument("--example", action="store_true",
                    help="print a valid example instance and exit")
     p.add_argument("--n", type=int, default=8, help="requests in the --example instance")

@@ -1,37 +1,58 @@
 """Exact solvers of the slot problem: DFTSP and brute force (SPEC section 3).
 
-DFTSP is a depth-first search over the set-enumeration tree of the candidate requests.
-A tree node is a batch; its children add one candidate that comes later in the search
-order. Pruning rules, all exact because feasible batches form a down-closed family
-(SPEC 2.4):
+DFTSP is a depth-first branch and bound over the set-enumeration tree of the candidate
+requests, compiled (:mod:`edgellm.dftsp._search`). A tree node is a batch X; its children
+add one candidate that comes later in the search order. Pruning rules, all exact because
+feasible batches form a down-closed family (SPEC 2.4):
 
 (a) requests that fail alone (accuracy, or infeasible as a singleton) are dropped;
 (b) candidates are ordered by weight per share of the resources they use alone (KV
     memory, uplink and downlink bandwidth), so good batches come first;
-(c) a child that is infeasible is never expanded, and is removed from the candidates of
-    all its siblings' subtrees too (any batch holding both is a superset of it);
-(d) a subtree is skipped when an upper bound on its value cannot beat the incumbent. At
-    each node, the number of candidates that can still join is bounded twice, exactly
-    (valid for every feasible superset, see ``_joint_additions`` and
-    ``_resource_additions``):
-    by lower bounds on each resource's demand given that compute time grows with the
-    batch, and by enumerating the batch's final longest prompt and output, which fixes
-    T_C and leaves only the candidates below both and with long enough deadlines. The
-    value bound is the heaviest weights within that count (for the tokens objective also
-    capped per (prompt, output) pair).
+(c) a batch that is infeasible is never expanded; when a node is expanded, a candidate k
+    is kept for its subtree only if X + k passes necessary conditions (memory and
+    compute time exactly as the kernel computes them; downlink demand with an instant
+    uplink; uplink demand with the uplink phase ending before T_hi(X), which only falls
+    as the batch grows);
+(d) a subtree is skipped when an upper bound on its value cannot beat the incumbent.
+    Per node: for each candidate j, the largest addition holding j that compute time,
+    deadlines and padded memory allow (T_C(b + m, max(S, s_j), max(N, n_j)) must stay
+    below j's and X's windows); an h-index of those sizes bounds how many can join; the
+    count then shrinks until X's least demand plus the m smallest least demands of the
+    eligible candidates fit each resource (exact KV memory, downlink, uplink), with
+    compute time at least T_C(b + m, S_m, N_m), S_m and N_m the m-th smallest longest
+    prompt and output the eligible candidates give. For the tokens objective the value
+    is bounded by the heaviest eligible weights per count and by fractional knapsacks on
+    exact KV memory, downlink and uplink demand.
 
-The node count is the number of batches whose feasibility was evaluated (the empty
-batch included), so brute force reports 2^K.
+(e) with more than 16 feasible candidates, the search starts from a greedy incumbent:
+    the best of greedy fills in the search order and, for "boxes" of a longest prompt
+    S* and output N*, in window order (longest first) among the candidates inside the
+    box; the boxes are quantiles of the candidates' lengths and the boxes the root's
+    bound admits for the largest counts. Within a box compute time depends only on the
+    batch size, which is why these fills are often optimal.
+
+Ties: the result is the greedy incumbent if no batch beats it, else the first batch of
+maximal value in the tree's depth-first order (so with 16 or fewer candidates always
+the latter, as in version 0.1); the bounds change the work, never the answer. With a
+time or node limit the search may stop early: it returns its incumbent with an upper
+bound on the optimum (the incumbent, or what the open subtrees on the stack could still
+add) and the gap between them.
+
+The node count is the number of batches whose feasibility was evaluated in full (the
+empty batch and the singletons included), so brute force reports 2^K; candidates dropped
+by the necessary conditions of (c) are not counted.
 """
 
 from __future__ import annotations
 
 import itertools
+import math
 import time
 from dataclasses import dataclass
 
 import numpy as np
 
+from edgellm.dftsp import _search
 from edgellm.system.feasibility import (
     OK,
     BatchEvaluation,
@@ -41,16 +62,19 @@ from edgellm.system.feasibility import (
     evaluate,
     prepare,
 )
-from edgellm.system.instance import SlotInstance
-from edgellm.system.radio import uplink_min_bandwidth
+from edgellm.system.instance import SlotInstance, check_number
 
 METHODS = ("dftsp", "bruteforce")
-_SLACK = 1e-9  # relative slack on bound capacities, against rounding at a tight optimum
+STATUSES = ("optimal", "time_limit")
 
 
 @dataclass(frozen=True)
 class Solution:
-    """An optimal batch (sorted request indices) with its evaluation and search effort."""
+    """The best batch found (sorted request indices) with its evaluation and search effort.
+
+    ``status`` is "optimal" when the search finished (``value`` is the optimum) and
+    "time_limit" when a time or node limit stopped it first; ``upper_bound`` >= the optimum
+    either way, and ``gap`` = (upper_bound - value) / upper_bound (0 when the bound is 0)."""
 
     method: str
     batch: tuple[int, ...]
@@ -58,200 +82,43 @@ class Solution:
     evaluation: BatchEvaluation
     nodes: int
     wall_s: float
+    status: str = "optimal"
+    upper_bound: int = 0
+    gap: float = 0.0
 
     def to_dict(self) -> dict:
         return {"method": self.method, "batch": list(self.batch), "value": self.value,
+                "status": self.status, "upper_bound": self.upper_bound, "gap": self.gap,
                 "nodes": self.nodes, "wall_s": self.wall_s,
                 "evaluation": self.evaluation.to_dict()}
 
 
-def solve(inst: SlotInstance | Prepared, method: str = "dftsp") -> Solution:
+def solve(inst: SlotInstance | Prepared, method: str = "dftsp",
+          time_limit: float | None = None, node_limit: int | None = None) -> Solution:
     """Return a batch of maximal value. Ties go to the first batch found in the method's
-    deterministic search order."""
+    deterministic search order.
+
+    ``time_limit`` [s] and ``node_limit`` (full feasibility checks) stop the search early;
+    the Solution then carries the incumbent, an upper bound and status "time_limit". With
+    neither (the default) the search always finishes."""
     if method not in METHODS:
         raise ValueError(f"method: must be one of {', '.join(METHODS)}; got {method!r}")
+    tl = math.inf if time_limit is None else float(
+        check_number(time_limit, "time_limit", lo=0.0, lo_open=True))
+    nl = (1 << 62) if node_limit is None else int(
+        check_number(node_limit, "node_limit", lo=1, integer=True))
     p = inst if isinstance(inst, Prepared) else prepare(inst)
     t0 = time.perf_counter()
-    batch, value, nodes = (_dftsp if method == "dftsp" else _bruteforce)(p)
+    batch, value, nodes, upper, done = (_dftsp if method == "dftsp" else _bruteforce)(
+        p, tl, nl)
     wall = time.perf_counter() - t0
     ev = evaluate(p, batch)
-    return Solution(method, tuple(sorted(batch)), int(value), ev, nodes, wall)
+    gap = (upper - value) / upper if upper > 0 else 0.0
+    return Solution(method, tuple(sorted(batch)), int(value), ev, nodes, wall,
+                    "optimal" if done else "time_limit", int(upper), gap)
 
 
-# ----------------------------------------------------------------------------- bounds
-def _top(weights: np.ndarray, k: int) -> int:
-    """Sum of the k largest weights (all of them if k >= len)."""
-    if k <= 0:
-        return 0
-    if k >= weights.size:
-        return int(weights.sum())
-    return int(np.partition(weights, weights.size - k)[weights.size - k:].sum())
-
-
-def _smallest_sums_fit(sizes: np.ndarray, base, capacity: float) -> np.ndarray:
-    """For each row r (one per m = 1..M): do base[r] + the m smallest sizes of row r fit?"""
-    M = sizes.shape[0]
-    srt = np.sort(sizes, axis=1)
-    csum = np.cumsum(srt, axis=1)[np.arange(M), np.arange(M)]
-    return base + csum <= capacity * (1 + _SLACK)
-
-
-@dataclass(eq=False)
-class _Node:
-    """A feasible batch X, its addable candidates F (X + j feasible for each j in F) in
-    search order, and ``room``: at most this many of F fit together in any feasible
-    superset of X (see :func:`_joint_additions` and :func:`_resource_additions`)."""
-
-    members: list
-    value: int
-    cand: np.ndarray
-    weight: np.ndarray
-    room: int
-    unit: bool  # all weights 1 (requests objective): bounds are counts
-    cap: int = 1 << 62  # upper bound on the value any subset of cand can add
-
-    def bound(self, start: int, room: int | None = None) -> int:
-        """Upper bound on the value that candidates cand[start:] can add to X."""
-        k = self.room if room is None else room
-        if self.unit:
-            return max(min(k, self.cand.size - start), 0)
-        return min(_top(self.weight[start:], k), self.cap)
-
-
-def _resource_additions(p: Prepared, members: list, F: np.ndarray, S: float, N: float,
-                        tc: np.ndarray, up_hi: np.ndarray) -> int:
-    """Largest m such that X plus some m candidates of F fit KV memory, downlink and
-    uplink bandwidth, given tc[m - 1], a lower bound on T_C of any such batch.
-
-    Each member's time left after compute is at most w_k - tc_m, and the uplink phase must
-    end before the earliest such window closes. That gives lower bounds on every request's
-    demands; m is possible only if X's demands plus the m smallest of the candidates'
-    demands fit, for each resource: KV memory, downlink bandwidth (even with an instant
-    uplink) and uplink bandwidth (the least bandwidth at the latest possible uplink phase,
-    which is also at most T_hi(X + j)). The conditions tighten as m grows.
-    """
-    b, M = len(members), F.size
-    ok = np.isfinite(tc)
-    if p.padded:
-        used = b * (S + N)
-        size = np.maximum(S, p.prompt[F]) + np.maximum(N, p.output[F])
-    else:
-        used = float(p.prompt[members].sum() + p.output[members].sum()) if b else 0.0
-        size = p.prompt[F] + p.output[F]
-    ok &= _smallest_sums_fit(np.broadcast_to(size, (M, M)), used,
-                             p.kv_capacity / p.kv_per_token)
-    # time left after compute, per m (rows) and request (columns)
-    left = p.window[F][None, :] - tc[:, None]                         # (M, |F|)
-    if b:
-        mw = np.asarray(members)
-        left_X = p.window[mw][None, :] - tc[:, None]                  # (M, b)
-        t_end = left_X.min(axis=1)                                     # uplink ends before
-        ok &= t_end > 0
-    else:
-        t_end = np.full(M, np.inf)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        down_F = np.where(left > 0, p.down_c[F][None, :] / left, np.inf)
-        down_X = ((p.down_c[mw][None, :] / np.where(left_X > 0, left_X, np.nan)).sum(axis=1)
-                  if b else 0.0)
-    ok &= _smallest_sums_fit(down_F, down_X, p.downlink_hz)
-    t_up = np.minimum(np.minimum(left, t_end[:, None]), up_hi[None, :])
-    up_F = _uplink(p, F, t_up)
-    if b:
-        up_X = np.nansum(_uplink(p, mw, np.broadcast_to(t_end[:, None], (M, b))), axis=1)
-    else:
-        up_X = 0.0
-    ok &= _smallest_sums_fit(up_F, up_X, p.uplink_hz)
-    bad = np.flatnonzero(~ok)
-    return int(bad[0]) if bad.size else M
-
-
-@dataclass(frozen=True, eq=False)
-class _Tables:
-    """T_C(b, S, N) for every batch size and every prompt and output length among the
-    candidates, computed once per solve: ``tc[b - 1, i, k]`` for S = prompts[i],
-    N = outputs[k]."""
-
-    prompts: np.ndarray
-    outputs: np.ndarray
-    tc: np.ndarray
-
-    @classmethod
-    def build(cls, p: Prepared, F: np.ndarray) -> _Tables:
-        Us, Un = np.unique(p.prompt[F]), np.unique(p.output[F])
-        bs = np.arange(1, F.size + 1, dtype=float)
-        return cls(Us, Un, p.compute_time(bs[:, None, None], Us[None, :, None],
-                                          Un[None, None, :]))
-
-
-def _joint_additions(p: Prepared, tab: _Tables, members: list, F: np.ndarray,
-                     S: float, N: float) -> tuple[int, int, np.ndarray]:
-    """Largest m allowed by compute time, deadlines and padded memory, enumerating the
-    final longest prompt and output (S*, N*) exactly.
-
-    For any feasible Y = X + A with |A| = m, S* = max(S_X, max_A s) and N* likewise are
-    among the values max(S_X, s_j), max(N_X, n_j) of the candidates; A lies in
-    E = {j : s_j <= S*, n_j <= N*}; T_C(Y) = T_C(b + m, S*, N*) exactly, and it must stay
-    below X's windows and below the m-th longest window in E (A holds m members of E).
-    With padded memory, (b + m)(S* + N*) kv must fit too. For fixed (S*, N*) the allowed
-    m form a prefix, so the answer is the largest rank that passes, over all pairs.
-
-    Returns (m, v, tc): the largest m; an upper bound v on the value A can add (per pair,
-    the m_pair heaviest weights in E; for the tokens objective every weight n_j <= N*);
-    and tc[m - 1], the least T_C(b + m, S*, N*) over the pairs that allow m (inf if none),
-    a lower bound on the compute time of any feasible batch X + A with |A| = m.
-    """
-    b = len(members)
-    order = np.argsort(-p.window[F], kind="stable")
-    s, n, w = p.prompt[F][order], p.output[F][order], p.window[F][order]
-    iS = np.unique(np.searchsorted(tab.prompts, np.maximum(S, s)))
-    iN = np.unique(np.searchsorted(tab.outputs, np.maximum(N, n)))
-    e = ((s[None, None, :] <= tab.prompts[iS][:, None, None])
-         & (n[None, None, :] <= tab.outputs[iN][None, :, None]))        # (|iS|, |iN|, M)
-    rank = np.cumsum(e, axis=2)
-    tcv = tab.tc[np.maximum(b + rank - 1, 0), iS[:, None, None], iN[None, :, None]]
-    w_cap = np.minimum(w, float(p.window[members].min()) if b else np.inf)
-    ok = e & (tcv < w_cap[None, None, :])
-    if p.padded:
-        seq = tab.prompts[iS][:, None, None] + tab.outputs[iN][None, :, None]
-        ok &= (b + rank) * seq * p.kv_per_token <= p.kv_capacity * (1 + _SLACK)
-    m_pair = np.where(ok, rank, 0).max(axis=2)                       # (|iS|, |iN|)
-    m = int(m_pair.max())
-    tc = np.full(F.size + 1, np.inf)
-    np.minimum.at(tc, rank[ok], tcv[ok])
-    if p.system.objective == "requests":
-        return m, m, tc[1:]
-    heavy = -np.sort(-np.where(e, p.weight[F][order], 0), axis=2)
-    csum = np.concatenate([np.zeros(m_pair.shape + (1,)), np.cumsum(heavy, axis=2)], axis=2)
-    value = np.take_along_axis(csum, m_pair[..., None], axis=2)
-    return m, int(value.max()), tc[1:]
-
-
-def _uplink(p: Prepared, who: np.ndarray, t: np.ndarray) -> np.ndarray:
-    """Least uplink bandwidths of requests ``who`` (columns) for upload times ``t``; inf
-    where t <= 0."""
-    tt = np.where(t > 0, t, 1.0)
-    return np.where(t > 0, uplink_min_bandwidth(p.up_bits[who], tt, p.snr_hz[who]),
-                    np.inf)
-
-
-def _expand(p: Prepared, tab: _Tables, members: list, value: int, cand: np.ndarray,
-            node_rc, row: int):
-    """Evaluate X + j for every j in cand; return the node, its checks, and evaluations."""
-    b = len(members)
-    rc = check_additions(p, members, cand)
-    ok = rc.code == OK
-    F = cand[ok]
-    node = _Node(members, value, F, p.weight[F], 0, p.system.objective == "requests")
-    if F.size:
-        S = float(node_rc.S[row]) if b else 0.0
-        N = float(node_rc.N[row]) if b else 0.0
-        m, node.cap, tc = _joint_additions(p, tab, members, F, S, N)
-        if m:
-            m = min(m, _resource_additions(p, members, F, S, N, tc, rc.t_hi[ok]))
-        node.room = m
-    return node, rc, np.flatnonzero(ok), cand.size
-
-
+# ----------------------------------------------------------------------------- DFTSP
 def _order(p: Prepared, F: np.ndarray, rc, rows: np.ndarray) -> np.ndarray:
     """Search order of the feasible singletons F: weight per share of the resources they
     use alone (KV memory, uplink bandwidth at their latest uplink phase, downlink
@@ -263,61 +130,72 @@ def _order(p: Prepared, F: np.ndarray, rc, rows: np.ndarray) -> np.ndarray:
     return np.lexsort((F, -key))
 
 
-def _dftsp(p: Prepared):
+def _dftsp(p: Prepared, time_limit: float, node_limit: int):
     everyone = np.arange(p.n)
-    tab = _Tables.build(p, everyone)
-    root, rc, okrows, nodes = _expand(p, tab, [], 0, everyone, None, 0)
-    nodes += 1  # the empty batch
-    if root.cand.size == 0:
-        return (), 0, nodes
-    order = _order(p, root.cand, rc, okrows)
-    root = _Node([], 0, root.cand[order], root.weight[order], root.room, root.unit, root.cap)
-    rc_rows = okrows[order]
-    best = {"value": 0, "batch": ()}
-    count = [nodes]
+    rc = check_additions(p, [], everyone)
+    okrows = np.flatnonzero(rc.code == OK)
+    nodes = p.n + 1  # the singletons and the empty batch
+    if okrows.size == 0:
+        return (), 0, nodes, 0, True
+    root = everyone[okrows][_order(p, everyone[okrows], rc, okrows)].astype(np.int64)
+    arrays = (p.prompt, p.output, p.window, p.admissible, p.weight, p.up_bits, p.snr_hz,
+              p.down_c, p.enc_s, *p.cost_constants, p.kv_capacity, p.padded, p.uplink_hz,
+              p.downlink_hz, p.slot_s)
+    t0 = time.perf_counter()
+    start, start_val, g_checks = np.empty(0, np.int64), 0, 0
+    big = root.size > _GREEDY_MIN
+    if big:
+        start, start_val, g_checks = _search.greedy(*_greedy_orders(p, root), *arrays,
+                                                    t0 + time_limit)
+    batch, value, checks, upper, done = _search.search(
+        root, *arrays, p.system.objective == "requests", time_limit, node_limit,
+        start, start_val, big, t0)
+    return (tuple(int(x) for x in batch), int(value), nodes + int(g_checks + checks),
+            int(upper), done)
 
-    def visit(node: _Node, node_rc, rows):
-        F = node.cand
-        for i in range(F.size):
-            wj = int(node.weight[i])
-            val = node.value + wj
-            if node.value + node.bound(i) <= best["value"]:
-                return  # later candidates only see fewer options
-            members = node.members + [int(F[i])]
-            if val > best["value"]:
-                best["value"], best["batch"] = val, tuple(members)
-            if i + 1 == F.size:
-                return
-            # bound for X + j before paying for its children
-            if val + node.bound(i + 1, node.room - 1) <= best["value"]:
-                continue
-            child, crc, crows, evals = _expand(p, tab, members, val, F[i + 1:], node_rc,
-                                               rows[i])
-            count[0] += evals
-            if child.room and val + child.bound(0) > best["value"]:
-                visit(child, crc, crows)
 
-    # the root's children are the singletons, already evaluated: rows index root rc
-    visit(root, rc, rc_rows)
-    return best["batch"], best["value"], count[0]
+_QUANTILES = (0.25, 0.5, 0.75, 0.9, 1.0)
+_GREEDY_MIN = 16  # fewer candidates: the tree search alone is quicker than the greedy
+
+
+def _greedy_orders(p: Prepared, root: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Orders for the greedy incumbent: the search order; then, per "box" of a longest
+    prompt S* and output N* (quantiles of the candidates'), the candidates within the box
+    by window, longest first (for a fixed box, compute time depends on the count only,
+    and the longest windows leave the most room to grow)."""
+    orders = [root]
+    s, n, w = p.prompt[root], p.output[root], p.window[root]
+    by_window = root[np.lexsort((root, -w))]
+    for S in np.unique(np.quantile(s, _QUANTILES, method="higher")):
+        for N in np.unique(np.quantile(n, _QUANTILES, method="higher")):
+            inbox = (p.prompt[by_window] <= S) & (p.output[by_window] <= N)
+            orders.append(by_window[inbox])
+    starts = np.cumsum([0] + [len(o) for o in orders])
+    return np.concatenate(orders).astype(np.int64), starts.astype(np.int64)
 
 
 # ----------------------------------------------------------------------------- brute force
-def _bruteforce(p: Prepared, chunk: int = 4096):
-    """Evaluate all 2^K subsets (by size, then lexicographically); keep the first best."""
+def _bruteforce(p: Prepared, time_limit: float, node_limit: int, chunk: int = 4096):
+    """Evaluate all 2^K subsets (by size, then lexicographically); keep the first best.
+    Stopped early, its upper bound is the total weight of the feasible singletons."""
     K = p.n
     best_val, best = 0, ()
+    t0, done = time.perf_counter(), 1
     for b in range(1, K + 1):
         combos = itertools.combinations(range(K), b)
         while True:
+            if done > node_limit or time.perf_counter() - t0 > time_limit:
+                single = check_additions(p, [], np.arange(K)).code == OK
+                return best, best_val, done, max(int(p.weight[single].sum()), best_val), False
             block = np.array(list(itertools.islice(combos, chunk)), dtype=np.intp)
             if block.size == 0:
                 break
             block = block.reshape(-1, b)
+            done += block.shape[0]
             ok = check_rows(p, block).code == OK
             if ok.any():
                 vals = p.weight[block[ok]].sum(axis=1)
                 k = int(np.argmax(vals))
                 if vals[k] > best_val:
                     best_val, best = int(vals[k]), tuple(int(x) for x in block[ok][k])
-    return best, best_val, 2 ** K
+    return best, best_val, 2 ** K, best_val, True

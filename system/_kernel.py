@@ -207,12 +207,62 @@ def _downlink_t_hi(D, c, B):
 
 
 @_jit
+def check_row(ids, prompt, output, window, admissible, up_bits, snr, down_c, enc_s,
+              P, L, d, W, kv, C, M, kv_cap, padded, B_U, B_D, slot, D, c, up, down):
+    """Feasibility of one batch ``ids`` (sorted request indices): returns (code, S, N, KV
+    bytes, T_C, T_hi). ``prompt`` holds each request's prefill tokens (text + media),
+    ``enc_s`` its media encoder seconds: T_C = their sum over the batch + prefill + decode.
+    Writes the least uplink bandwidths at T_hi into ``up`` and the least downlink
+    bandwidths with an instant uplink into ``down`` as far as the checks get;
+    ``D`` and ``c`` are scratch (length >= len(ids))."""
+    b = ids.size
+    S = 0.0
+    N = 0.0
+    sum_sn = 0.0
+    wmin = math.inf
+    enc = 0.0
+    adm = True
+    for k in range(b):
+        i = ids[k]
+        S = max(S, prompt[i])
+        N = max(N, output[i])
+        sum_sn += prompt[i] + output[i]
+        wmin = min(wmin, window[i])
+        enc += enc_s[i]
+        adm = adm and admissible[i]
+    kvb = kv_cache_bytes(float(b), S, N, sum_sn, kv, padded)
+    tc = enc + compute_s(float(b), S, N, P, L, d, W, kv, C, M)
+    if not adm:
+        return ACCURACY, S, N, kvb, tc, math.nan
+    if kvb > kv_cap:
+        return MEMORY, S, N, kvb, tc, math.nan
+    if tc >= wmin:
+        return (SLOT if wmin >= slot else DEADLINE), S, N, kvb, tc, math.nan
+    g0 = 0.0
+    for k in range(b):
+        i = ids[k]
+        D[k] = window[i] - tc
+        c[k] = down_c[i]
+        down[k] = c[k] / D[k]
+        g0 += down[k]
+    if g0 > B_D:
+        return DOWNLINK, S, N, kvb, tc, math.nan
+    T = _downlink_t_hi(D[:b], c[:b], B_D)
+    total = 0.0
+    for k in range(b):
+        i = ids[k]
+        up[k] = uplink_bw(up_bits[i], T, snr[i])
+        total += up[k]
+    if not total <= B_U:
+        return UPLINK, S, N, kvb, tc, T
+    return OK, S, N, kvb, tc, T
+
+
+@_jit
 def check_rows_kernel(idx, prompt, output, window, admissible, up_bits, snr, down_c, enc_s,
                       P, L, d, W, kv, C, M, kv_cap, padded, B_U, B_D, slot):
-    """Feasibility of each row of ``idx`` (sorted request indices, one batch per row).
-
-    ``prompt`` holds each request's prefill tokens (text + media), ``enc_s`` its media
-    encoder seconds: T_C = their sum over the batch + prefill + decode."""
+    """Feasibility of each row of ``idx`` (sorted request indices, one batch per row), by
+    :func:`check_row`."""
     m, b = idx.shape
     code = np.zeros(m, np.int8)
     S_out = np.zeros(m)
@@ -225,49 +275,7 @@ def check_rows_kernel(idx, prompt, output, window, admissible, up_bits, snr, dow
     D = np.empty(b)
     c = np.empty(b)
     for r in range(m):
-        S = 0.0
-        N = 0.0
-        sum_sn = 0.0
-        wmin = math.inf
-        enc = 0.0
-        adm = True
-        for k in range(b):
-            i = idx[r, k]
-            S = max(S, prompt[i])
-            N = max(N, output[i])
-            sum_sn += prompt[i] + output[i]
-            wmin = min(wmin, window[i])
-            enc += enc_s[i]
-            adm = adm and admissible[i]
-        kvb = kv_cache_bytes(float(b), S, N, sum_sn, kv, padded)
-        tc = enc + compute_s(float(b), S, N, P, L, d, W, kv, C, M)
-        S_out[r], N_out[r], kv_out[r], tc_out[r] = S, N, kvb, tc
-        if not adm:
-            code[r] = ACCURACY
-            continue
-        if kvb > kv_cap:
-            code[r] = MEMORY
-            continue
-        if tc >= wmin:
-            code[r] = SLOT if wmin >= slot else DEADLINE
-            continue
-        g0 = 0.0
-        for k in range(b):
-            i = idx[r, k]
-            D[k] = window[i] - tc
-            c[k] = down_c[i]
-            down[r, k] = c[k] / D[k]
-            g0 += down[r, k]
-        if g0 > B_D:
-            code[r] = DOWNLINK
-            continue
-        T = _downlink_t_hi(D, c, B_D)
-        t_hi[r] = T
-        total = 0.0
-        for k in range(b):
-            i = idx[r, k]
-            up[r, k] = uplink_bw(up_bits[i], T, snr[i])
-            total += up[r, k]
-        if not total <= B_U:
-            code[r] = UPLINK
+        code[r], S_out[r], N_out[r], kv_out[r], tc_out[r], t_hi[r] = check_row(
+            idx[r], prompt, output, window, admissible, up_bits, snr, down_c, enc_s,
+            P, L, d, W, kv, C, M, kv_cap, padded, B_U, B_D, slot, D, c, up[r], down[r])
     return code, S_out, N_out, kv_out, tc_out, t_hi, up, down

@@ -195,3 +195,17 @@ def test_sidecar_errors_name_the_key(tmp_path):
     side.write_text(json.dumps({**meta, "weights": "other.pt"}))
     with pytest.raises(EdgeLLMError, match="not found"):
         make_policy(f"learned:{side}")
+
+
+def test_oracle_time_limit():
+    """A limited oracle serves feasible batches, never above the optimum, and says whether
+    it proved them optimal; with a generous limit it serves the exact oracle's batches."""
+    exact, quick, ample = (make_policy("oracle"), make_policy("oracle", time_limit=1e-9),
+                           make_policy("oracle", time_limit=60.0))
+    for view in random_views(30, seed=5, kmax=40):
+        best = exact.select(view)
+        b = quick.select(view)
+        assert value_of(view, b) <= value_of(view, best)
+        assert quick.last.status in ("optimal", "time_limit")
+        assert quick.last.upper_bound >= value_of(view, best)
+        assert ample.select(view) == best and ample.last.status == "optimal"

@@ -53,3 +53,17 @@ def test_solve_file_with_media_and_a_malformed_media_key(tmp_path, capsys):
     assert proc.returncode == 2
     assert proc.stderr.strip() == (f"edgellm: error: {path}: requests[2].uplink_media_bits: "
                                    "must be a finite number >= 0, got -8.0")
+def test_time_limit_option(tmp_path, capsys):
+    assert main(["solve", "--example", "--n", "40", "--seed", "3"]) == 0
+    path = tmp_path / "inst.json"
+    path.write_text(capsys.readouterr().out)
+    assert main(["solve", str(path)]) == 0
+    exact = json.loads(capsys.readouterr().out)
+    assert exact["status"] == "optimal" and exact["gap"] == 0.0
+    assert exact["upper_bound"] == exact["value"]
+    assert main(["solve", str(path), "--time-limit", "30"]) == 0
+    assert json.loads(capsys.readouterr().out)["batch"] == exact["batch"]
+    proc = subprocess.run([sys.executable, "-m", "edgellm.cli", "solve", str(path),
+                           "--time-limit", "-1"], capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert "time_limit: must be a finite number > 0" in proc.stderr

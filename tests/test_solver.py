@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 from edgellm.dftsp import solve
 from edgellm.system import check_rows, evaluate, prepare
 from edgellm.system.feasibility import OK, REASONS
-from edgellm.system.generate import random_instance
+from edgellm.system.generate import FAMILIES, family_instance, random_instance
+from edgellm.system.instance import InstanceError
 
 SYSTEMS = (("llama-2-7b", "w4a16", "rtx-4090"), ("llama-3-8b", "w8a8", "l4"),
            ("mistral-7b", "fp16", "jetson-agx-orin-64gb"), ("opt-6.7b", "w4a16", "l4"),
@@ -57,6 +58,59 @@ def test_dftsp_equals_bruteforce_on_600_random_instances():
     # the instances exercise every constraint and batches of many sizes
     assert set(reasons) == set(REASONS.values()), reasons
     assert len(sizes) >= 6
+
+
+def test_dftsp_equals_bruteforce_on_every_family():
+    """Instance families of the benchmark: every objective, KV mode and slot range
+    (3-30 s), systems drawn from the whole catalog."""
+    for t in range(360):
+        fam = FAMILIES[t % len(FAMILIES)]
+        rng = np.random.default_rng([14, t])
+        inst = family_instance(rng, int(rng.integers(1, 13)), *fam)
+        d, b = solve(inst, "dftsp"), solve(inst, "bruteforce")
+        assert d.value == b.value, (t, fam, d.batch, b.batch)
+        assert d.status == "optimal" and d.upper_bound == d.value and d.gap == 0.0
+        assert d.evaluation.feasible and d.evaluation.value == d.value
+
+
+def test_limits_return_incumbent_with_valid_upper_bound():
+    """Stopped after a few checks, the search returns a feasible batch and an upper bound
+    that is at least the optimum; given enough, it proves the optimum."""
+    stopped = 0
+    for t in range(120):
+        fam = FAMILIES[t % len(FAMILIES)]
+        rng = np.random.default_rng([41, t])
+        p = prepare(family_instance(rng, int(rng.integers(6, 13)), *fam))
+        opt = solve(p, "bruteforce").value
+        for limit in (1, 4, 16):
+            s = solve(p, node_limit=limit)
+            assert s.evaluation.feasible and s.evaluation.value == s.value <= opt
+            assert s.upper_bound >= opt, (t, limit)
+            assert s.gap == pytest.approx((s.upper_bound - s.value) / s.upper_bound
+                                          if s.upper_bound else 0.0)
+            if s.status == "optimal":
+                assert s.value == opt == s.upper_bound
+            else:
+                assert s.status == "time_limit"
+                stopped += 1
+        full = solve(p, node_limit=10 ** 9)
+        assert full.status == "optimal" and full.value == opt
+    assert stopped > 50
+
+
+def test_time_limit_stops_a_large_search():
+    p = prepare(family_instance(np.random.default_rng([64, 1, 0]), 64, *FAMILIES[0]))
+    s = solve(p, time_limit=0.002)
+    assert s.status == "time_limit" and s.wall_s < 1.0
+    assert s.upper_bound > s.value and 0 < s.gap < 1 and s.evaluation.feasible
+    b = solve(p, "bruteforce", time_limit=0.01)
+    assert b.status == "time_limit" and b.upper_bound >= b.value
+
+
+@pytest.mark.parametrize("bad", [0, -1.0, float("nan"), "1"])
+def test_bad_time_limit(bad):
+    with pytest.raises(InstanceError, match="time_limit: must be a finite number > 0"):
+        solve(random_instance(np.random.default_rng(0), 3), time_limit=bad)
 
 
 def test_no_feasible_request_gives_empty_batch(tiny):
@@ -119,6 +173,17 @@ def test_feasible_batches_are_down_closed(seed, K, mask, kv):
 
 
 @pytest.mark.slow
+def test_dftsp_equals_bruteforce_on_larger_family_instances():
+    """K = 13..16 over every family."""
+    for t in range(48):
+        fam = FAMILIES[t % len(FAMILIES)]
+        rng = np.random.default_rng([16, t])
+        inst = family_instance(rng, int(rng.integers(13, 17)), *fam)
+        d, b = solve(inst, "dftsp"), solve(inst, "bruteforce")
+        assert d.value == b.value, (t, fam, d.batch, b.batch)
+
+
+@pytest.mark.slow
 def test_dftsp_equals_bruteforce_on_larger_instances():
     """K = 13..16 (up to 65536 subsets each): exactness where the pruning works hardest."""
     rng = np.random.default_rng(77)
@@ -129,3 +194,18 @@ def test_dftsp_equals_bruteforce_on_larger_instances():
         d, b = solve(inst, "dftsp"), solve(inst, "bruteforce")
         assert d.value == b.value, (t, d.batch, b.batch)
         assert d.nodes < b.nodes
+
+
+def test_linear_relaxation_bounds_the_optimum():
+    """The HiGHS relaxation (dftsp.relax) is an upper bound on every family."""
+    from edgellm.dftsp.relax import relaxation_bound
+
+    tight = 0
+    for t in range(48):
+        rng = np.random.default_rng([7, t])
+        p = prepare(family_instance(rng, int(rng.integers(1, 11)), *FAMILIES[t % 12]))
+        opt = solve(p, "bruteforce").value
+        bound, _, solved = relaxation_bound(p)
+        assert solved and bound >= opt - 1e-6, (t, bound, opt)
+        tight += abs(bound - opt) < 1e-6
+    assert 0 < tight < 48  # sometimes exact, not always

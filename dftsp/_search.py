@@ -1,0 +1,637 @@
+"""Compiled branch and bound of DFTSP (numba): the search loop and its node bounds.
+
+The tree and the pruning rules are described in :mod:`edgellm.dftsp.solver`; this module
+holds the loop, which runs on an explicit stack so that it can stop at a time or node
+limit and report an upper bound on what it left unexplored. Every feasibility decision is
+:func:`edgellm.system._kernel.check_row`, the kernel that ``check_rows`` uses, so the
+search and ``evaluate`` never disagree.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+from numba import njit, objmode
+
+from edgellm.system._kernel import OK, check_row, compute_s, kv_cache_bytes, uplink_bw
+
+_SLACK = 1e-9  # relative slack on the capacities of necessary conditions (rounding)
+_CLOCK_EVERY = 8  # loop steps between two looks at the clock
+_BOX_TRIES = 6  # longest prompts S* the root's greedy incumbent tries
+
+
+@njit(cache=True)
+def _clock():
+    with objmode(t="float64"):
+        t = time.perf_counter()
+    return t
+
+
+@njit(cache=True, nogil=True)
+def _frac_knapsack(w, size, idx, n, capacity):
+    """Floor of the fractional-knapsack optimum of items idx[:n] (integer weights w, sizes
+    ``size`` indexed like idx's positions) within ``capacity``: an upper bound on the
+    weight of any subset whose sizes fit."""
+    if capacity < 0.0:
+        return -1
+    ratio = np.empty(n)
+    for t in range(n):
+        s = size[t]
+        ratio[t] = -(w[idx[t]] / s) if s > 0.0 else -math.inf
+    order = np.argsort(ratio)
+    total = 0.0
+    left = capacity
+    for q in range(n):
+        t = order[q]
+        s = size[t]
+        wt = float(w[idx[t]])
+        if s <= left:
+            total += wt
+            left -= s
+        else:
+            total += wt * left / s
+            break
+    return int(math.floor(total * (1.0 + 1e-12) + 1e-9))
+
+
+@njit(cache=True, nogil=True)
+def _top_weight_suffix(w, cand, wsort, n, start, k):
+    """Sum of the k largest weights among cand[start:n] (wsort: positions by weight)."""
+    total = 0
+    taken = 0
+    for q in range(n):
+        if taken >= k:
+            break
+        t = wsort[q]
+        if t >= start:
+            total += w[cand[t]]
+            taken += 1
+    return total
+
+
+@njit(cache=True, nogil=True)
+def _masked(size, mask, n):
+    """size[t] for the t < n with mask[t], in a new array."""
+    vals = np.empty(n)
+    c = 0
+    for t in range(n):
+        if mask[t]:
+            vals[c] = size[t]
+            c += 1
+    return vals[:c]
+
+
+@njit(cache=True, nogil=True)
+def _smallest_sum(size, mask, n, m):
+    """Sum of the m smallest size[t] with mask[t] (inf if fewer than m)."""
+    vals = _masked(size, mask, n)
+    if vals.size < m:
+        return math.inf
+    return _sum_smallest(vals, vals.size, m) if m else 0.0
+
+
+@njit(cache=True, nogil=True)
+def _kth_smallest(size, mask, n, m):
+    """The m-th smallest size[t] with mask[t] (inf if fewer than m; m >= 1)."""
+    vals = _masked(size, mask, n)
+    if vals.size < m:
+        return math.inf
+    return np.partition(vals, m - 1)[m - 1]
+
+
+@njit(cache=True, nogil=True)
+def _box_fits(m, b, S, N, sumsn, minw, ids, F, nF, mask, prompt, output, window, down_c,
+              P, L, d, W, kv, C, M, kv_cap, padded, B_D, out_S, out_N):
+    """Necessary condition on the batch's longest prompt S* and output N* for m of the
+    candidates F[t] with mask[t] to join X together: for some S* among their max(S, s_j),
+    with E the candidates whose max(S, s_j) <= S* and N_m the m-th smallest max(N, n_j)
+    in E, T_C(b + m, S*, N_m) (a lower bound on the batch's compute time) stays below X's
+    windows and below the windows of at least m members of E, with padded memory
+    (b + m)(S* + N_m) positions fit, and X's least KV memory and downlink demand plus the m
+    smallest of those members' fit too. Returns how many S* pass; with non-empty
+    ``out_S``/``out_N`` records the passing boxes (S*, N_m) there, up to their size,
+    else stops at the first."""
+    ne = 0
+    for t in range(nF):
+        if mask[t]:
+            ne += 1
+    if ne < m:
+        return 0
+    sj = np.empty(ne)
+    nj = np.empty(ne)
+    wj = np.empty(ne)
+    q = 0
+    for t in range(nF):
+        if mask[t]:
+            sj[q] = max(S, prompt[F[t]])
+            nj[q] = max(N, output[F[t]])
+            wj[q] = window[F[t]]
+            q += 1
+    memj = np.empty(ne)
+    dcj = np.empty(ne)
+    q = 0
+    for t in range(nF):
+        if mask[t]:
+            memj[q] = prompt[F[t]] + output[F[t]]
+            dcj[q] = down_c[F[t]]
+            q += 1
+    mem = np.empty(ne)
+    dn = np.empty(ne)
+    order = np.argsort(sj)
+    found = 0
+    ns = np.empty(ne)  # N values of E, kept sorted
+    for q in range(ne):
+        t = order[q]
+        # insert nj[t] into ns[:q]
+        k = q
+        while k > 0 and ns[k - 1] > nj[t]:
+            ns[k] = ns[k - 1]
+            k -= 1
+        ns[k] = nj[t]
+        if q + 1 < m or (q + 1 < ne and sj[order[q + 1]] == sj[t]):
+            continue  # E must hold every candidate with this longest prompt
+        Sx = sj[t]
+        Nx = ns[m - 1]
+        if padded and kv_cache_bytes(float(b + m), Sx, Nx, 0.0, kv, True) > kv_cap:
+            continue
+        tau = compute_s(float(b + m), Sx, Nx, P, L, d, W, kv, C, M)
+        if tau >= minw:
+            continue
+        cnt = 0
+        for k in range(q + 1):
+            t2 = order[k]
+            if wj[t2] > tau:
+                mem[cnt] = memj[t2]
+                dn[cnt] = dcj[t2] / (wj[t2] - tau)
+                cnt += 1
+        if cnt < m:
+            continue
+        # the m joining candidates lie among these cnt: their least memory and downlink
+        # demands (compute time at least tau) are at least the m smallest
+        if not padded:
+            if (sumsn + _sum_smallest(mem, cnt, m)) * kv > kv_cap * (1.0 + _SLACK):
+                continue
+        used = 0.0
+        for k in range(b):
+            used += down_c[ids[k]] / (window[ids[k]] - tau)
+        if used + _sum_smallest(dn, cnt, m) > B_D * (1.0 + _SLACK):
+            continue
+        if found < out_S.size:
+            out_S[found] = Sx
+            out_N[found] = Nx
+        found += 1
+        if out_S.size == 0 or found >= out_S.size:
+            return found
+    return found
+
+
+@njit(cache=True, nogil=True)
+def _sum_smallest(vals, n, m):
+    """Sum of the m smallest of vals[:n] (m <= n)."""
+    if m == n:
+        return vals[:n].sum()
+    part = np.partition(vals[:n], m - 1)
+    return part[:m].sum()
+
+
+@njit(cache=True, nogil=True)
+def _resources_fit(m, b, S, N, sumsn, minw, thi, ids, F, nF, mj, prompt, output, window,
+                   up_bits, snr, down_c, P, L, d, W, kv, C, M, kv_cap, padded, B_U, B_D,
+                   uplink):
+    """Can the batch X (sorted ``ids``, b members, longest prompt S and output N) grow by m
+    members of F[:nF] within compute time, memory, downlink and uplink? Necessary
+    conditions: only candidates with mj >= m can be among the m, so the batch computes
+    at least T_C(b + m, S_m, N_m) with S_m, N_m the m-th smallest longest prompt and
+    output those candidates would give (and :func:`_box_fits`); the uplink phase ends
+    before T_hi(X) and before every member's window minus that compute time, and each
+    resource must hold X's least demand plus the m smallest least demands of the
+    eligible candidates. The uplink test (the costliest) runs only when ``uplink``."""
+    if m == 0:
+        return True
+    # the batch's longest prompt is at least the m-th smallest max(S, s_j) among the
+    # eligible candidates (it holds m of them), and likewise its longest output
+    mask = np.empty(nF, np.bool_)
+    size = np.empty(nF)
+    for t in range(nF):
+        mask[t] = mj[t] >= m
+        size[t] = max(S, prompt[F[t]])
+    Sm = _kth_smallest(size, mask, nF, m)
+    for t in range(nF):
+        size[t] = max(N, output[F[t]])
+    Nm = _kth_smallest(size, mask, nF, m)
+    if not math.isfinite(Sm + Nm):
+        return False
+    if not _box_fits(m, b, S, N, sumsn, minw, ids, F, nF, mask, prompt, output, window,
+                     down_c, P, L, d, W, kv, C, M, kv_cap, padded, B_D, np.empty(0), np.empty(0)):
+        return False
+    tcl = compute_s(float(b + m), Sm, Nm, P, L, d, W, kv, C, M)
+    if tcl >= minw:
+        return False
+    for t in range(nF):
+        mask[t] = mask[t] and window[F[t]] > tcl
+    if not padded:
+        for t in range(nF):
+            size[t] = prompt[F[t]] + output[F[t]]
+        if (sumsn + _smallest_sum(size, mask, nF, m)) * kv > kv_cap * (1.0 + _SLACK):
+            return False
+    used = 0.0
+    for k in range(b):
+        used += down_c[ids[k]] / (window[ids[k]] - tcl)
+    for t in range(nF):
+        size[t] = down_c[F[t]] / (window[F[t]] - tcl) if mask[t] else math.inf
+    if used + _smallest_sum(size, mask, nF, m) > B_D * (1.0 + _SLACK):
+        return False
+    if not uplink:
+        return True
+    t_end = min(thi, minw - tcl)
+    used = 0.0
+    for k in range(b):
+        used += uplink_bw(up_bits[ids[k]], t_end, snr[ids[k]])
+    for t in range(nF):
+        if mask[t]:
+            size[t] = uplink_bw(up_bits[F[t]], min(t_end, window[F[t]] - tcl), snr[F[t]])
+    return used + _smallest_sum(size, mask, nF, m) <= B_U * (1.0 + _SLACK)
+
+
+@njit(cache=True, nogil=True)
+def _node_bound(b, S, N, sumsn, minw, thi, upsum, downsum, ids, F, nF, tck, upk,
+                prompt, output, window, weight, up_bits, snr, down_c,
+                P, L, d, W, kv, C, M, kv_cap, padded, B_U, B_D, unit):
+    """(room, cap): at most ``room`` candidates of F[:nF] join X together in any feasible
+    superset, adding at most ``cap`` value. ``tck`` and ``upk`` are each candidate's T_C
+    when it joins X alone and its least uplink bandwidth then (at most T_hi(X));
+    ``upsum`` and ``downsum`` X's least uplink demand at T_hi(X) and downlink demand at
+    T_C(b + 1, S, N) with an instant uplink."""
+    if nF == 0:
+        return 0, 0
+    # m_j: the largest size m of an addition holding j that compute time and deadlines
+    # (and padded memory) allow, with the batch's longest prompt and output at least
+    # those of X + j: T_C(b + m, S_j, N_j) < min(w_j, min window of X)
+    mj = np.empty(nF, np.int64)
+    for t in range(nF):
+        j = F[t]
+        Sj = max(S, prompt[j])
+        Nj = max(N, output[j])
+        cap_w = min(minw, window[j])
+        lo, hi = 1, nF
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            ok = compute_s(float(b + mid), Sj, Nj, P, L, d, W, kv, C, M) < cap_w
+            if ok and padded:
+                ok = kv_cache_bytes(float(b + mid), Sj, Nj, 0.0, kv, True) <= kv_cap
+            if ok:
+                lo = mid
+            else:
+                hi = mid - 1
+        mj[t] = lo
+    # h-index: at most m candidates can join if fewer than m + 1 have mj >= m + 1
+    srt = -np.sort(-mj)
+    room = 0
+    for t in range(nF):
+        if srt[t] >= t + 1:
+            room = t + 1
+        else:
+            break
+    # resources: the largest m <= room that passes (monotone in m), first without the
+    # uplink test, then with it
+    for uplink in (False, True):
+        if not _resources_fit(room, b, S, N, sumsn, minw, thi, ids, F, nF, mj, prompt,
+                              output, window, up_bits, snr, down_c, P, L, d, W, kv, C, M,
+                              kv_cap, padded, B_U, B_D, uplink):
+            lo, hi = 0, room - 1
+            while lo < hi:
+                mid = (lo + hi + 1) // 2
+                if _resources_fit(mid, b, S, N, sumsn, minw, thi, ids, F, nF, mj, prompt,
+                                  output, window, up_bits, snr, down_c, P, L, d, W, kv, C,
+                                  M, kv_cap, padded, B_U, B_D, uplink):
+                    lo = mid
+                else:
+                    hi = mid - 1
+            room = lo
+    if unit or room == 0:
+        return room, room
+    # value: the m heaviest candidates with mj >= m, for the best m <= room
+    order = np.argsort(-weight[F[:nF]])
+    cap = 0
+    for m in range(1, room + 1):
+        total = 0
+        taken = 0
+        for q in range(nF):
+            t = order[q]
+            if mj[t] >= m:
+                total += weight[F[t]]
+                taken += 1
+                if taken == m:
+                    break
+        if taken == m and total > cap:
+            cap = total
+    # fractional knapsacks on each resource's least demand
+    size = np.empty(nF)
+    if not padded:
+        for t in range(nF):
+            size[t] = prompt[F[t]] + output[F[t]]
+        cap = min(cap, _frac_knapsack(weight, size, F, nF, kv_cap / kv - sumsn))
+    for t in range(nF):
+        size[t] = down_c[F[t]] / (window[F[t]] - tck[t])
+    cap = min(cap, _frac_knapsack(weight, size, F, nF, B_D - downsum))
+    cap = min(cap, _frac_knapsack(weight, upk, F, nF, B_U - upsum))
+    return room, max(cap, 0)
+
+
+@njit(cache=True, nogil=True)
+def _bound(unit, weight, cand, wsort, n, room, cap, start, k):
+    """Upper bound on the value candidates cand[start:n] add (at most k of them)."""
+    if unit:
+        return max(min(k, n - start, cap), 0)
+    return min(_top_weight_suffix(weight, cand, wsort, n, start, k), cap)
+
+
+@njit(cache=True, nogil=True)
+def _expand(b, ids, S, N, sumsn, minw, thi, upsum, src, start, nsrc, out, tck, upk,
+            prompt, output, window, up_bits, snr, down_c,
+            P, L, d, W, kv, C, M, kv_cap, padded, B_U, B_D):
+    """Candidates of X's subtree: the k in src[start:nsrc] that pass the necessary
+    conditions of X + k (memory, compute time against deadlines, downlink demand, uplink
+    demand with the phase ending before T_hi(X)); written to ``out``, with their T_C and
+    least uplink bandwidths in tck and upk. Returns (count, X's downlink demand at
+    T_C(b + 1, S, N))."""
+    tc0 = compute_s(float(b + 1), S, N, P, L, d, W, kv, C, M)
+    downsum = 0.0
+    for k in range(b):
+        downsum += down_c[ids[k]] / (window[ids[k]] - tc0)
+    cnt = 0
+    for q in range(start, nsrc):
+        j = src[q]
+        Sj = max(S, prompt[j])
+        Nj = max(N, output[j])
+        if kv_cache_bytes(float(b + 1), Sj, Nj, sumsn + prompt[j] + output[j], kv,
+                          padded) > kv_cap:
+            continue
+        tc = compute_s(float(b + 1), Sj, Nj, P, L, d, W, kv, C, M)
+        if tc >= minw or tc >= window[j]:
+            continue
+        if downsum + down_c[j] / (window[j] - tc) > B_D * (1.0 + _SLACK):
+            continue
+        u = uplink_bw(up_bits[j], min(thi, window[j] - tc), snr[j])
+        if upsum + u > B_U * (1.0 + _SLACK):
+            continue
+        out[cnt] = j
+        tck[cnt] = tc
+        upk[cnt] = u
+        cnt += 1
+    return cnt, downsum
+
+
+@njit(cache=True, nogil=True)
+def greedy(orders, starts, prompt, output, window, admissible, weight, up_bits, snr, down_c,
+           enc_s, P, L, d, W, kv, C, M, kv_cap, padded, B_U, B_D, slot, deadline):
+    """Best of several greedy fills: for each order orders[starts[r]:starts[r + 1]], add
+    each request in turn if the batch stays feasible; no new fill starts after the clock
+    passes ``deadline``. Returns (batch, value, checks)."""
+    n = prompt.size
+    ids = np.empty(n + 1, np.int64)
+    nxt = np.empty(n + 1, np.int64)
+    Ds = np.empty(n + 1)
+    cs = np.empty(n + 1)
+    ups = np.empty(n + 1)
+    downs = np.empty(n + 1)
+    best = np.empty(0, np.int64)
+    best_val = 0
+    checks = 0
+    for r in range(starts.size - 1):
+        if r > 0 and _clock() > deadline:
+            break
+        b = 0
+        v = 0
+        for q in range(starts[r], starts[r + 1]):
+            j = orders[q]
+            k = 0
+            while k < b and ids[k] < j:
+                nxt[k] = ids[k]
+                k += 1
+            nxt[k] = j
+            for k2 in range(k, b):
+                nxt[k2 + 1] = ids[k2]
+            code, S, N, kvb, tc, T = check_row(nxt[:b + 1], prompt, output, window,
+                                               admissible, up_bits, snr, down_c, enc_s, P, L,
+                                               d, W,
+                                               kv, C, M, kv_cap, padded, B_U, B_D, slot,
+                                               Ds, cs, ups, downs)
+            checks += 1
+            if code == OK:
+                b += 1
+                ids[:b] = nxt[:b]
+                v += weight[j]
+        if v > best_val:
+            best_val = v
+            best = ids[:b].copy()
+    return best, best_val, checks
+
+
+@njit(cache=True, nogil=True)
+def box_greedy(root, m_top, tries, prompt, output, window, admissible, weight, up_bits, snr,
+               down_c, enc_s, P, L, d, W, kv, C, M, kv_cap, padded, B_U, B_D, slot, unit, deadline):
+    """Incumbent from boxes: for m = m_top, m_top - 1, ..., the boxes (S*, N*) of longest
+    prompt and output that :func:`_box_fits` lets hold m of ``root``; in each, the greedy
+    fill of its candidates by window, longest first (within a box compute time depends on
+    the count only, and long windows leave room to grow), for N* = N_m and three longer
+    outputs of the candidates within S*. Stops after ``tries`` values of S*, or
+    when a batch of m requests is found (requests objective), or once the clock passes
+    ``deadline``. Returns (batch, value, checks)."""
+    n = root.size
+    mask = np.ones(n, np.bool_)
+    out_S = np.empty(tries)
+    out_N = np.empty(tries)
+    none = np.empty(0, np.int64)
+    best = none
+    best_val = 0
+    checks = 0
+    tried = 0
+    wkey = np.empty(n)
+    for m in range(m_top, 0, -1):
+        if tried >= tries or (unit and best_val >= m) or _clock() > deadline:
+            break
+        k = _box_fits(m, 0, 0.0, 0.0, 0.0, math.inf, none, root, n, mask, prompt, output,
+                      window, down_c, P, L, d, W, kv, C, M, kv_cap, padded, B_D,
+                      out_S[:tries - tried], out_N[:tries - tried])
+        for r in range(min(k, tries - tried)):
+            # N*: N_m, then quartiles of the longer outputs with prompts within S*
+            longer = np.empty(n)
+            nl = 0
+            for t in range(n):
+                j = root[t]
+                if prompt[j] <= out_S[r] and output[j] > out_N[r]:
+                    longer[nl] = output[j]
+                    nl += 1
+            longer = np.sort(longer[:nl])
+            for qn in range(4):
+                if qn == 0:
+                    Nx = out_N[r]
+                elif nl == 0:
+                    break
+                else:
+                    Nx = longer[min(nl - 1, (nl * qn) // 3 - (1 if qn == 3 else 0))]
+                cnt = 0
+                sel = np.empty(n, np.int64)
+                for t in range(n):
+                    j = root[t]
+                    if prompt[j] <= out_S[r] and output[j] <= Nx:
+                        sel[cnt] = j
+                        wkey[cnt] = -window[j]
+                        cnt += 1
+                order = sel[:cnt][np.argsort(wkey[:cnt], kind="mergesort")]
+                starts = np.array([0, cnt], np.int64)
+                bt, v, c = greedy(order, starts, prompt, output, window, admissible, weight,
+                                  up_bits, snr, down_c, enc_s, P, L, d, W, kv, C, M, kv_cap,
+                                  padded, B_U, B_D, slot, deadline)
+                checks += c
+                if v > best_val:
+                    best_val = v
+                    best = bt
+        tried += min(k, tries - tried)
+    return best, best_val, checks
+
+
+@njit(cache=True, nogil=True)
+def search(root, prompt, output, window, admissible, weight, up_bits, snr, down_c,
+           enc_s, P, L, d, W, kv, C, M, kv_cap, padded, B_U, B_D, slot, unit,
+           time_limit, node_limit, start, start_val, box_incumbent, t0):
+    """Depth-first branch and bound over the set-enumeration tree of ``root`` (feasible
+    singletons in search order), from the incumbent ``start`` of value ``start_val``
+    (improved first by :func:`box_greedy` when ``box_incumbent``).
+    ``t0`` is the clock reading the time limit counts from. Returns (best batch, its
+    value, full checks made, upper bound on the optimum, finished)."""
+    n = root.size
+    Dm = n + 1
+    cand = np.empty((Dm, n), np.int64)
+    wsort = np.empty((Dm, n), np.int64)
+    ncand = np.zeros(Dm, np.int64)
+    pos = np.zeros(Dm, np.int64)
+    val = np.zeros(Dm, np.int64)
+    room = np.zeros(Dm, np.int64)
+    cap = np.zeros(Dm, np.int64)
+    srt = np.empty((Dm, n), np.int64)          # X_d's members, sorted
+    memb = np.empty(n, np.int64)               # members in insertion order
+    Sd = np.zeros(Dm)
+    Nd = np.zeros(Dm)
+    sumsn = np.zeros(Dm)
+    minw = np.full(Dm, math.inf)
+    thi = np.full(Dm, math.inf)
+    upsum = np.zeros(Dm)
+    Ds = np.empty(n)
+    cs = np.empty(n)
+    ups = np.empty(n)
+    downs = np.empty(n)
+    tck = np.empty(n)
+    upk = np.empty(n)
+    best_val = start_val
+    best = np.empty(n, np.int64)
+    nbest = start.size
+    best[:nbest] = start
+    checks = 0
+    steps = 0
+    stopped = False
+
+    # root: X = {}, F = root
+    cnt, downsum = _expand(0, srt[0], 0.0, 0.0, 0.0, math.inf, math.inf, 0.0, root, 0, n,
+                           cand[0], tck, upk, prompt, output, window, up_bits, snr,
+                           down_c, P, L, d, W, kv, C, M, kv_cap, padded, B_U, B_D)
+    ncand[0] = cnt
+    room[0], cap[0] = _node_bound(0, 0.0, 0.0, 0.0, math.inf, math.inf, 0.0, downsum,
+                                  srt[0], cand[0], cnt, tck, upk, prompt, output, window,
+                                  weight, up_bits, snr, down_c, P, L, d, W, kv, C, M,
+                                  kv_cap, padded, B_U, B_D, unit)
+    wsort[0, :cnt] = np.argsort(-weight[cand[0, :cnt]], kind="mergesort")
+    if box_incumbent and room[0] > 0 and best_val < cap[0]:
+        bt, bv, c = box_greedy(cand[0, :cnt], room[0], _BOX_TRIES, prompt, output, window,
+                               admissible, weight, up_bits, snr, down_c, enc_s, P, L, d, W, kv, C,
+                               M, kv_cap, padded, B_U, B_D, slot, unit, t0 + time_limit)
+        checks += c
+        if bv > best_val:
+            best_val = bv
+            nbest = bt.size
+            best[:nbest] = bt
+    depth = 0
+    while depth >= 0:
+        i = pos[depth]
+        nF = ncand[depth]
+        if i >= nF or val[depth] + _bound(unit, weight, cand[depth], wsort[depth], nF,
+                                          room[depth], cap[depth], i,
+                                          room[depth]) <= best_val:
+            depth -= 1
+            if depth >= 0:
+                pos[depth] += 1
+            continue
+        steps += 1
+        if checks >= node_limit or (steps % _CLOCK_EVERY == 0
+                                    and _clock() - t0 > time_limit):
+            stopped = True
+            break
+        j = cand[depth, i]
+        b = depth + 1
+        v = val[depth] + weight[j]
+        # children of X + j cannot beat the incumbent: X + j matters only if it does
+        leaf = i + 1 == nF or v + min(_bound(unit, weight, cand[depth], wsort[depth], nF,
+                                             room[depth], cap[depth], i + 1,
+                                             room[depth] - 1),
+                                      cap[depth] - weight[j]) <= best_val
+        if leaf and v <= best_val:
+            pos[depth] += 1
+            continue
+        # X + j, sorted
+        q = 0
+        for k in range(depth):
+            if srt[depth, k] < j:
+                srt[b, q] = srt[depth, k]
+                q += 1
+            else:
+                break
+        srt[b, q] = j
+        for k in range(q, depth):
+            srt[b, k + 1] = srt[depth, k]
+        code, S, N, kvb, tc, T = check_row(srt[b, :b], prompt, output, window, admissible,
+                                           up_bits, snr, down_c, enc_s, P, L, d, W, kv, C, M,
+                                           kv_cap, padded, B_U, B_D, slot, Ds, cs, ups,
+                                           downs)
+        if depth > 0:
+            checks += 1
+        if code != OK:
+            pos[depth] += 1
+            continue
+        memb[depth] = j
+        if v > best_val:
+            best_val = v
+            nbest = b
+            best[:b] = memb[:b]
+        if leaf:
+            pos[depth] += 1
+            continue
+        s_up = 0.0
+        for k in range(b):
+            s_up += ups[k]
+        mw = min(minw[depth], window[j])
+        ssn = sumsn[depth] + prompt[j] + output[j]
+        cnt, downsum = _expand(b, srt[b], S, N, ssn, mw, T, s_up, cand[depth], i + 1, nF,
+                               cand[b], tck, upk, prompt, output, window, up_bits, snr,
+                               down_c, P, L, d, W, kv, C, M, kv_cap, padded, B_U, B_D)
+        r, c = _node_bound(b, S, N, ssn, mw, T, s_up, downsum, srt[b], cand[b], cnt, tck,
+                           upk, prompt, output, window, weight, up_bits, snr, down_c,
+                           P, L, d, W, kv, C, M, kv_cap, padded, B_U, B_D, unit)
+        if r == 0 or v + min(c, _top_weight_suffix(weight, cand[b], np.argsort(
+                -weight[cand[b, :cnt]], kind="mergesort"), cnt, 0, r)) <= best_val:
+            pos[depth] += 1
+            continue
+        depth = b
+        ncand[b], pos[b], val[b], room[b], cap[b] = cnt, 0, v, r, c
+        wsort[b, :cnt] = np.argsort(-weight[cand[b, :cnt]], kind="mergesort")
+        Sd[b], Nd[b], sumsn[b], minw[b], thi[b], upsum[b] = S, N, ssn, mw, T, s_up
+    # upper bound: the incumbent, or what the open subtrees of the stack can reach
+    upper = best_val
+    if stopped:
+        for e in range(depth + 1):
+            u = val[e] + _bound(unit, weight, cand[e], wsort[e], ncand[e], room[e], cap[e],
+                                pos[e], room[e])
+            upper = max(upper, u)
+    return best[:nbest].copy(), best_val, checks, upper, not stopped
