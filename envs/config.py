@@ -16,8 +16,10 @@ from typing import Any
 
 from edgellm.errors import EdgeLLMError
 from edgellm.system import catalog
-from edgellm.system.catalog import DEFAULT_RADIO
+from edgellm.system.catalog import DEFAULT_RADIO, DEFAULT_SYSTEM
 from edgellm.system.instance import KV_MODES, OBJECTIVES, check_number
+from edgellm.system.workloads import DEFAULT_WORKLOAD as _W
+from edgellm.system.workloads import Workload
 
 ARRIVALS = ("bernoulli", "bursty")
 OVERFLOW = ("drop_new", "drop_oldest")
@@ -26,26 +28,35 @@ SUBSET_INFEASIBLE = ("repair", "reject")
 
 @dataclass(frozen=True)
 class ScenarioConfig:
-    """All parameters of one scenario. Every field has a default; see ``FIELD_DOCS``."""
+    """All parameters of one scenario. Every field has a default; see ``FIELD_DOCS``.
+
+    The defaults are the *base system* every preset overrides: Llama-2-7B W4A16 on an
+    RTX 4090 (:data:`~edgellm.system.catalog.DEFAULT_SYSTEM`), a 20 MHz radio
+    (``DEFAULT_RADIO``) and ShareGPT-like requests
+    (:data:`~edgellm.system.workloads.DEFAULT_WORKLOAD`), the system of the random slot
+    instances too. They are not the ``default`` preset: that one is the recommended
+    benchmark, a harder multi-resource scenario written as overrides of this base (see
+    :mod:`edgellm.envs.scenarios`), so ``get_scenario("default") != ScenarioConfig()``.
+    """
 
     # system (catalog names, SPEC 6)
     n_users: int = 16
-    model: str = "llama-2-7b"
-    quant: str = "w4a16"
-    device: str = "rtx-4090"
-    kv_cache: str = "padded"
-    objective: str = "requests"
-    slot_s: float = 5.0
+    model: str = DEFAULT_SYSTEM["model"]
+    quant: str = DEFAULT_SYSTEM["quant"]
+    device: str = DEFAULT_SYSTEM["device"]
+    kv_cache: str = DEFAULT_SYSTEM["kv_cache"]
+    objective: str = DEFAULT_SYSTEM["objective"]
+    slot_s: float = DEFAULT_SYSTEM["slot_s"]
     # radio
     uplink_hz: float = DEFAULT_RADIO["uplink_hz"]
     downlink_hz: float = DEFAULT_RADIO["downlink_hz"]
     noise_psd_w_per_hz: float = DEFAULT_RADIO["noise_psd_w_per_hz"]
     en_power_w: float = DEFAULT_RADIO["en_power_w"]
     bits_per_token: float = DEFAULT_RADIO["bits_per_token"]
-    tx_power_w: float = 0.2
+    tx_power_w: float = _W.tx_power_w
     # channels
-    distance_m: tuple[float, float] = (20.0, 300.0)
-    shadowing_db: float = 8.0
+    distance_m: tuple[float, float] = _W.distance_m
+    shadowing_db: float = _W.shadowing_db
     fading_rho: float = 0.0
     # traffic
     arrival: str = "bernoulli"
@@ -53,11 +64,11 @@ class ScenarioConfig:
     burst_rate: float = 0.9
     p_enter_burst: float = 0.05
     p_leave_burst: float = 0.3
-    trace: str = "sharegpt"
-    max_prompt: int = 2048
-    max_output: int = 1024
-    deadline_s: tuple[float, float] = (2.0, 12.0)
-    ppl_tolerance: tuple[float, ...] = (0.05, 0.2, 0.5, 2.0)
+    trace: str = _W.trace
+    max_prompt: int = _W.max_prompt
+    max_output: int = _W.max_output
+    deadline_s: tuple[float, float] = _W.deadline_s
+    ppl_tolerance: tuple[float, ...] = _W.ppl_tolerance
     # queues and episode
     queue_capacity: int = 8
     overflow: str = "drop_new"
@@ -78,6 +89,11 @@ class ScenarioConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    @property
+    def workload(self) -> Workload:
+        """The request and layout distributions of this scenario."""
+        return Workload(**{f.name: getattr(self, f.name) for f in fields(Workload)})
 
 
 FIELD_DOCS = {

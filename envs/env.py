@@ -11,7 +11,16 @@ import numpy as np
 from gymnasium import spaces
 
 from edgellm.envs.config import ScenarioConfig
-from edgellm.envs.queues import DEADLINE, DROP_CAUSES, ID, OUTPUT, PROMPT, TOLERANCE, Queues, Rules
+from edgellm.envs.queues import (
+    DEADLINE_S,
+    DROP_CAUSES,
+    ID,
+    OUTPUT_TOKENS,
+    PPL_TOLERANCE,
+    PROMPT_TOKENS,
+    Queues,
+    Rules,
+)
 from edgellm.envs.scenarios import get_scenario
 from edgellm.envs.traffic import Traffic
 from edgellm.errors import EdgeLLMError
@@ -23,6 +32,8 @@ ACTION_MODES = ("sequential", "subset", "priority")
 USER_FEATURES = ("present", "prompt", "output", "deadline", "admissible", "uplink_gain",
                  "downlink_gain", "queue", "in_batch", "addable")
 GLOBAL_FEATURES = ("memory_left", "compute_time", "slot", "batch_size")
+_U = {name: i for i, name in enumerate(USER_FEATURES)}    # observation column of a user feature
+_G = {name: i for i, name in enumerate(GLOBAL_FEATURES)}  # index of a global feature
 GAIN_DB_LO, GAIN_DB_SPAN = -150.0, 100.0  # gain normalization: (10 log10 g + 150) / 100
 _REASON_ORDER = tuple(sorted(REASONS))     # check_rows codes in test order
 _NO_USERS = np.zeros(0, dtype=np.int64)
@@ -387,12 +398,12 @@ class EdgeLLMEnv(gym.Env):
         K, F = self.n_users, len(USER_FEATURES)
         self._mask[self._users] = self._ok
         u = self._obs[:K * F].reshape(K, F)
-        u[self._users, 8] = self._in
-        u[self._users, 9] = self._ok
+        u[self._users, _U["in_batch"]] = self._in
+        u[self._users, _U["addable"]] = self._ok
         g = self._obs[K * F:]
-        g[0] = min(max(1.0 - self._kv / self._rules.kv_capacity, 0.0), 1.0)
-        g[1] = min(self._tc / self.config.slot_s, 1.0)
-        g[3] = len(self._batch) / K
+        g[_G["memory_left"]] = min(max(1.0 - self._kv / self._rules.kv_capacity, 0.0), 1.0)
+        g[_G["compute_time"]] = min(self._tc / self.config.slot_s, 1.0)
+        g[_G["batch_size"]] = len(self._batch) / K
 
     # ------------------------------------------------------------------ slot mechanics
     def _begin_slot(self) -> None:
@@ -405,8 +416,8 @@ class EdgeLLMEnv(gym.Env):
         gains = self._traffic.gain  # (2, K): uplink, downlink
         up, down = gains
         self._heads = heads = self._queues.data[users, 0]
-        s, n, tau = heads[:, PROMPT], heads[:, OUTPUT], heads[:, DEADLINE]
-        self._p = prepare_arrays(self._system, s, n, tau, heads[:, TOLERANCE], up[users],
+        s, n, tau = heads[:, PROMPT_TOKENS], heads[:, OUTPUT_TOKENS], heads[:, DEADLINE_S]
+        self._p = prepare_arrays(self._system, s, n, tau, heads[:, PPL_TOLERANCE], up[users],
                                  down[users], np.full(users.size, cfg.tx_power_w))
         m = users.size
         self._batch: list[int] = []
@@ -423,19 +434,20 @@ class EdgeLLMEnv(gym.Env):
         # observation (see the class docstring); remaining deadlines are > 0
         F = len(USER_FEATURES)
         self._obs = obs = np.zeros(K * F + len(GLOBAL_FEATURES), dtype=np.float32)
-        rows = np.empty((m, 5))
-        rows[:, 0] = 1.0
-        np.divide(s, cfg.max_prompt, out=rows[:, 1])
-        np.divide(n, cfg.max_output, out=rows[:, 2])
-        np.minimum(tau / cfg.deadline_s[1], 1.0, out=rows[:, 3])
-        rows[:, 4] = self._p.admissible
         u = obs[:K * F].reshape(K, F)
-        u[users, :5] = rows
-        db = (10.0 * np.log10(gains) - GAIN_DB_LO) / GAIN_DB_SPAN
-        u[:, 5:7] = np.minimum(np.maximum(db, 0.0), 1.0).T
-        u[:, 7] = q_len / cfg.queue_capacity
-        u[users, 9] = self._ok
-        obs[K * F:] = (1.0, 0.0, min(self._slot / cfg.max_slots, 1.0), 0.0)
+        u[users, _U["present"]] = 1.0
+        u[users, _U["prompt"]] = s / cfg.max_prompt
+        u[users, _U["output"]] = n / cfg.max_output
+        u[users, _U["deadline"]] = np.minimum(tau / cfg.deadline_s[1], 1.0)
+        u[users, _U["admissible"]] = self._p.admissible
+        db = np.minimum(np.maximum((10.0 * np.log10(gains) - GAIN_DB_LO) / GAIN_DB_SPAN, 0.0),
+                        1.0)
+        u[:, _U["uplink_gain"]], u[:, _U["downlink_gain"]] = db
+        u[:, _U["queue"]] = q_len / cfg.queue_capacity
+        u[users, _U["addable"]] = self._ok
+        g = obs[K * F:]
+        g[_G["memory_left"]] = 1.0
+        g[_G["slot"]] = min(self._slot / cfg.max_slots, 1.0)
 
     def _dispatch(self):
         cfg = self.config

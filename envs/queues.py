@@ -21,8 +21,8 @@ from numba import njit
 
 from edgellm.system._kernel import compute_s, kv_cache_bytes
 
-FIELDS = ("prompt", "output", "deadline", "tolerance", "compute_s", "id")
-PROMPT, OUTPUT, DEADLINE, TOLERANCE, COMPUTE, ID = range(len(FIELDS))
+FIELDS = ("prompt_tokens", "output_tokens", "deadline_s", "ppl_tolerance", "compute_s", "id")
+PROMPT_TOKENS, OUTPUT_TOKENS, DEADLINE_S, PPL_TOLERANCE, COMPUTE_S, ID = range(len(FIELDS))
 DROP_CAUSES = ("expired", "overflow", "rejected")
 EXPIRED, OVERFLOW, REJECTED = range(len(DROP_CAUSES))
 
@@ -52,21 +52,21 @@ def _pop(data, length, k):
 
 
 @_jit
-def _push(data, length, k, prompt, output, deadline, tolerance, tc, rid):
+def _push(data, length, k, s, n, tau, tol, tc, rid):
     j = length[k]
-    data[k, j, PROMPT] = prompt
-    data[k, j, OUTPUT] = output
-    data[k, j, DEADLINE] = deadline
-    data[k, j, TOLERANCE] = tolerance
-    data[k, j, COMPUTE] = tc
+    data[k, j, PROMPT_TOKENS] = s
+    data[k, j, OUTPUT_TOKENS] = n
+    data[k, j, DEADLINE_S] = tau
+    data[k, j, PPL_TOLERANCE] = tol
+    data[k, j, COMPUTE_S] = tc
     data[k, j, ID] = rid
     length[k] = j + 1
 
 
 @_jit
-def _end_slot(data, length, served, arrive, prompt, output, deadline, tolerance, first_id,
-              slot_s, tokens, reject_unservable, drop_new, ppl_increase, kv_capacity, padded,
-              cost):
+def _end_slot(data, length, served, arrive, prompt_tokens, output_tokens, deadline_s,
+              ppl_tolerance, first_id, slot_s, tokens, reject_unservable, drop_new,
+              ppl_increase, kv_capacity, padded, cost):
     P, L, d, W, kv, C, M = cost
     drops = np.zeros(3, np.int64)
     weight = 0.0  # objective weight of the drops (exact: sums of integers)
@@ -76,10 +76,10 @@ def _end_slot(data, length, served, arrive, prompt, output, deadline, tolerance,
     for k in range(K):  # age and expire, keeping the order of the survivors
         kept = 0
         for j in range(length[k]):
-            data[k, j, DEADLINE] -= slot_s
-            if data[k, j, COMPUTE] >= data[k, j, DEADLINE]:
+            data[k, j, DEADLINE_S] -= slot_s
+            if data[k, j, COMPUTE_S] >= data[k, j, DEADLINE_S]:
                 drops[EXPIRED] += 1
-                weight += data[k, j, OUTPUT] if tokens else 1.0
+                weight += data[k, j, OUTPUT_TOKENS] if tokens else 1.0
             else:
                 if kept != j:
                     data[k, kept, :] = data[k, j, :]
@@ -89,7 +89,8 @@ def _end_slot(data, length, served, arrive, prompt, output, deadline, tolerance,
     for k in range(K):  # arrivals, ids in user order
         if not arrive[k]:
             continue
-        s, n, tau, tol = float(prompt[k]), float(output[k]), deadline[k], tolerance[k]
+        s, n = float(prompt_tokens[k]), float(output_tokens[k])
+        tau, tol = deadline_s[k], ppl_tolerance[k]
         w = n if tokens else 1.0
         tc = compute_s(1.0, s, n, P, L, d, W, kv, C, M)
         this_id = float(rid)
@@ -109,7 +110,7 @@ def _end_slot(data, length, served, arrive, prompt, output, deadline, tolerance,
             if drop_new:
                 weight += w
                 continue
-            weight += data[k, 0, OUTPUT] if tokens else 1.0
+            weight += data[k, 0, OUTPUT_TOKENS] if tokens else 1.0
             _pop(data, length, k)
         _push(data, length, k, s, n, tau, tol, tc, this_id)
     return drops, weight, rid
@@ -136,6 +137,6 @@ class Queues:
         ``draw`` (a :class:`~edgellm.envs.traffic.SlotDraw`). Returns the drop counts
         (indexed like :data:`DROP_CAUSES`) and their total objective weight."""
         drops, weight, self.next_id = _end_slot(
-            self.data, self.length, served, draw.arrive, draw.prompt, draw.output,
-            draw.deadline, draw.tolerance, self.next_id, *rules)
+            self.data, self.length, served, draw.arrive, draw.prompt_tokens,
+            draw.output_tokens, draw.deadline_s, draw.ppl_tolerance, self.next_id, *rules)
         return drops, weight

@@ -11,7 +11,9 @@ from typing import Any
 from edgellm.envs.config import ScenarioConfig, _check_names, _coerce
 from edgellm.errors import EdgeLLMError
 
-# name -> (purpose, overrides of the ScenarioConfig defaults)
+# name -> (purpose, overrides of the ScenarioConfig defaults). The defaults are the base
+# system (Llama-2-7B W4A16, 20 MHz, ShareGPT lengths; see ScenarioConfig); "default" is the
+# recommended benchmark scenario and overrides that base like every other preset.
 PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
     "default": (
         "A genuinely multi-resource scheduling problem: 16 users of Llama-2-13B (SmoothQuant "

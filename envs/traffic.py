@@ -16,7 +16,6 @@ import numpy as np
 
 from edgellm.envs.config import ScenarioConfig
 from edgellm.system import channel
-from edgellm.system.generate import length_sampler
 
 _STREAMS = ("layout", "arrivals", "requests", "fading")
 _MIN_GAIN = 1e-300  # guards the (measure-zero) exact-zero fading draw
@@ -24,19 +23,23 @@ _MIN_GAIN = 1e-300  # guards the (measure-zero) exact-zero fading draw
 
 @dataclass(frozen=True)
 class SlotDraw:
-    """One slot's exogenous draws, one entry per user."""
+    """One slot's exogenous draws, one entry per user (request fields as in SPEC 2.1)."""
 
-    arrive: np.ndarray      # bool: a request arrives
-    prompt: np.ndarray      # s [tokens] of the potential request
-    output: np.ndarray      # n [tokens]
-    deadline: np.ndarray    # tau at arrival [s]
-    tolerance: np.ndarray   # A [perplexity points]
+    arrive: np.ndarray         # bool: a request arrives
+    prompt_tokens: np.ndarray  # of the potential request [tokens]
+    output_tokens: np.ndarray  # [tokens]
+    deadline_s: np.ndarray     # time left at arrival [s]
+    ppl_tolerance: np.ndarray  # [perplexity points]
     uplink_gain: np.ndarray
     downlink_gain: np.ndarray
 
 
 class Traffic:
-    """Seeded generator of layouts, arrivals, requests and fading for one scenario."""
+    """Seeded generator of layouts, arrivals, requests and fading for one scenario.
+
+    Layouts and requests come from the scenario's :class:`~edgellm.system.workloads.Workload`
+    (the distributions of the random slot instances too); arrivals and fading are the
+    environment's own."""
 
     def __init__(self, cfg: ScenarioConfig, seed: int | np.random.SeedSequence):
         self.cfg = cfg
@@ -44,14 +47,9 @@ class Traffic:
         self.rng = dict(zip(_STREAMS, (np.random.default_rng(s) for s in ss.spawn(len(_STREAMS))),
                             strict=True))
         K = cfg.n_users
-        self._prompt = length_sampler(cfg.trace, "prompt", cfg.max_prompt)
-        self._output = length_sampler(cfg.trace, "output", cfg.max_output)
-        self._tol = np.asarray(cfg.ppl_tolerance, dtype=float)
-        lay = self.rng["layout"]
-        r0, r1 = cfg.distance_m
-        self.distance_m = np.sqrt(lay.uniform(r0 * r0, r1 * r1, K))
-        self.shadowing_db = cfg.shadowing_db * lay.standard_normal(K)
-        self.large_gain = channel.large_scale_gain(self.distance_m, self.shadowing_db)
+        self.workload = cfg.workload
+        self.distance_m, self.shadowing_db, self.large_gain = self.workload.layout(
+            self.rng["layout"], K)
         fad = self.rng["fading"]
         self._h = channel.gauss_markov(fad, np.zeros((2, 2 * K)), 0.0)  # users' up, then down
         self._update_gain()
@@ -82,9 +80,5 @@ class Traffic:
             rate = np.where(self.burst, cfg.burst_rate, cfg.arrival_rate)
         else:
             rate = cfg.arrival_rate
-        r = self.rng["requests"]
-        prompt = self._prompt(r, K)
-        output = self._output(r, K)
-        deadline = r.uniform(cfg.deadline_s[0], cfg.deadline_s[1], K)
-        tol = self._tol[r.integers(0, len(self._tol), K)]
-        return SlotDraw(u_arr < rate, prompt, output, deadline, tol, self.gain[0], self.gain[1])
+        req = self.workload.requests(self.rng["requests"], K)
+        return SlotDraw(u_arr < rate, *req, self.gain[0], self.gain[1])

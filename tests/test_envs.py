@@ -129,8 +129,8 @@ def test_common_random_numbers_across_policies():
     assert np.array_equal(dist1, dist2)
     assert arr1 == arr2
     for a, b in zip(d1, d2, strict=True):
-        for f in ("arrive", "prompt", "output", "deadline", "tolerance", "uplink_gain",
-                  "downlink_gain"):
+        for f in ("arrive", "prompt_tokens", "output_tokens", "deadline_s", "ppl_tolerance",
+                  "uplink_gain", "downlink_gain"):
             assert np.array_equal(getattr(a, f), getattr(b, f)), f
     # the policies did differ: the queues are not the same
     e1, e2 = _make("subset", "bursty"), _make("subset", "bursty")
@@ -350,15 +350,15 @@ def test_deadlines_shrink_and_expire():
     env.reset(seed=0)
     u = env.unwrapped
     q = u._queues
-    tau0 = q.field("deadline")[:, 0].copy()
+    tau0 = q.field("deadline_s")[:, 0].copy()
     ids0 = q.field("id")[:, 0].copy()
     _, _, _, _, info = env.step(np.zeros(4, dtype=np.int8))
     same = q.field("id")[:, 0] == ids0
     assert same.any()
-    assert np.allclose(q.field("deadline")[same, 0], tau0[same] - u.config.slot_s)
+    assert np.allclose(q.field("deadline_s")[same, 0], tau0[same] - u.config.slot_s)
     # nothing queued can already be hopeless
     valid = q.live()
-    assert (q.field("deadline")[valid] > q.field("compute_s")[valid]).all()
+    assert (q.field("deadline_s")[valid] > q.field("compute_s")[valid]).all()
     for _ in range(10):
         _, _, _, _, info = env.step(np.zeros(4, dtype=np.int8))
     assert u.counts["expired"] > 0 and u.counts["overflow"] > 0
