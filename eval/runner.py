@@ -23,6 +23,7 @@ from edgellm.dftsp.solver import solve
 from edgellm.envs import EdgeLLMEnv
 from edgellm.errors import EdgeLLMError
 from edgellm.eval import store
+from edgellm.io import config_hash, write_json
 
 #: Action mode used for state-based policies (one env step per slot).
 DEFAULT_ACTION_MODE = "subset"
@@ -168,7 +169,7 @@ def run_eval(spec: EvalSpec, out: str | Path, *, fresh: bool = False, progress: 
         raise EdgeLLMError(f"--episodes: must be an integer >= 1, got {spec.episodes!r}")
     cfg = scenario_config(spec)
     config = config_dict(spec, cfg)
-    chash = store.fingerprint(config)
+    chash = config_hash(config)
     policies = {name: make_policy(name, **spec.policy_kw.get(name, {}))
                 for name in spec.policies}
     store.check_run_file(out, config, chash, fresh)
@@ -197,7 +198,7 @@ def run_eval(spec: EvalSpec, out: str | Path, *, fresh: bool = False, progress: 
                               on_slot=(bar.update if bar is not None else None))
             rec["config_hash"] = chash
             rec["scenario"] = spec.scenario
-            store.write_json(store.record_path(out, name, seed), rec)
+            write_json(store.record_path(out, name, seed), rec)
             records[name, seed] = rec
             done_new += 1
     finally:

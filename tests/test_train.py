@@ -140,15 +140,10 @@ def test_bad_hyperparameter_is_one_clear_error(tmp_path, capsys, algo, item, nam
 
 
 def test_hyperparameter_files_are_rl_zoo_format_and_valid():
-    from edgellm.train.config import (
-        ALGOS,
-        ENV_IDS,
-        load_yaml,
-        validate_imitation,
-        validate_sb3,
-    )
+    from edgellm.envs import ENV_IDS
+    from edgellm.train.config import TRAIN_ALGOS, load_yaml, validate_imitation, validate_sb3
 
-    for algo in ALGOS:
+    for algo in TRAIN_ALGOS:
         data = load_yaml(algo)
         assert data and set(data) <= set(ENV_IDS.values())
         for section in data.values():

@@ -30,20 +30,14 @@ from typing import Any
 
 import yaml
 
-from edgellm.agents.learned import ACTIVATIONS
+from edgellm.agents.learned import ACTIVATIONS, IMITATION_ALGOS, SB3_ALGOS
+from edgellm.envs import ENV_IDS
 from edgellm.errors import EdgeLLMError
 
-#: algo -> (module, class) of the SB3 / sb3-contrib algorithms.
-SB3_ALGOS = {
-    "ppo": ("stable_baselines3", "PPO"),
-    "a2c": ("stable_baselines3", "A2C"),
-    "dqn": ("stable_baselines3", "DQN"),
-    "maskable-ppo": ("sb3_contrib", "MaskablePPO"),
-}
-IMITATION_ALGOS = ("bc", "dagger")
-ALGOS = (*SB3_ALGOS, *IMITATION_ALGOS)
-ENV_IDS = {"sequential": "EdgeLLM-Sequential-v0", "subset": "EdgeLLM-Subset-v0",
-           "priority": "EdgeLLM-Priority-v0"}
+#: The algorithms ``edgellm train`` runs: those with packaged hyperparameters
+#: (``train/hyperparams/<algo>.yml``). Learned policies of every algorithm of
+#: :data:`edgellm.agents.learned.ALGOS` load for evaluation.
+TRAIN_ALGOS = ("ppo", "a2c", "dqn", "maskable-ppo", *IMITATION_ALGOS)
 #: Default action mode per algorithm (DQN: Discrete only; MaskablePPO: needs masks).
 DEFAULT_MODE = {"ppo": "priority", "a2c": "priority", "dqn": "sequential",
                 "maskable-ppo": "sequential", "bc": "sequential", "dagger": "sequential"}
@@ -107,8 +101,9 @@ class TrainArgs:
         """Raise EdgeLLMError for a bad argument (one message naming it)."""
         from edgellm.envs import SCENARIOS
 
-        if self.algo not in ALGOS:
-            raise EdgeLLMError(f"--algo: must be one of {', '.join(ALGOS)}, got {self.algo!r}")
+        if self.algo not in TRAIN_ALGOS:
+            raise EdgeLLMError(f"--algo: must be one of {', '.join(TRAIN_ALGOS)}, "
+                               f"got {self.algo!r}")
         if self.scenario not in SCENARIOS:
             raise EdgeLLMError(f"--scenario: unknown {self.scenario!r} "
                                f"(known: {', '.join(SCENARIOS)})")

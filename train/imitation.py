@@ -33,6 +33,7 @@ import numpy as np
 from edgellm.agents.learned import LearnedPolicy, TorchMLP, mlp
 from edgellm.envs import EdgeLLMEnv
 from edgellm.eval.runner import build_scenario
+from edgellm.io import write_json
 from edgellm.system import check_rows
 from edgellm.system.feasibility import OK
 from edgellm.train.common import (
@@ -45,7 +46,6 @@ from edgellm.train.common import (
     prune_checkpoints,
     sidecar,
     train_seed,
-    write_json,
     write_yaml,
 )
 from edgellm.train.config import TrainArgs
