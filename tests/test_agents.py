@@ -148,7 +148,8 @@ def test_unknown_policy_lists_valid_names():
 
 # ----------------------------------------------------------------------------- learned
 def _save_mlp(tmp_path, obs_dim: int, out_dim: int, mode: str, **meta):
-    torch = pytest.importorskip("torch")
+    import torch
+
     net = torch.nn.Sequential(torch.nn.Linear(obs_dim, 8), torch.nn.ReLU(),
                               torch.nn.Linear(8, out_dim))
     torch.save(net.state_dict(), tmp_path / "bc.pt")
@@ -160,7 +161,8 @@ def _save_mlp(tmp_path, obs_dim: int, out_dim: int, mode: str, **meta):
 
 @pytest.mark.parametrize("mode", ["sequential", "subset", "priority"])
 def test_torch_mlp_loader_predicts_in_every_mode(tmp_path, mode):
-    torch = pytest.importorskip("torch")
+    import torch
+
     k = 4
     net = _save_mlp(tmp_path, 10, k + 1 if mode == "sequential" else k, mode)
     pol = make_policy(f"learned:{tmp_path / 'bc.pt'}")

@@ -10,11 +10,8 @@ import json
 import numpy as np
 import pytest
 
-pytest.importorskip("stable_baselines3")
-pytest.importorskip("sb3_contrib")
-
-from edgellm.cli import main  # noqa: E402
-from edgellm.errors import EdgeLLMError  # noqa: E402
+from edgellm.cli import main
+from edgellm.errors import EdgeLLMError
 
 SMALL = ["--set", "n_users=4", "--set", "max_slots=16"]
 FAST = ["--eval-freq", "128", "--eval-episodes", "1", "--eval-slots", "4",
