@@ -10,14 +10,21 @@ Units: seconds, Hz, W, W/Hz, metres, dB, tokens, bits.
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 from edgellm.errors import EdgeLLMError
 from edgellm.system import catalog
 from edgellm.system.catalog import DEFAULT_RADIO, DEFAULT_SYSTEM
-from edgellm.system.instance import KV_MODES, OBJECTIVES, check_number
+from edgellm.system.instance import KV_MODES, OBJECTIVES
+from edgellm.system.validate import (
+    check_bool,
+    check_choice,
+    check_interval,
+    check_number,
+    check_numbers,
+    fail,
+)
 from edgellm.system.workloads import DEFAULT_WORKLOAD as _W
 from edgellm.system.workloads import Workload
 
@@ -125,10 +132,6 @@ FIELD_DOCS = {
 }
 
 
-def _err(name: str, value: Any, rule: str) -> EdgeLLMError:
-    return EdgeLLMError(f"scenario.{name}: must be {rule}, got {value!r}")
-
-
 def _check_names(overrides: dict) -> None:
     names = [f.name for f in fields(ScenarioConfig)]
     for k in overrides:
@@ -141,28 +144,19 @@ def _coerce(overrides: dict) -> dict:
     return {k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()}
 
 
-def _num(cfg, name, lo=None, hi=None, lo_open=False, integer=False):
-    value = check_number(getattr(cfg, name), f"scenario.{name}", lo=lo, hi=hi,
-                         lo_open=lo_open, integer=integer)
+def _set(cfg, name: str, check, *args, **kw) -> None:
+    """Validate field ``name`` with ``check`` (from :mod:`edgellm.system.validate`) and store
+    the normalised value."""
+    value = check(getattr(cfg, name), f"scenario.{name}", *args, **kw)
     object.__setattr__(cfg, name, value)
 
 
+def _num(cfg, name, **rule):
+    _set(cfg, name, check_number, **rule)
+
+
 def _choice(cfg, name, allowed):
-    v = getattr(cfg, name)
-    if v not in allowed:
-        raise _err(name, v, f"one of {', '.join(allowed)}")
-
-
-def _range(cfg, name, lo_open=True):
-    v = getattr(cfg, name)
-    rule = "a pair (lo, hi) of finite numbers with 0 < lo <= hi"
-    try:
-        a, b = (float(x) for x in v)
-    except (TypeError, ValueError):
-        raise _err(name, v, rule) from None
-    if not (math.isfinite(a) and math.isfinite(b) and 0 < a <= b):
-        raise _err(name, v, rule)
-    object.__setattr__(cfg, name, (a, b))
+    _set(cfg, name, check_choice, tuple(allowed))
 
 
 def _validate(cfg: ScenarioConfig) -> None:
@@ -175,7 +169,7 @@ def _validate(cfg: ScenarioConfig) -> None:
     for name in ("slot_s", "uplink_hz", "downlink_hz", "noise_psd_w_per_hz", "en_power_w",
                  "bits_per_token", "tx_power_w"):
         _num(cfg, name, lo=0, lo_open=True)
-    _range(cfg, "distance_m")
+    _set(cfg, "distance_m", check_interval)
     _num(cfg, "shadowing_db", lo=0)
     _num(cfg, "fading_rho", lo=0, hi=1)
     _choice(cfg, "arrival", ARRIVALS)
@@ -187,26 +181,16 @@ def _validate(cfg: ScenarioConfig) -> None:
                    for w in ("prompt", "output"))
 
     if not usable(stats):
-        raise _err("trace", cfg.trace, "a trace with published prompt and output lengths ("
-                   + ", ".join(t for t, s in catalog.traces().items() if usable(s)) + ")")
+        raise fail("scenario.trace", "a trace with published prompt and output lengths ("
+                   + ", ".join(t for t, s in catalog.traces().items() if usable(s)) + ")",
+                   cfg.trace)
     _num(cfg, "max_prompt", lo=1, integer=True)
     _num(cfg, "max_output", lo=1, integer=True)
-    _range(cfg, "deadline_s")
-    tol = cfg.ppl_tolerance
-    if isinstance(tol, (int, float)):
-        tol = (tol,)
-    try:
-        tol = tuple(float(x) for x in tol)
-    except (TypeError, ValueError):
-        raise _err("ppl_tolerance", cfg.ppl_tolerance,
-                   "a non-empty list of finite numbers >= 0") from None
-    if not tol or not all(math.isfinite(x) and x >= 0 for x in tol):
-        raise _err("ppl_tolerance", cfg.ppl_tolerance, "a non-empty list of finite numbers >= 0")
-    object.__setattr__(cfg, "ppl_tolerance", tol)
+    _set(cfg, "deadline_s", check_interval)
+    _set(cfg, "ppl_tolerance", check_numbers)
     _num(cfg, "queue_capacity", lo=1, hi=4096, integer=True)
     _choice(cfg, "overflow", OVERFLOW)
-    if not isinstance(cfg.reject_unservable, bool):
-        raise _err("reject_unservable", cfg.reject_unservable, "true or false")
+    _set(cfg, "reject_unservable", check_bool)
     _num(cfg, "max_slots", lo=1, integer=True)
     _num(cfg, "drop_penalty", lo=0)
     _num(cfg, "invalid_penalty", lo=0)

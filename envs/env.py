@@ -143,6 +143,26 @@ class EdgeLLMEnv(gym.Env):
 
     **Episode end**: no terminal state; ``truncated`` after ``max_slots`` slots.
 
+    **One request's life, module by module**:
+
+    1. *traffic* (:mod:`edgellm.envs.traffic`): the request is drawn at the end of the
+       slot before it arrives (arrival flag from the scenario's arrival process;
+       ``prompt_tokens``, ``output_tokens``, ``deadline_s``, ``ppl_tolerance`` from the
+       scenario's :class:`~edgellm.system.workloads.Workload`), with the slot's fading gains.
+    2. *queues* (:mod:`edgellm.envs.queues`, compiled): ``Queues.end_slot`` admits it
+       (or drops it: ``rejected``, ``expired``, ``overflow``), gives it an id, and from then
+       on ages its remaining deadline by ``slot_s`` each slot until it is served or expires.
+    3. *candidates* (``_begin_slot`` here): at the head of its user's queue it becomes a
+       candidate: its fields and its user's current gains become one request of the slot
+       instance (:func:`edgellm.system.prepare_arrays`), and the observation row of its user.
+    4. *feasibility* (:mod:`edgellm.system.feasibility`): ``check_rows`` /
+       ``check_additions`` decide which candidates can join the batch (the action mask);
+       the action (``_act_*`` here) builds the batch only from feasible additions.
+    5. *serve* (``_dispatch`` here): :func:`edgellm.system.evaluate` of the final batch
+       gives its value, uplink and compute times and memory; ``Queues.end_slot`` pops it.
+    6. *info*: ``served_ids`` carries its id, ``dropped`` counts it if it was dropped
+       instead, and ``reward_terms`` its weight.
+
     **Arguments**: ``scenario`` (preset name or :class:`ScenarioConfig`), ``action_mode``,
     ``render_mode`` (None or ``"ansi"``), and any :class:`ScenarioConfig` field as a keyword
     override. Per-episode overrides: ``reset(options={"scenario": {...}})`` (``n_users``
