@@ -79,11 +79,11 @@ class SJFPolicy(GreedyPolicy):
 
     def key(self, view):
         p = view.prepared
-        return p.prompt + p.output
+        return p.prompt_tokens + p.output_tokens
 
     def order(self, view):
         users = np.asarray(view.users, dtype=float)
-        return np.lexsort((users, view.prepared.output, self.key(view)))
+        return np.lexsort((users, view.prepared.output_tokens, self.key(view)))
 
 
 class EDFPolicy(GreedyPolicy):

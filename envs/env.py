@@ -478,7 +478,7 @@ class EdgeLLMEnv(gym.Env):
         ev = evaluate(p, batch)
         assert ev.feasible, "env built an infeasible batch"  # exact masks: cannot happen
         value = ev.value
-        served_tokens = int(p.output[batch].sum())
+        served_tokens = int(p.output_tokens[batch].sum())
         # binding constraint and refusals (codes are against the final batch)
         out = ~self._in
         codes = self._code[out]

@@ -48,8 +48,8 @@ class Prepared:
 
     system: SlotInstance      # model, quantization, device, radio, slot, modes
     columns: dict             # request attribute -> array (keys: REQUEST_COLUMNS)
-    prompt: np.ndarray        # s_k [tokens]
-    output: np.ndarray        # n_k [tokens]
+    prompt_tokens: np.ndarray  # s_k [tokens]
+    output_tokens: np.ndarray  # n_k [tokens]
     window: np.ndarray        # min(tau_k, slot_s) [s]
     weight: np.ndarray        # objective weight (int64)
     admissible: np.ndarray    # ppl_increase <= A_k
@@ -73,7 +73,7 @@ class Prepared:
 
     @property
     def n(self) -> int:
-        return len(self.prompt)
+        return len(self.prompt_tokens)
 
     @functools.cached_property
     def instance(self) -> SlotInstance:
@@ -120,7 +120,7 @@ def prepare_arrays(system: SlotInstance, prompt_tokens, output_tokens, deadline_
     W = cost.weight_bytes(m.n_params, q.weight_bits)
     return Prepared(
         system=system, columns=cols,
-        prompt=s, output=n,
+        prompt_tokens=s, output_tokens=n,
         window=np.minimum(cols["deadline_s"], system.slot_s),
         weight=(np.ones(s.size, dtype=np.int64) if system.objective == "requests"
                 else n.astype(np.int64)),
@@ -164,8 +164,8 @@ def check_rows(p: Prepared, idx: np.ndarray) -> RowCheck:
     if idx.ndim != 2 or idx.shape[1] == 0:
         raise ValueError(f"check_rows: idx must be an (m, b) matrix with b >= 1, got {idx.shape}")
     out = _kernel.check_rows_kernel(
-        idx, p.prompt, p.output, p.window, p.admissible, p.up_bits, p.snr_hz, p.down_c,
-        *p.cost_constants, p.kv_capacity, p.padded, p.uplink_hz, p.downlink_hz, p.slot_s)
+        idx, p.prompt_tokens, p.output_tokens, p.window, p.admissible, p.up_bits, p.snr_hz,
+        p.down_c, *p.cost_constants, p.kv_capacity, p.padded, p.uplink_hz, p.downlink_hz, p.slot_s)
     return RowCheck(*out)
 
 
