@@ -34,6 +34,8 @@ USER_FEATURES = ("present", "prompt", "output", "deadline", "admissible", "uplin
 GLOBAL_FEATURES = ("memory_left", "compute_time", "slot", "batch_size")
 _U = {name: i for i, name in enumerate(USER_FEATURES)}    # observation column of a user feature
 _G = {name: i for i, name in enumerate(GLOBAL_FEATURES)}  # index of a global feature
+_REQUEST_COLS = slice(_U["present"], _U["admissible"] + 1)  # the head request's own columns
+_GAIN_COLS = slice(_U["uplink_gain"], _U["downlink_gain"] + 1)
 GAIN_DB_LO, GAIN_DB_SPAN = -150.0, 100.0  # gain normalization: (10 log10 g + 150) / 100
 _REASON_ORDER = tuple(sorted(REASONS))     # check_rows codes in test order
 _NO_USERS = np.zeros(0, dtype=np.int64)
@@ -454,15 +456,16 @@ class EdgeLLMEnv(gym.Env):
         # observation (see the class docstring); remaining deadlines are > 0
         F = len(USER_FEATURES)
         self._obs = obs = np.zeros(K * F + len(GLOBAL_FEATURES), dtype=np.float32)
+        rows = np.empty((m, F))  # the head requests' columns, written into obs at once
+        rows[:, _U["present"]] = 1.0
+        np.divide(s, cfg.max_prompt, out=rows[:, _U["prompt"]])
+        np.divide(n, cfg.max_output, out=rows[:, _U["output"]])
+        np.minimum(tau / cfg.deadline_s[1], 1.0, out=rows[:, _U["deadline"]])
+        rows[:, _U["admissible"]] = self._p.admissible
         u = obs[:K * F].reshape(K, F)
-        u[users, _U["present"]] = 1.0
-        u[users, _U["prompt"]] = s / cfg.max_prompt
-        u[users, _U["output"]] = n / cfg.max_output
-        u[users, _U["deadline"]] = np.minimum(tau / cfg.deadline_s[1], 1.0)
-        u[users, _U["admissible"]] = self._p.admissible
-        db = np.minimum(np.maximum((10.0 * np.log10(gains) - GAIN_DB_LO) / GAIN_DB_SPAN, 0.0),
-                        1.0)
-        u[:, _U["uplink_gain"]], u[:, _U["downlink_gain"]] = db
+        u[users, _REQUEST_COLS] = rows[:, _REQUEST_COLS]
+        db = (10.0 * np.log10(gains) - GAIN_DB_LO) / GAIN_DB_SPAN
+        u[:, _GAIN_COLS] = np.minimum(np.maximum(db, 0.0), 1.0).T  # rows: uplink, downlink
         u[:, _U["queue"]] = q_len / cfg.queue_capacity
         u[users, _U["addable"]] = self._ok
         g = obs[K * F:]
