@@ -6,6 +6,7 @@ import argparse
 import json
 
 from edgellm.errors import EdgeLLMError
+from edgellm.system.validate import check_number
 
 DEFAULT_POLICIES = "oracle,fcfs,sjf,edf,best-channel,static-batch,random"
 
@@ -32,8 +33,8 @@ def _check_scenario(name: str) -> None:
 
 
 def _positive(name: str, value) -> None:
-    if value is not None and int(value) < 1:
-        raise EdgeLLMError(f"{name}: must be an integer >= 1, got {value}")
+    if value is not None:
+        check_number(value, name, lo=1, integer=True)
 
 
 def _run_eval(args) -> int:

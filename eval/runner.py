@@ -21,9 +21,9 @@ from edgellm.agents import make_policy
 from edgellm.agents.base import Policy
 from edgellm.dftsp.solver import solve
 from edgellm.envs import EdgeLLMEnv
-from edgellm.errors import EdgeLLMError
 from edgellm.eval import store
 from edgellm.io import config_hash, write_json
+from edgellm.system.validate import check_number
 
 #: Action mode used for state-based policies (one env step per slot).
 DEFAULT_ACTION_MODE = "subset"
@@ -59,9 +59,7 @@ def build_scenario(scenario: str, overrides: dict | None = None, slots: int | No
 
     over = dict(overrides or {})
     if slots is not None:
-        if int(slots) < 1:
-            raise EdgeLLMError(f"--slots: must be an integer >= 1, got {slots!r}")
-        over["max_slots"] = int(slots)
+        over["max_slots"] = check_number(slots, "--slots", lo=1, integer=True)
     return get_scenario(scenario, **over)
 
 
@@ -165,8 +163,7 @@ def run_eval(spec: EvalSpec, out: str | Path, *, fresh: bool = False, progress: 
     from edgellm.eval.report import summarize, write_outputs
 
     out = Path(out)
-    if spec.episodes < 1:
-        raise EdgeLLMError(f"--episodes: must be an integer >= 1, got {spec.episodes!r}")
+    check_number(spec.episodes, "--episodes", lo=1, integer=True)
     cfg = scenario_config(spec)
     config = config_dict(spec, cfg)
     chash = config_hash(config)
