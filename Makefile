@@ -31,6 +31,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_dftsp.py
 	$(PY) benchmarks/bench_env.py
 	$(PY) benchmarks/bench_profile.py
+	$(PY) benchmarks/bench_weights.py
 	$(PY) benchmarks/bench_learning.py
 
 clean:

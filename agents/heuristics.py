@@ -73,13 +73,14 @@ class FCFSPolicy(GreedyPolicy):
 
 
 class SJFPolicy(GreedyPolicy):
-    """Shortest job first: fewest total tokens s_k + n_k first (ties: shorter output)."""
+    """Shortest job first: fewest total tokens s_k + m_k + n_k (prefill, media included, plus
+    output) first (ties: shorter output)."""
 
     name = "sjf"
 
     def key(self, view):
         p = view.prepared
-        return p.prompt_tokens + p.output_tokens
+        return p.prefill_tokens + p.output_tokens
 
     def order(self, view):
         users = np.asarray(view.users, dtype=float)

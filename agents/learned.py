@@ -13,14 +13,18 @@ key            required meaning
 ============== ======== ===============================================================
 schema         yes      ``"edgellm.policy/1"``
 algo           yes      ``ppo``, ``a2c``, ``dqn`` (stable-baselines3), ``maskable-ppo``,
-                        ``trpo``, ``qrdqn`` (sb3-contrib), ``bc``, ``dagger`` (imitation)
+                        ``trpo``, ``qrdqn`` (sb3-contrib), ``bc``, ``dagger`` (imitation),
+                        ``rllib-ppo`` (RLlib, sequential mode only)
 action_mode    yes      ``sequential``, ``subset`` or ``priority``: the env mode it acts in
 scenario       yes      scenario name it was trained on (informational; eval may differ)
 format         no       ``sb3`` (an algorithm zip from ``model.save``; default for the RL
                         algos), ``sb3-policy`` (a policy zip from ``model.policy.save``) or
-                        ``torch-mlp`` (a torch ``state_dict``; default for bc / dagger)
-weights        no       weights file name relative to the sidecar (default: stem + ``.zip``,
-                        or + ``.pt`` for ``torch-mlp``)
+                        ``torch-mlp`` (a torch ``state_dict``; default for bc / dagger) or
+                        ``rllib`` (an RLModule folder from ``save_to_path``; needs the
+                        ``[ray]`` extra; default for rllib-ppo)
+weights        no       weights file (folder for ``rllib``) relative to the sidecar
+                        (default: stem + ``.zip``, + ``.pt`` for ``torch-mlp``, ``rl_module``
+                        for ``rllib``)
 policy_class   sb3-pol. ``ActorCriticPolicy`` (default), ``MaskableActorCriticPolicy``,
                         ``DQNPolicy`` ... (a class of ``stable_baselines3.common.policies``,
                         ``stable_baselines3.dqn.policies`` or ``sb3_contrib.common.maskable
@@ -37,6 +41,8 @@ saved with ``torch.save(net.state_dict(), path)`` (keys ``0.weight``, ``0.bias``
 ...); a dict ``{"state_dict": ...}`` is accepted too. Its output is read per action mode:
 ``sequential``: K + 1 logits, the best action allowed by ``action_masks()``; ``subset``:
 K logits, user k added iff its logit > 0; ``priority``: K scores clipped to [-1, 1].
+``rllib`` modules read ``{"action_mask": action_masks(), "observations": obs}`` and act by
+the largest logit (masked actions carry -1e9).
 
 Every model acts deterministically (``predict(obs, deterministic=True)``); MaskablePPO and
 masked policies get ``action_masks=env.unwrapped.action_masks()``.
@@ -64,8 +70,12 @@ SB3_ALGOS = {  # algo -> (module, class)
     "qrdqn": ("sb3_contrib", "QRDQN"),
 }
 IMITATION_ALGOS = ("bc", "dagger")
-ALGOS = tuple(SB3_ALGOS) + IMITATION_ALGOS
-FORMATS = ("sb3", "sb3-policy", "torch-mlp")
+RLLIB_ALGOS = ("rllib-ppo",)
+ALGOS = tuple(SB3_ALGOS) + IMITATION_ALGOS + RLLIB_ALGOS
+FORMATS = ("sb3", "sb3-policy", "torch-mlp", "rllib")
+_DEFAULT_FORMAT = {**dict.fromkeys(IMITATION_ALGOS, "torch-mlp"),
+                   **dict.fromkeys(RLLIB_ALGOS, "rllib")}
+_DEFAULT_WEIGHTS = {"sb3": ".zip", "sb3-policy": ".zip", "torch-mlp": ".pt"}
 _POLICY_MODULES = ("stable_baselines3.common.policies", "stable_baselines3.dqn.policies",
                    "sb3_contrib.common.maskable.policies", "sb3_contrib.qrdqn.policies")
 
@@ -101,15 +111,19 @@ def read_sidecar(path: str | Path) -> dict:
     if meta["action_mode"] not in ACTION_MODES:
         raise EdgeLLMError(f"{side}: action_mode: must be one of {', '.join(ACTION_MODES)}; "
                            f"got {meta['action_mode']!r}")
-    fmt = meta.setdefault("format", "torch-mlp" if meta["algo"] in IMITATION_ALGOS else "sb3")
+    fmt = meta.setdefault("format", _DEFAULT_FORMAT.get(meta["algo"], "sb3"))
     if fmt not in FORMATS:
         raise EdgeLLMError(f"{side}: format: must be one of {', '.join(FORMATS)}; got {fmt!r}")
     if fmt == "sb3" and meta["algo"] not in SB3_ALGOS:
         raise EdgeLLMError(f"{side}: format 'sb3' needs an SB3 algo "
                            f"({', '.join(SB3_ALGOS)}); got {meta['algo']!r}")
-    default = side.with_suffix(".pt" if fmt == "torch-mlp" else ".zip").name
+    if fmt == "rllib" and meta["action_mode"] != "sequential":
+        raise EdgeLLMError(f"{side}: format 'rllib' acts in sequential mode only; "
+                           f"got {meta['action_mode']!r}")
+    default = (side.with_suffix(_DEFAULT_WEIGHTS[fmt]).name if fmt in _DEFAULT_WEIGHTS
+               else "rl_module")
     weights = side.parent / meta.get("weights", default)
-    if not weights.is_file():
+    if not (weights.is_dir() if fmt == "rllib" else weights.is_file()):
         raise EdgeLLMError(f"{side}: weights file {weights} not found")
     meta["weights"] = str(weights)
     meta["sidecar"] = str(side)
@@ -191,6 +205,40 @@ class TorchMLP:
         return np.clip(out, -1.0, 1.0).astype(np.float32), None
 
 
+class RLlibModel:
+    """An RLlib RLModule (``rllib-ppo``) with an SB3-like masked ``predict`` (sequential)."""
+
+    def __init__(self, module):
+        self.module = module
+
+    @classmethod
+    def load(cls, meta: dict) -> RLlibModel:
+        from edgellm.distributed import import_ray
+
+        import_ray(f"learned policy {meta['weights']} (format rllib)")
+        from ray.rllib.core.rl_module.rl_module import RLModule
+
+        try:
+            module = RLModule.from_checkpoint(str(Path(meta["weights"]).resolve()))
+        except Exception as e:  # RLlib raises several types for a bad folder
+            raise EdgeLLMError(f"{meta['weights']}: cannot load the RLModule "
+                               f"({type(e).__name__}: {e})") from None
+        return cls(module)
+
+    def predict(self, obs, deterministic: bool = True, action_masks=None):
+        import torch
+        from ray.rllib.core.columns import Columns
+
+        mask = np.ones(self.module.action_space.n, np.float32) if action_masks is None \
+            else np.asarray(action_masks, np.float32)
+        batch = {Columns.OBS: {"action_mask": torch.as_tensor(mask)[None],
+                               "observations": torch.as_tensor(
+                                   np.asarray(obs, np.float32))[None]}}
+        with torch.no_grad():
+            logits = self.module.forward_inference(batch)[Columns.ACTION_DIST_INPUTS]
+        return int(torch.argmax(logits[0])), None
+
+
 def _load_model(meta: dict):
     import importlib
 
@@ -198,6 +246,8 @@ def _load_model(meta: dict):
     try:
         if fmt == "torch-mlp":
             return TorchMLP.load(meta)
+        if fmt == "rllib":
+            return RLlibModel.load(meta)
         if fmt == "sb3":
             mod, cls = SB3_ALGOS[algo]
             return getattr(importlib.import_module(mod), cls).load(meta["weights"], device="cpu")
@@ -264,7 +314,7 @@ class LearnedPolicy(ObservationPolicy):
 
     def predict(self, env, obs) -> Any:
         """One action for ``obs`` (masked in sequential mode where the model supports it)."""
-        if self.masked or isinstance(self.model, TorchMLP):
+        if self.masked or isinstance(self.model, (TorchMLP, RLlibModel)):
             masks = (env.unwrapped.action_masks() if self.action_mode == "sequential"
                      else None)
             if masks is not None:

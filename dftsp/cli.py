@@ -32,8 +32,9 @@ def _run(args) -> int:
 
 def register(sub) -> None:
     p = sub.add_parser("solve", help="solve a slot instance exactly (DFTSP or brute force)",
-                       description="Solve one slot instance file (schema edgellm.slot-instance/1) "
-                                   "and print the optimal batch with its evaluation as JSON.")
+                       description="Solve one slot instance file (schema "
+                                   "edgellm.slot-instance/2, or /1) and print the optimal "
+                                   "batch with its evaluation as JSON.")
     p.add_argument("file", nargs="?", help="instance JSON file")
     p.add_argument("--method", choices=METHODS, default="dftsp")
     p.add_argument("--example", action="store_true",

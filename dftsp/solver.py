@@ -134,10 +134,10 @@ def _resource_additions(p: Prepared, members: list, F: np.ndarray, S: float, N: 
     ok = np.isfinite(tc)
     if p.padded:
         used = b * (S + N)
-        size = np.maximum(S, p.prompt_tokens[F]) + np.maximum(N, p.output_tokens[F])
+        size = np.maximum(S, p.prefill_tokens[F]) + np.maximum(N, p.output_tokens[F])
     else:
-        used = float(p.prompt_tokens[members].sum() + p.output_tokens[members].sum()) if b else 0.0
-        size = p.prompt_tokens[F] + p.output_tokens[F]
+        used = float(p.prefill_tokens[members].sum() + p.output_tokens[members].sum()) if b else 0.0
+        size = p.prefill_tokens[F] + p.output_tokens[F]
     ok &= _smallest_sums_fit(np.broadcast_to(size, (M, M)), used,
                              p.kv_capacity / p.kv_per_token)
     # time left after compute, per m (rows) and request (columns)
@@ -177,7 +177,7 @@ class _Tables:
 
     @classmethod
     def build(cls, p: Prepared, F: np.ndarray) -> _Tables:
-        Us, Un = np.unique(p.prompt_tokens[F]), np.unique(p.output_tokens[F])
+        Us, Un = np.unique(p.prefill_tokens[F]), np.unique(p.output_tokens[F])
         bs = np.arange(1, F.size + 1, dtype=float)
         return cls(Us, Un, p.compute_time(bs[:, None, None], Us[None, :, None],
                                           Un[None, None, :]))
@@ -202,7 +202,7 @@ def _joint_additions(p: Prepared, tab: _Tables, members: list, F: np.ndarray,
     """
     b = len(members)
     order = np.argsort(-p.window[F], kind="stable")
-    s, n, w = p.prompt_tokens[F][order], p.output_tokens[F][order], p.window[F][order]
+    s, n, w = p.prefill_tokens[F][order], p.output_tokens[F][order], p.window[F][order]
     iS = np.unique(np.searchsorted(tab.prompts, np.maximum(S, s)))
     iN = np.unique(np.searchsorted(tab.outputs, np.maximum(N, n)))
     e = ((s[None, None, :] <= tab.prompts[iS][:, None, None])
@@ -256,7 +256,7 @@ def _order(p: Prepared, F: np.ndarray, rc, rows: np.ndarray) -> np.ndarray:
     """Search order of the feasible singletons F: weight per share of the resources they
     use alone (KV memory, uplink bandwidth at their latest uplink phase, downlink
     bandwidth at T_U = 0), largest first; ties by index."""
-    mem = (p.prompt_tokens[F] + p.output_tokens[F]) * p.kv_per_token / p.kv_capacity
+    mem = (p.prefill_tokens[F] + p.output_tokens[F]) * p.kv_per_token / p.kv_capacity
     up = rc.uplink_hz[rows, 0] / p.uplink_hz
     down = rc.down_hz[rows, 0] / p.downlink_hz
     key = p.weight[F] / np.maximum(mem + up + down, 1e-300)

@@ -13,26 +13,32 @@ from gymnasium import spaces
 from edgellm.envs.config import ScenarioConfig
 from edgellm.envs.queues import (
     DEADLINE_S,
+    DOWNLINK_MEDIA_BITS,
     DROP_CAUSES,
+    ENCODER_FLOPS,
     ID,
+    MEDIA_TOKENS,
     OUTPUT_TOKENS,
     PPL_TOLERANCE,
     PROMPT_TOKENS,
     Queues,
     Rules,
 )
+from edgellm.envs.render import RENDER_MODES, Renderer, RenderState, check_render_mode
 from edgellm.envs.scenarios import get_scenario
 from edgellm.envs.traffic import Traffic
 from edgellm.errors import EdgeLLMError
 from edgellm.system import catalog, check_rows, evaluate, prepare, prepare_arrays
-from edgellm.system.feasibility import OK, REASONS, Prepared, check_additions
+from edgellm.system.feasibility import OK, REASONS, Prepared, check_additions, encoder_rate
 from edgellm.system.instance import SlotInstance
 
 ACTION_MODES = ("sequential", "subset", "priority")
 USER_FEATURES = ("present", "prompt", "output", "deadline", "admissible", "uplink_gain",
                  "downlink_gain", "queue", "in_batch", "addable")
 GLOBAL_FEATURES = ("memory_left", "compute_time", "slot", "batch_size")
-_U = {name: i for i, name in enumerate(USER_FEATURES)}    # observation column of a user feature
+MEDIA_FEATURES = ("uplink_bits", "downlink_bits")  # appended to each user row with media
+MEDIA_BITS_SCALE = 4e6  # payload normalization [bit] (500 kB)
+_U = {name: i for i, name in enumerate(USER_FEATURES + MEDIA_FEATURES)}  # user feature column
 _G = {name: i for i, name in enumerate(GLOBAL_FEATURES)}  # index of a global feature
 _REQUEST_COLS = slice(_U["present"], _U["admissible"] + 1)  # the head request's own columns
 _GAIN_COLS = slice(_U["uplink_gain"], _U["downlink_gain"] + 1)
@@ -103,7 +109,7 @@ class EdgeLLMEnv(gym.Env):
     col   name            value (0 where user k has no request)
     ====  ==============  ===========================================================
     0     present         1 if user k has a head-of-line request
-    1     prompt          s / max_prompt
+    1     prompt          prefill tokens (s + media tokens) / max_prompt, clipped
     2     output          n / max_output
     3     deadline        remaining deadline / deadline_s[1], clipped to [0, 1]
     4     admissible      1 if the model's perplexity increase <= the tolerance
@@ -118,6 +124,12 @@ class EdgeLLMEnv(gym.Env):
     capacity), ``10 K + 1`` compute time of the batch / slot_s, ``10 K + 2`` slot index /
     max_slots, ``10 K + 3`` batch size / K.
 
+    With media (``media_mix`` not text only, e.g. the ``multimodal`` preset) each user row
+    has 12 columns, ``Box(0, 1, (12 K + 4,))``: the 10 above, then ``10 uplink_bits``
+    (prompt + media bits / 4e6, clipped) and ``11 downlink_bits`` (answer + media bits /
+    4e6, clipped); the global entries follow at ``12 K``. Text-only scenarios keep the
+    10-column layout.
+
     **Reward**: at the end of a slot, the value served (requests, or output tokens with
     ``objective="tokens"``) minus ``drop_penalty`` times the weight of every request dropped
     at that slot's end; minus ``invalid_penalty`` on any invalid action; 0 on the other
@@ -131,13 +143,17 @@ class EdgeLLMEnv(gym.Env):
     no batch could ever serve (inadmissible, KV alone over capacity, compute alone >= slot)
     is dropped as ``rejected`` when ``reject_unservable`` (else it waits and expires); an
     arrival that meets a full queue is dropped as ``overflow`` (``drop_new``) or pushes out
-    the head (``drop_oldest``, counted ``overflow``).
+    the head (``drop_oldest``, counted ``overflow``). Arrivals and lengths follow the
+    scenario's ``workload``: log-normal lengths, rows of a real trace (``empirical``), or
+    the trace's own arrivals replayed (``replay``, see :mod:`edgellm.system.traces`).
 
     **info** (every step): ``slot_done``, ``action_mask``, ``invalid_action``,
     ``repaired``. When ``slot_done``: ``slot``, ``batch`` (user ids), ``value``, ``served``,
     ``served_tokens``, ``served_ids`` (request ids), ``dropped`` (cause -> count),
     ``t_uplink_s``, ``t_compute_s``, ``memory_bytes`` (weights + KV, from ``evaluate``),
-    ``binding``, ``refused`` (reason -> count), ``reward_terms``. ``binding`` is the
+    ``binding``, ``refused`` (reason -> count), ``overlength`` (trace workloads: arrivals
+    of the next slot longer than the model context, truncated or rejected as the scenario's
+    ``overlength`` says), ``reward_terms``. ``binding`` is the
     constraint that stopped the batch from growing: None when some candidate outside the
     batch could still be added, or when there is none; otherwise the most frequent reason
     ``check_rows`` gives for (batch + c) over the candidates c outside the batch (ties go
@@ -148,9 +164,11 @@ class EdgeLLMEnv(gym.Env):
     **One request's life, module by module**:
 
     1. *traffic* (:mod:`edgellm.envs.traffic`): the request is drawn at the end of the
-       slot before it arrives (arrival flag from the scenario's arrival process;
-       ``prompt_tokens``, ``output_tokens``, ``deadline_s``, ``ppl_tolerance`` from the
-       scenario's :class:`~edgellm.system.workloads.Workload`), with the slot's fading gains.
+       slot before it arrives (arrival flag from the scenario's arrival process or the
+       replayed trace; ``prompt_tokens``, ``output_tokens`` from the log-normals of the
+       scenario's :class:`~edgellm.system.workloads.Workload` or a trace row;
+       ``deadline_s``, ``ppl_tolerance`` from the Workload; media from ``media_mix``),
+       with the slot's fading gains.
     2. *queues* (:mod:`edgellm.envs.queues`, compiled): ``Queues.end_slot`` admits it
        (or drops it: ``rejected``, ``expired``, ``overflow``), gives it an id, and from then
        on ages its remaining deadline by ``slot_s`` each slot until it is served or expires.
@@ -165,11 +183,18 @@ class EdgeLLMEnv(gym.Env):
     6. *info*: ``served_ids`` carries its id, ``dropped`` counts it if it was dropped
        instead, and ``reward_terms`` its weight.
 
+    **Rendering** (``render_mode``, see :mod:`edgellm.envs.render`): ``"rgb_array"``: a
+    ``uint8`` frame ``(540, 960, 3)`` of queues, head requests, deadlines, gains, batch
+    membership and the batch's GPU memory, compute time and radio use against their limits;
+    ``"ansi"``: the same as a text table; ``"human"``: the frame in a window (needs a
+    display). ``gymnasium.wrappers.RecordVideo`` works with ``"rgb_array"``.
+
     **Arguments**: ``scenario`` (preset name or :class:`ScenarioConfig`), ``action_mode``,
-    ``render_mode`` (None or ``"ansi"``), and any :class:`ScenarioConfig` field as a keyword
-    override. Per-episode overrides: ``reset(options={"scenario": {...}})`` (``n_users``
-    cannot change). All randomness comes from ``reset(seed=...)``; arrivals, requests and
-    channels never depend on the actions.
+    ``render_mode`` (None, ``"rgb_array"``, ``"ansi"`` or ``"human"``), and any
+    :class:`ScenarioConfig` field as a keyword override. Per-episode overrides:
+    ``reset(options={"scenario": {...}})`` (``n_users`` cannot change). All randomness
+    comes from ``reset(seed=...)``; arrivals, requests and channels never depend on the
+    actions.
 
     **Version history**: v0: initial version.
 
@@ -183,19 +208,19 @@ class EdgeLLMEnv(gym.Env):
         True
     """
 
-    metadata = {"render_modes": ["ansi"], "render_fps": 4}
+    metadata = {"render_modes": list(RENDER_MODES), "render_fps": 4}
 
     def __init__(self, scenario: str | ScenarioConfig = "default", action_mode: str = "subset",
                  render_mode: str | None = None, **overrides: Any):
         if action_mode not in ACTION_MODES:
             raise EdgeLLMError(f"action_mode: must be one of {', '.join(ACTION_MODES)}, "
                                f"got {action_mode!r}")
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise EdgeLLMError(f"render_mode: must be None or 'ansi', got {render_mode!r}")
+        check_render_mode(render_mode)
         self.config = get_scenario(scenario, **overrides)
         self.base_config = self.config
         self.action_mode = action_mode
         self.render_mode = render_mode
+        self._renderer = Renderer(render_mode) if render_mode is not None else None
         self.n_users = K = self.config.n_users
         if action_mode == "sequential":
             self.action_space = spaces.Discrete(K + 1)
@@ -203,7 +228,8 @@ class EdgeLLMEnv(gym.Env):
             self.action_space = spaces.MultiBinary(K)
         else:
             self.action_space = spaces.Box(-1.0, 1.0, (K,), dtype=np.float32)
-        self._n_obs = len(USER_FEATURES) * K + len(GLOBAL_FEATURES)
+        self._F = len(USER_FEATURES) + len(MEDIA_FEATURES) * self.config.has_media
+        self._n_obs = self._F * K + len(GLOBAL_FEATURES)
         self.observation_space = spaces.Box(0.0, 1.0, (self._n_obs,), dtype=np.float32)
         self._apply_config(self.config)
         self._traffic: Traffic | None = None
@@ -215,12 +241,15 @@ class EdgeLLMEnv(gym.Env):
             cfg.model, cfg.quant, cfg.device, (),
             radio=dict(uplink_hz=cfg.uplink_hz, downlink_hz=cfg.downlink_hz,
                        noise_psd_w_per_hz=cfg.noise_psd_w_per_hz, en_power_w=cfg.en_power_w,
-                       bits_per_token=cfg.bits_per_token),
+                       bits_per_token=cfg.bits_per_token,
+                       uplink_noise_psd_w_per_hz=cfg.uplink_noise_psd_w_per_hz,
+                       downlink_noise_psd_w_per_hz=cfg.downlink_noise_psd_w_per_hz),
             slot_s=cfg.slot_s, kv_cache=cfg.kv_cache, objective=cfg.objective)
         p0 = prepare(self._system)  # system constants, no requests
         self._rules = Rules(cfg.slot_s, cfg.objective == "tokens", cfg.reject_unservable,
                             cfg.overflow == "drop_new", self._system.quant.ppl_increase,
-                            p0.kv_capacity, p0.padded, p0.cost_constants)
+                            p0.kv_capacity, p0.padded, p0.cost_constants,
+                            encoder_rate(self._system))
 
     # ------------------------------------------------------------------ gym API
     def reset(self, *, seed: int | None = None, options: dict | None = None):
@@ -232,6 +261,10 @@ class EdgeLLMEnv(gym.Env):
                 raise EdgeLLMError(f"options.scenario.n_users: cannot change per episode "
                                    f"(env has {self.n_users}), got {over['n_users']!r}")
             cfg = cfg.replace(**over)
+            if cfg.has_media != self.base_config.has_media:
+                raise EdgeLLMError("options.scenario.media_mix: cannot switch between text "
+                                   "only and media per episode (the observation size "
+                                   f"differs), got {cfg.media_mix!r}")
         if cfg is not self.config:
             self._apply_config(cfg)
         entropy = seed if seed is not None else int(self.np_random.integers(2 ** 63))
@@ -239,9 +272,12 @@ class EdgeLLMEnv(gym.Env):
         self._queues = Queues(self.n_users, cfg.queue_capacity)
         self.counts = {"arrived": 0, "served": 0, **{c: 0 for c in DROP_CAUSES}}
         self._slot = 0
-        self._last = None  # (users, value, binding, dropped) of the last slot, for render
+        self._last = None  # (users, value, binding, dropped, evaluation) of the last slot
+        self._value_total = 0.0
         drops, _ = self._end_slot(_NO_USERS, self._traffic.draw(advance_fading=False))
         self._begin_slot()
+        if self.render_mode == "human":
+            self.render()
         return self._obs.copy(), {"slot_done": False, "action_mask": self._mask_info(),
                                   "dropped": drops}
 
@@ -261,21 +297,70 @@ class EdgeLLMEnv(gym.Env):
             pen = self.config.invalid_penalty if self._pending_invalid else 0.0
             if not self._pending_invalid:
                 self._refresh_obs()
+            if self.render_mode == "human":
+                self.render()
             info = {"slot_done": False, "action_mask": self._mask_info(),
                     "invalid_action": self._pending_invalid, "repaired": False,
                     "reward_terms": {"served": 0.0, "drops": 0.0, "invalid": -pen}}
             return self._obs.copy(), -pen, False, False, info
-        return self._dispatch()
+        out = self._dispatch()
+        if self.render_mode == "human":
+            self.render()
+        return out
 
     def render(self):
-        if self.render_mode == "ansi":
-            q = " ".join(str(int(x)) for x in self._queues.length)
-            last = ""
-            if self._last is not None:
-                users, value, binding, dropped = self._last
-                last = f"served {users} value {value} binding {binding} dropped {dropped}"
-            return f"slot {self._slot}/{self.config.max_slots} queues [{q}] {last}\n"
-        return None
+        """The frame, text or window of the current state, per ``render_mode`` (None: no
+        rendering, returns None)."""
+        if self._renderer is None:
+            if self.render_mode is None:
+                gym.logger.warn("render() called without a render_mode; pass "
+                                "render_mode='rgb_array', 'ansi' or 'human' to the env")
+            return None
+        if self._traffic is None:
+            raise EdgeLLMError("render(): call reset() first")
+        return self._renderer.render(self.render_state())
+
+    def close(self):
+        if self._renderer is not None:
+            self._renderer.close()
+        super().close()
+
+    def render_state(self) -> RenderState:
+        """The current state as plain numbers for :mod:`edgellm.envs.render`."""
+        cfg, K, p = self.config, self.n_users, self._p
+        users = self._users
+        per = {k: np.zeros(K) for k in ("prompt", "output", "deadline")}
+        per["prompt"][users] = p.prefill_tokens
+        per["output"][users] = p.output_tokens
+        per["deadline"][users] = self._heads[:, DEADLINE_S]
+        present = np.zeros(K, dtype=bool)
+        present[users] = True
+        in_batch = np.zeros(K, dtype=bool)
+        in_batch[users] = self._in
+        addable = np.zeros(K, dtype=bool)
+        addable[users] = self._ok
+        with np.errstate(divide="ignore"):
+            up_db, down_db = 10.0 * np.log10(self._traffic.gain)
+        if self._batch or self._last is None:
+            label, batch = "building", tuple(int(users[i]) for i in sorted(self._batch))
+            ev = evaluate(p, sorted(self._batch))
+        else:
+            label, batch, ev = "last slot", tuple(self._last[0]), self._last[4]
+        last = self._last or ((), None, None, 0, None)
+        return RenderState(
+            slot=self._slot, max_slots=cfg.max_slots, value_total=self._value_total,
+            queue=self._queues.length.copy(), queue_capacity=cfg.queue_capacity,
+            present=present, prompt=per["prompt"], output=per["output"],
+            deadline=per["deadline"], uplink_db=up_db, downlink_db=down_db,
+            in_batch=in_batch, addable=addable, max_prompt=cfg.max_prompt,
+            max_output=cfg.max_output, deadline_max=float(cfg.deadline_s[1]),
+            batch_label=label, batch=batch, memory_used=float(ev.memory_bytes),
+            memory_limit=float(p.kv_capacity + p.weight_bytes),
+            t_compute=float(ev.t_compute_s), slot_s=cfg.slot_s,
+            uplink_used=float(sum(ev.uplink_hz)), uplink_hz=float(p.uplink_hz),
+            downlink_used=float(sum(ev.downlink_hz)), downlink_hz=float(p.downlink_hz),
+            last_value=last[1], last_batch=tuple(last[0]), last_binding=last[2],
+            last_dropped=int(last[3]))
 
     # ------------------------------------------------------------------ public helpers
     def action_masks(self) -> np.ndarray:
@@ -417,7 +502,7 @@ class EdgeLLMEnv(gym.Env):
 
     def _refresh_obs(self) -> None:
         """Update the batch-dependent entries (and the sequential mask) after an addition."""
-        K, F = self.n_users, len(USER_FEATURES)
+        K, F = self.n_users, self._F
         self._mask[self._users] = self._ok
         u = self._obs[:K * F].reshape(K, F)
         u[self._users, _U["in_batch"]] = self._in
@@ -439,8 +524,9 @@ class EdgeLLMEnv(gym.Env):
         up, down = gains
         self._heads = heads = self._queues.data[users, 0]
         s, n, tau = heads[:, PROMPT_TOKENS], heads[:, OUTPUT_TOKENS], heads[:, DEADLINE_S]
+        media = heads[:, MEDIA_TOKENS:ENCODER_FLOPS + 1].T if cfg.has_media else (None,) * 4
         self._p = prepare_arrays(self._system, s, n, tau, heads[:, PPL_TOLERANCE], up[users],
-                                 down[users], np.full(users.size, cfg.tx_power_w))
+                                 down[users], np.full(users.size, cfg.tx_power_w), *media)
         m = users.size
         self._batch: list[int] = []
         self._in = np.zeros(m, dtype=bool)
@@ -454,20 +540,24 @@ class EdgeLLMEnv(gym.Env):
         self._mask[users] = self._ok
         self._mask[K:] = True
         # observation (see the class docstring); remaining deadlines are > 0
-        F = len(USER_FEATURES)
+        F = self._F
         self._obs = obs = np.zeros(K * F + len(GLOBAL_FEATURES), dtype=np.float32)
-        rows = np.empty((m, F))  # the head requests' columns, written into obs at once
+        rows = np.empty((m, _REQUEST_COLS.stop))  # the head requests' own columns
         rows[:, _U["present"]] = 1.0
-        np.divide(s, cfg.max_prompt, out=rows[:, _U["prompt"]])
+        np.minimum(self._p.prefill_tokens / cfg.max_prompt, 1.0, out=rows[:, _U["prompt"]])
         np.divide(n, cfg.max_output, out=rows[:, _U["output"]])
         np.minimum(tau / cfg.deadline_s[1], 1.0, out=rows[:, _U["deadline"]])
         rows[:, _U["admissible"]] = self._p.admissible
         u = obs[:K * F].reshape(K, F)
-        u[users, _REQUEST_COLS] = rows[:, _REQUEST_COLS]
+        u[users, _REQUEST_COLS] = rows
         db = (10.0 * np.log10(gains) - GAIN_DB_LO) / GAIN_DB_SPAN
         u[:, _GAIN_COLS] = np.minimum(np.maximum(db, 0.0), 1.0).T  # rows: uplink, downlink
         u[:, _U["queue"]] = q_len / cfg.queue_capacity
         u[users, _U["addable"]] = self._ok
+        if cfg.has_media:
+            down = n * cfg.bits_per_token + heads[:, DOWNLINK_MEDIA_BITS]
+            u[users, _U["uplink_bits"]] = np.minimum(self._p.up_bits / MEDIA_BITS_SCALE, 1.0)
+            u[users, _U["downlink_bits"]] = np.minimum(down / MEDIA_BITS_SCALE, 1.0)
         g = obs[K * F:]
         g[_G["memory_left"]] = 1.0
         g[_G["slot"]] = min(self._slot / cfg.max_slots, 1.0)
@@ -494,7 +584,8 @@ class EdgeLLMEnv(gym.Env):
         self.counts["served"] += len(users)
         slot = self._slot
         self._slot += 1
-        drops, dropped_w = self._end_slot(served, self._traffic.draw())
+        draw = self._traffic.draw()
+        drops, dropped_w = self._end_slot(served, draw)
         self._begin_slot()
         invalid = self._pending_invalid
         terms = {"served": float(value), "drops": -cfg.drop_penalty * dropped_w,
@@ -506,8 +597,10 @@ class EdgeLLMEnv(gym.Env):
                 "served": len(users), "served_tokens": served_tokens, "served_ids": served_ids,
                 "dropped": drops, "t_uplink_s": ev.t_uplink_s, "t_compute_s": ev.t_compute_s,
                 "memory_bytes": ev.memory_bytes,
-                "binding": binding, "refused": refused, "reward_terms": terms}
-        self._last = (users, value, binding, sum(drops.values()))
+                "binding": binding, "refused": refused, "overlength": draw.overlength,
+                "reward_terms": terms}
+        self._last = (users, value, binding, sum(drops.values()), ev)
+        self._value_total += value
         return self._obs.copy(), float(reward), False, truncated, info
 
     def _end_slot(self, served: np.ndarray, draw) -> tuple[dict, float]:

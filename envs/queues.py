@@ -1,7 +1,8 @@
 """Per-user FIFO request queues and the end-of-slot mechanics, compiled (numba).
 
 Queue k holds up to Q requests, oldest first, as the rows ``data[k, :length[k]]``; a row
-holds the fields of :data:`FIELDS` (token counts and ids are stored exactly as float64).
+holds the fields of :data:`FIELDS` (token counts and ids are stored exactly as float64;
+``prompt_tokens`` is the text prompt, the prefill adds ``media_tokens``).
 Rows at or beyond ``length[k]`` are stale and never read.
 
 :meth:`Queues.end_slot` runs everything that happens between two decisions in one compiled
@@ -21,8 +22,11 @@ from numba import njit
 
 from edgellm.system._kernel import compute_s, kv_cache_bytes
 
-FIELDS = ("prompt_tokens", "output_tokens", "deadline_s", "ppl_tolerance", "compute_s", "id")
-PROMPT_TOKENS, OUTPUT_TOKENS, DEADLINE_S, PPL_TOLERANCE, COMPUTE_S, ID = range(len(FIELDS))
+FIELDS = ("prompt_tokens", "output_tokens", "deadline_s", "ppl_tolerance", "compute_s", "id",
+          "media_tokens", "uplink_media_bits", "downlink_media_bits", "encoder_flops")
+PROMPT_TOKENS, OUTPUT_TOKENS, DEADLINE_S, PPL_TOLERANCE, COMPUTE_S, ID = range(6)
+MEDIA_TOKENS, UPLINK_MEDIA_BITS, DOWNLINK_MEDIA_BITS, ENCODER_FLOPS = range(6, len(FIELDS))
+_ENC = ENCODER_FLOPS - MEDIA_TOKENS  # column of encoder FLOPs in a (K, 4) media draw
 DROP_CAUSES = ("expired", "overflow", "rejected")
 EXPIRED, OVERFLOW, REJECTED = range(len(DROP_CAUSES))
 
@@ -40,6 +44,7 @@ class Rules(NamedTuple):
     kv_capacity: float            # KV-cache bytes available [B]
     padded: bool                  # padded KV cache (else exact)
     cost: tuple                   # Prepared.cost_constants: (P, L, d, W, kv, C, M)
+    encoder_rate: float = 1.0     # C_enc of the media encoders [FLOP/s]
 
 
 @_jit
@@ -52,8 +57,10 @@ def _pop(data, length, k):
 
 
 @_jit
-def _push(data, length, k, s, n, tau, tol, tc, rid):
+def _push(data, length, k, s, n, tau, tol, tc, rid, media):
     j = length[k]
+    for f in range(media.size):
+        data[k, j, MEDIA_TOKENS + f] = media[f]
     data[k, j, PROMPT_TOKENS] = s
     data[k, j, OUTPUT_TOKENS] = n
     data[k, j, DEADLINE_S] = tau
@@ -65,8 +72,8 @@ def _push(data, length, k, s, n, tau, tol, tc, rid):
 
 @_jit
 def _end_slot(data, length, served, arrive, prompt_tokens, output_tokens, deadline_s,
-              ppl_tolerance, first_id, slot_s, tokens, reject_unservable, drop_new,
-              ppl_increase, kv_capacity, padded, cost):
+              ppl_tolerance, media, first_id, slot_s, tokens, reject_unservable, drop_new,
+              ppl_increase, kv_capacity, padded, cost, encoder_rate):
     P, L, d, W, kv, C, M = cost
     drops = np.zeros(3, np.int64)
     weight = 0.0  # objective weight of the drops (exact: sums of integers)
@@ -89,10 +96,10 @@ def _end_slot(data, length, served, arrive, prompt_tokens, output_tokens, deadli
     for k in range(K):  # arrivals, ids in user order
         if not arrive[k]:
             continue
-        s, n = float(prompt_tokens[k]), float(output_tokens[k])
-        tau, tol = deadline_s[k], ppl_tolerance[k]
+        n, tau, tol = float(output_tokens[k]), deadline_s[k], ppl_tolerance[k]
+        s = float(prompt_tokens[k]) + media[k, 0]  # prefill tokens: text + media tokens
         w = n if tokens else 1.0
-        tc = compute_s(1.0, s, n, P, L, d, W, kv, C, M)
+        tc = media[k, _ENC] / encoder_rate + compute_s(1.0, s, n, P, L, d, W, kv, C, M)
         this_id = float(rid)
         rid += 1
         if reject_unservable and (ppl_increase > tol or tc >= slot_s or
@@ -112,7 +119,7 @@ def _end_slot(data, length, served, arrive, prompt_tokens, output_tokens, deadli
                 continue
             weight += data[k, 0, OUTPUT_TOKENS] if tokens else 1.0
             _pop(data, length, k)
-        _push(data, length, k, s, n, tau, tol, tc, this_id)
+        _push(data, length, k, float(prompt_tokens[k]), n, tau, tol, tc, this_id, media[k])
     return drops, weight, rid
 
 
@@ -123,6 +130,7 @@ class Queues:
         self.data = np.zeros((n_users, capacity, len(FIELDS)))
         self.length = np.zeros(n_users, dtype=np.int64)
         self.next_id = 0
+        self._no_media = np.zeros((n_users, len(FIELDS) - MEDIA_TOKENS))
 
     def field(self, name: str) -> np.ndarray:
         """(K, Q) view of one field (stale beyond ``length``)."""
@@ -136,7 +144,9 @@ class Queues:
         """Serve the heads of ``served`` (int64 user ids), age, and admit the arrivals of
         ``draw`` (a :class:`~edgellm.envs.traffic.SlotDraw`). Returns the drop counts
         (indexed like :data:`DROP_CAUSES`) and their total objective weight."""
+        media = self._no_media if draw.media is None else draw.media
         drops, weight, self.next_id = _end_slot(
             self.data, self.length, served, draw.arrive, draw.prompt_tokens,
-            draw.output_tokens, draw.deadline_s, draw.ppl_tolerance, self.next_id, *rules)
+            draw.output_tokens, draw.deadline_s, draw.ppl_tolerance, media, self.next_id,
+            *rules)
         return drops, weight

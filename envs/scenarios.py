@@ -10,6 +10,32 @@ from typing import Any
 
 from edgellm.envs.config import ScenarioConfig, _check_names, _coerce
 from edgellm.errors import EdgeLLMError
+from edgellm.system import channel
+
+# system, radio and replay rule shared by the two Azure trace presets
+_AZURE: dict[str, Any] = dict(
+    n_users=16, model="llama-3-8b", quant="w4a16", device="rtx-4090", kv_cache="exact",
+    uplink_hz=100e3, downlink_hz=10e3,
+    uplink_noise_psd_w_per_hz=channel.noise_psd(channel.NOISE_FIGURE_DB["bs"]),
+    downlink_noise_psd_w_per_hz=channel.noise_psd(channel.NOISE_FIGURE_DB["ue"]),
+    en_power_w=1.0, tx_power_w=0.2, path_loss="3gpp-pico", distance_m=(10.0, 300.0),
+    shadowing_db=8.0, fading_rho=0.9, workload="replay", max_prompt=8192, max_output=2048,
+    overlength="truncate", queue_capacity=8, max_slots=200)
+
+# The realistic carrier of `multimodal` and `text-only`: a 20 MHz LTE/NR carrier (the largest
+# LTE channel bandwidth, 3GPP TS 36.101 Table 5.6-1; one of the NR ones, TS 38.101-1 Table
+# 5.3.2-1) of which the LLM service's 16 users get a quarter in each direction (5 MHz: about
+# 1 MHz per scheduled user, as when a carrier is shared by ~20 active users); the base station
+# keeps the power density of 40 dBm per 20 MHz (catalog DEFAULT_RADIO en_power_w), so 2.5 W
+# over 5 MHz; handsets transmit 23 dBm (0.2 W), the maximum of UE power class 3
+# (TS 38.101-1 Table 6.2.1-1).
+_MULTIMODAL = dict(
+    n_users=16, model="llava-1.5-13b", quant="w8a8", device="rtx-4090", kv_cache="padded",
+    slot_s=8.0, uplink_hz=5e6, downlink_hz=5e6, en_power_w=2.5, tx_power_w=0.2,
+    distance_m=(20.0, 1000.0), shadowing_db=8.0, fading_rho=0.9, arrival="bernoulli",
+    arrival_rate=0.5, trace="azure-conversation-2023", max_prompt=4096, max_output=256,
+    deadline_s=(6.0, 24.0), ppl_tolerance=(0.05, 0.2, 0.5, 2.0), queue_capacity=8,
+    max_slots=200, speech_codec="opus-fullband", question_s=(2.0, 10.0))
 
 # name -> (purpose, overrides of the ScenarioConfig defaults). The defaults are the base
 # system (Llama-2-7B W4A16, 20 MHz, ShareGPT lengths; see ScenarioConfig); "default" is the
@@ -67,6 +93,45 @@ PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
         dict(n_users=32, uplink_hz=20e6, downlink_hz=20e6, en_power_w=10.0,
              deadline_s=(20.0, 60.0),
              slot_s=20.0, arrival_rate=0.9),
+    ),
+    "azure-conv": (
+        "Replay of the Azure LLM inference trace 2023, conversation service (CC-BY 4.0, "
+        "Patel et al., Splitwise, ISCA 2024): real arrivals and (prompt, output) lengths, "
+        "time-scaled to 0.6 arrivals per user per slot and spread over 16 users by a seeded "
+        "hash (system.traces). Llama-3-8B (AWQ W4A16, 16-bit embeddings) on an RTX 4090 with "
+        "a paged KV cache; a 3GPP pico cell (TR 36.814 path loss 140.7 + 36.7 log10 d, "
+        "users 10-300 m away) with receiver noise figures 5 dB at the base station (uplink) "
+        "and 9 dB at the user (downlink), and a thin radio slice (100 kHz up, 10 kHz down). "
+        "Prompts longer than the 8192-token context keep their last tokens (truncate).",
+        dict(_AZURE, slot_s=6.0, trace="azure-conversation-2023", arrival_rate=0.6,
+             deadline_s=(8.0, 30.0), ppl_tolerance=(0.2, 0.5, 1.0, 2.0)),
+    ),
+    "azure-code": (
+        "Replay of the Azure LLM inference trace 2023, coding service (long prompts, median "
+        "1469 tokens, short answers, median 13): the azure-conv system, radio (3GPP pico "
+        "cell, noise figures 5 dB up / 9 dB down) and replay rule, with the code trace's "
+        "arrivals time-scaled to 0.4 per user per slot and tight code-completion deadlines.",
+        dict(_AZURE, slot_s=2.0, trace="azure-code-2023", arrival_rate=0.4,
+             deadline_s=(2.0, 8.0), ppl_tolerance=(0.2, 0.5, 2.0)),
+    ),
+    "multimodal": (
+        "Text, photos and speech on a realistic carrier: 16 users of LLaVA-1.5-13B (SmoothQuant "
+        "W8A8 on the Vicuna-13B language model, FP16 CLIP ViT-L/14-336 vision tower) on an RTX "
+        "4090. 30% of the requests are text (Azure-conversation lengths), 30% a phone photo as "
+        "messaging apps send it (median 200 kB; 576 image tokens) with a short typed question "
+        "(LMSYS-Chat-1M prompt lengths), 40% spoken questions (2-10 s) answered by speech "
+        "(Opus fullband speech, 32 kbit/s, 150 words per minute). The LLM service gets 5 MHz "
+        "up and 5 MHz down, a quarter of a 20 MHz LTE/NR carrier, at the carrier's power "
+        "density (2.5 W over 5 MHz), with 23 dBm handsets up to 1 km away. KV memory, "
+        "deadlines, the uplink (photos) and the downlink (spoken answers) each bind in at "
+        "least 5% of the oracle's slots (`edgellm scenario stats multimodal`).",
+        dict(_MULTIMODAL, media_mix=(0.3, 0.3, 0.4)),
+    ),
+    "text-only": (
+        "The `multimodal` system and carrier with text requests only: on a realistic carrier "
+        "text payloads are a few kbit, so the radio almost never binds and memory and "
+        "deadlines decide the batch.",
+        dict(_MULTIMODAL, media_mix=(1.0, 0.0, 0.0)),
     ),
 }
 

@@ -51,11 +51,30 @@ def _run_eval(args) -> int:
     spec = EvalSpec(scenario=args.scenario, policies=tuple(policies), episodes=args.episodes,
                     seed=args.seed, slots=args.slots, overrides=_overrides(args.set),
                     action_mode=args.action_mode, policy_kw=kw, regret=not args.no_regret)
+    if args.video:
+        from edgellm.eval.video import check_video_path
+
+        check_video_path(args.video)
+        if args.video_policy is not None and args.video_policy not in policies:
+            raise EdgeLLMError(f"--video-policy: {args.video_policy!r} is not one of "
+                               f"--policies ({', '.join(policies)})")
+        _positive("--video-slots", args.video_slots)
     out = args.out or f"results/eval-{args.scenario}"
     summary = run_eval(spec, out, fresh=args.fresh, progress=not args.quiet,
-                       plots=not args.no_plots)
+                       plots=not args.no_plots, backend=args.backend,
+                       ray_address=args.ray_address)
     print(format_table(summary))
     print(f"wrote {out}/summary.csv, summary.json" + ("" if args.no_plots else ", *.png"))
+    if args.video:
+        from edgellm.agents import make_policy
+        from edgellm.eval.runner import build_scenario
+        from edgellm.eval.video import record_episode
+
+        name = args.video_policy or policies[0]
+        cfg = build_scenario(args.scenario, spec.overrides, args.video_slots)
+        n = record_episode(make_policy(name, **kw.get(name, {})), cfg, args.seed,
+                           args.action_mode, args.video)
+        print(f"wrote {args.video}: {name}, seed {args.seed}, {n} frames")
     return 0
 
 
@@ -96,10 +115,20 @@ def _run_sweep(args) -> int:
                      seed=args.seed, experiments=exps, overrides=_overrides(args.set),
                      **{k: v for k, v in given.items() if v is not None})
     out = args.out or f"results/sweep-{args.scenario}"
-    written = run_sweep(spec, out, progress=not args.quiet)
+    written = run_sweep(spec, out, progress=not args.quiet, backend=args.backend,
+                        ray_address=args.ray_address)
     for exp, path in written.items():
         print(f"{exp}: {path} (+ .png)")
     return 0
+
+
+def _backend_args(p) -> None:
+    p.add_argument("--backend", default="local", choices=("local", "ray"),
+                   help="where episodes run: this process, or Ray tasks (needs the [ray] "
+                        "extra); results are the same but for timing columns")
+    p.add_argument("--ray-address", default=None,
+                   help="with --backend ray: a running cluster ('auto', 'ray://HOST:10001'); "
+                        "default: a local Ray sized to this machine's cores")
 
 
 def register(sub) -> None:
@@ -130,6 +159,13 @@ def register(sub) -> None:
     p.add_argument("--no-plots", action="store_true")
     p.add_argument("--fresh", action="store_true", help="discard finished episodes in --out")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--video", default=None, metavar="FILE",
+                   help="also write a clip of one episode: .gif, or .mp4 (needs the [video] "
+                        "extra)")
+    p.add_argument("--video-policy", default=None,
+                   help="the policy of the clip (default: the first of --policies)")
+    p.add_argument("--video-slots", type=int, default=20, help="slots in the clip")
+    _backend_args(p)
     p.set_defaults(func=_run_eval)
 
     s = sub.add_parser(
@@ -160,4 +196,5 @@ def register(sub) -> None:
                    help="scenario override applied at every point, repeatable")
     s.add_argument("--out", default=None, help="output folder (default results/sweep-SCENARIO)")
     s.add_argument("--quiet", action="store_true")
+    _backend_args(s)
     s.set_defaults(func=_run_sweep)

@@ -153,15 +153,33 @@ def run_episode(policy: Policy, cfg, seed: int, action_mode: str,
             "repaired": repaired, "reward": reward, "wall_s": wall}
 
 
+def _episode_task(name: str, load: str, kw: dict, cfg, seed: int, action_mode: str,
+                  regret: bool):
+    """One episode in a Ray worker: the policy is built there from ``load`` (its name, with
+    an absolute path for learned:PATH) after the compiled kernels are loaded, and keeps
+    the name ``name`` it has in the eval."""
+    from edgellm.distributed import warm_up
+
+    warm_up(cfg)
+    policy = make_policy(load, **kw)
+    policy.name = name
+    return run_episode(policy, cfg, seed, action_mode, OptimumCache() if regret else None)
+
+
 def run_eval(spec: EvalSpec, out: str | Path, *, fresh: bool = False, progress: bool = True,
-             plots: bool = True, max_new_episodes: int | None = None) -> dict | None:
+             plots: bool = True, max_new_episodes: int | None = None,
+             backend: str = "local", ray_address: str | None = None) -> dict | None:
     """Run every (policy, seed) pair not yet recorded under ``out``; return the summary.
 
     ``max_new_episodes`` stops after that many new episodes (for tests of resuming); the
-    summary files are then not written and None is returned.
+    summary files are then not written and None is returned. ``backend="ray"`` runs the
+    episodes as Ray tasks (local Ray, or the cluster at ``ray_address``); the records are
+    the same as the local backend's but for the timing entries (``decision_s``, ``wall_s``).
     """
+    from edgellm.distributed import check_backend
     from edgellm.eval.report import summarize, write_outputs
 
+    check_backend(backend)
     out = Path(out)
     check_number(spec.episodes, "--episodes", lo=1, integer=True)
     cfg = scenario_config(spec)
@@ -185,7 +203,19 @@ def run_eval(spec: EvalSpec, out: str | Path, *, fresh: bool = False, progress: 
                     f"eval {spec.scenario}")
     optimum = OptimumCache() if spec.regret else None
     done_new = 0
+
+    def save(name: str, seed: int, rec: dict) -> None:
+        rec["config_hash"] = chash
+        rec["scenario"] = spec.scenario
+        write_json(store.record_path(out, name, seed), rec)
+        records[name, seed] = rec
+
     try:
+        if backend == "ray":
+            _run_ray(spec, cfg, todo[:max_new_episodes], save, bar, n_slots, ray_address)
+            if max_new_episodes is not None and len(todo) > max_new_episodes:
+                return None
+            todo = []
         for name, seed in todo:
             if max_new_episodes is not None and done_new >= max_new_episodes:
                 return None
@@ -193,10 +223,7 @@ def run_eval(spec: EvalSpec, out: str | Path, *, fresh: bool = False, progress: 
                 bar.set_postfix_str(f"{name} seed {seed}")
             rec = run_episode(policies[name], cfg, seed, spec.action_mode, optimum,
                               on_slot=(bar.update if bar is not None else None))
-            rec["config_hash"] = chash
-            rec["scenario"] = spec.scenario
-            write_json(store.record_path(out, name, seed), rec)
-            records[name, seed] = rec
+            save(name, seed, rec)
             done_new += 1
     finally:
         if bar is not None:
@@ -204,6 +231,31 @@ def run_eval(spec: EvalSpec, out: str | Path, *, fresh: bool = False, progress: 
     summary = summarize(spec, config, chash, records)
     write_outputs(summary, out, plots=plots)
     return summary
+
+
+def _run_ray(spec: EvalSpec, cfg, todo: list, save, bar, n_slots, address) -> None:
+    """Fan ``todo`` out as Ray tasks; ``save`` each record as soon as it arrives."""
+    from edgellm import distributed
+    from edgellm.agents.registry import LEARNED_PREFIX
+
+    if not todo:
+        return
+    ray = distributed.init(address)
+    task = ray.remote(num_cpus=1, max_retries=0)(_episode_task)
+
+    def load(name: str) -> str:  # workers may start in another folder
+        if name.startswith(LEARNED_PREFIX):
+            return LEARNED_PREFIX + str(Path(name[len(LEARNED_PREFIX):]).resolve())
+        return name
+
+    refs = {(name, seed): task.remote(name, load(name), spec.policy_kw.get(name, {}), cfg,
+                                      seed, spec.action_mode, spec.regret)
+            for name, seed in todo}
+    for (name, seed), rec in distributed.gather(
+            ray, refs, lambda k: f"episode of {k[0]} (seed {k[1]})"):
+        save(name, seed, rec)
+        if bar is not None:
+            bar.update(n_slots or 0)
 
 
 def _progress(total, enabled: bool, desc: str):

@@ -30,6 +30,14 @@ def slug(name: str) -> str:
     return s
 
 
+def without_timing(record: dict) -> dict:
+    """A copy of an episode record without its wall-clock entries (``wall_s`` and the
+    per-slot ``decision_s``): what two identical runs, on any backend, agree on."""
+    out = {k: v for k, v in record.items() if k != "wall_s"}
+    out["per_slot"] = {k: v for k, v in record["per_slot"].items() if k != "decision_s"}
+    return out
+
+
 def record_path(out: Path, policy: str, seed: int) -> Path:
     return Path(out) / "episodes" / slug(policy) / f"seed-{seed}.json"
 

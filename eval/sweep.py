@@ -51,13 +51,14 @@ class SweepSpec:
 
 
 def _env_experiment(spec: SweepSpec, out: Path, name: str, key: str, xs, to_override,
-                    progress: bool) -> list[dict]:
+                    progress: bool, backend: dict) -> list[dict]:
     rows = []
     for x in xs:
         ev = EvalSpec(scenario=spec.scenario, policies=spec.policies, episodes=spec.episodes,
                       seed=spec.seed, slots=spec.slots,
                       overrides={**spec.overrides, **to_override(x)}, regret=False)
-        summary = run_eval(ev, out / name / f"{key}-{x}", progress=progress, plots=False)
+        summary = run_eval(ev, out / name / f"{key}-{x}", progress=progress, plots=False,
+                           **backend)
         for r in summary["policies"]:
             rows.append({key: x, "policy": r["policy"],
                          "value_per_slot": r["value_per_slot"],
@@ -105,26 +106,29 @@ def nodes_rows(ks, instances: int, seed: int = 0, progress: bool = False) -> lis
     return rows
 
 
-def run_sweep(spec: SweepSpec, out: str | Path, progress: bool = True) -> dict[str, Path]:
-    """Run the chosen experiments; return {experiment: csv path}. PNGs sit beside the CSVs."""
+def run_sweep(spec: SweepSpec, out: str | Path, progress: bool = True, backend: str = "local",
+              ray_address: str | None = None) -> dict[str, Path]:
+    """Run the chosen experiments; return {experiment: csv path}. PNGs sit beside the CSVs.
+    ``backend="ray"`` runs each point's episodes as Ray tasks (see ``run_eval``)."""
     out = Path(out)
+    bk = {"backend": backend, "ray_address": ray_address}
     written: dict[str, Path] = {}
     t0 = time.perf_counter()
     for exp in spec.experiments:
         if exp == "users":
             rows = _env_experiment(spec, out, exp, "users", spec.users,
-                                   lambda x: {USERS_FIELD: int(x)}, progress)
+                                   lambda x: {USERS_FIELD: int(x)}, progress, bk)
             kw = dict(x="users", xlabel="number of users K", title=f"{spec.scenario}: "
                       "throughput against the number of users")
         elif exp == "bandwidth":
             rows = _env_experiment(spec, out, exp, "bandwidth_mhz", spec.bandwidth_mhz,
                                    lambda x: {f: float(x) * 1e6 for f in BANDWIDTH_FIELDS},
-                                   progress)
+                                   progress, bk)
             kw = dict(x="bandwidth_mhz", xlabel="uplink = downlink bandwidth [MHz]", logx=True,
                       title=f"{spec.scenario}: throughput against radio bandwidth")
         elif exp == "quant":
             rows = _env_experiment(spec, out, exp, "quant", spec.quants,
-                                   lambda x: {QUANT_FIELD: x}, progress)
+                                   lambda x: {QUANT_FIELD: x}, progress, bk)
             kw = dict(x="quant", xlabel="quantization", categorical=True,
                       title=f"{spec.scenario}: throughput per quantization")
         elif exp == "nodes":

@@ -207,9 +207,12 @@ def _downlink_t_hi(D, c, B):
 
 
 @_jit
-def check_rows_kernel(idx, prompt, output, window, admissible, up_bits, snr, down_c,
+def check_rows_kernel(idx, prompt, output, window, admissible, up_bits, snr, down_c, enc_s,
                       P, L, d, W, kv, C, M, kv_cap, padded, B_U, B_D, slot):
-    """Feasibility of each row of ``idx`` (sorted request indices, one batch per row)."""
+    """Feasibility of each row of ``idx`` (sorted request indices, one batch per row).
+
+    ``prompt`` holds each request's prefill tokens (text + media), ``enc_s`` its media
+    encoder seconds: T_C = their sum over the batch + prefill + decode."""
     m, b = idx.shape
     code = np.zeros(m, np.int8)
     S_out = np.zeros(m)
@@ -226,6 +229,7 @@ def check_rows_kernel(idx, prompt, output, window, admissible, up_bits, snr, dow
         N = 0.0
         sum_sn = 0.0
         wmin = math.inf
+        enc = 0.0
         adm = True
         for k in range(b):
             i = idx[r, k]
@@ -233,9 +237,10 @@ def check_rows_kernel(idx, prompt, output, window, admissible, up_bits, snr, dow
             N = max(N, output[i])
             sum_sn += prompt[i] + output[i]
             wmin = min(wmin, window[i])
+            enc += enc_s[i]
             adm = adm and admissible[i]
         kvb = kv_cache_bytes(float(b), S, N, sum_sn, kv, padded)
-        tc = compute_s(float(b), S, N, P, L, d, W, kv, C, M)
+        tc = enc + compute_s(float(b), S, N, P, L, d, W, kv, C, M)
         S_out[r], N_out[r], kv_out[r], tc_out[r] = S, N, kvb, tc
         if not adm:
             code[r] = ACCURACY

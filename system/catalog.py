@@ -41,6 +41,9 @@ DEFAULT_RADIO = {
     "noise_psd_w_per_hz": 10 ** ((-174 + 9 - 30) / 10),
     "en_power_w": 10.0,
     "bits_per_token": 32.0,
+    # optional per-link noise (None: noise_psd_w_per_hz on both links)
+    "uplink_noise_psd_w_per_hz": None,
+    "downlink_noise_psd_w_per_hz": None,
 }
 RADIO_SOURCES = {
     "uplink_hz": "edgellm-gym assumption: a 20 MHz carrier share, one of the NR channel "
@@ -51,6 +54,10 @@ RADIO_SOURCES = {
     "en_power_w": "edgellm-gym assumption: 40 dBm, a small-cell base station power",
     "bits_per_token": "edgellm-gym assumption: about 4 characters of UTF-8 text per token, "
                       "8 bits each",
+    "uplink_noise_psd_w_per_hz": "unset: noise_psd_w_per_hz; set it to "
+                                 "channel.noise_psd(channel.NOISE_FIGURE_DB['bs']) for the 5 dB "
+                                 "base-station noise figure (channel.NOISE_FIGURE_SOURCE)",
+    "downlink_noise_psd_w_per_hz": "unset: noise_psd_w_per_hz (9 dB, the UE noise figure)",
 }
 
 
@@ -86,8 +93,17 @@ def traces() -> dict:
     return _load("workloads")["traces"]
 
 
+_CATALOG_ONLY = ("max_context",)  # model facts that are not part of a slot instance
+
+
 def model(name: str) -> Model:
-    return Model(name=name, **_entry("models", "models", name))
+    entry = _entry("models", "models", name)
+    return Model(name=name, **{k: v for k, v in entry.items() if k not in _CATALOG_ONLY})
+
+
+def max_context(name: str) -> int:
+    """Context length [tokens] model ``name`` was trained for (catalog ``max_context``)."""
+    return int(_entry("models", "models", name)["max_context"])
 
 
 def device(name: str) -> Device:

@@ -38,6 +38,8 @@ REASON_NAMES = tuple(REASONS.values())
 
 REQUEST_COLUMNS = ("prompt_tokens", "output_tokens", "deadline_s", "ppl_tolerance",
                    "uplink_gain", "downlink_gain", "tx_power_w")
+MEDIA_COLUMNS = ("media_tokens", "uplink_media_bits", "downlink_media_bits", "encoder_flops")
+ENCODER_PRECISION = "fp16"  # media encoders run unquantized (falls back to quant.compute)
 
 
 @dataclass(frozen=True, eq=False)
@@ -47,25 +49,27 @@ class Prepared:
     without one."""
 
     system: SlotInstance      # model, quantization, device, radio, slot, modes
-    columns: dict             # request attribute -> array (keys: REQUEST_COLUMNS)
-    prompt_tokens: np.ndarray  # s_k [tokens]
+    columns: dict             # request attribute -> array (REQUEST_COLUMNS + MEDIA_COLUMNS)
+    prefill_tokens: np.ndarray  # s_k + m_k (text + media) [tokens]
     output_tokens: np.ndarray  # n_k [tokens]
     window: np.ndarray        # min(tau_k, slot_s) [s]
     weight: np.ndarray        # objective weight (int64)
     admissible: np.ndarray    # ppl_increase <= A_k
     snr_hz: np.ndarray        # p_k g_k / N0 [Hz]
-    up_bits: np.ndarray       # s_k * bits_per_token [bit]
+    up_bits: np.ndarray       # s_k * bits_per_token + uplink media [bit]
     up_floor: np.ndarray      # least possible upload time [s]
-    down_c: np.ndarray        # n_k * bits_per_token / rho_k [Hz s]
+    down_c: np.ndarray        # (n_k * bits_per_token + downlink media) / rho_k [Hz s]
+    enc_s: np.ndarray         # media encoder seconds e_k / C_enc [s]
     # model / device constants
-    n_params: float
+    n_params: float           # P of the FLOP terms (cost.matmul_params)
     n_layers: int
     d_model: int
     weight_bytes: float
     kv_per_token: float
     flops: float              # effective compute C [FLOP/s]
     bandwidth: float          # effective memory bandwidth M [B/s]
-    kv_capacity: float        # memory_bytes - reserved_bytes - W [B]
+    kv_capacity: float        # memory_bytes - reserved_bytes - W - W_enc [B]
+    encoder_bytes: float      # W_enc: resident media-encoder weights [B]
     padded: bool
     uplink_hz: float
     downlink_hz: float
@@ -73,14 +77,14 @@ class Prepared:
 
     @property
     def n(self) -> int:
-        return len(self.prompt_tokens)
+        return len(self.prefill_tokens)
 
     @functools.cached_property
     def instance(self) -> SlotInstance:
         """The slot instance these arrays describe (built from the columns on first use)."""
-        cols = [self.columns[k].tolist() for k in REQUEST_COLUMNS]
-        reqs = [Request(int(s), int(n), tau, tol, gu, gd, pw)
-                for s, n, tau, tol, gu, gd, pw in zip(*cols)]
+        cols = [self.columns[k].tolist() for k in REQUEST_COLUMNS + MEDIA_COLUMNS]
+        reqs = [Request(int(s), int(n), tau, tol, gu, gd, pw, int(m), mu, md, fe)
+                for s, n, tau, tol, gu, gd, pw, m, mu, md, fe in zip(*cols)]
         return self.system.with_requests(reqs)
 
     @property
@@ -96,47 +100,68 @@ class Prepared:
 def prepare(inst: SlotInstance) -> Prepared:
     """Turn an instance into the arrays the kernel works on."""
     cols = {k: np.array([getattr(r, k) for r in inst.requests], dtype=float)
-            for k in REQUEST_COLUMNS}
+            for k in REQUEST_COLUMNS + MEDIA_COLUMNS}
     p = prepare_arrays(inst, **cols)
     p.__dict__["instance"] = inst  # known already: no need to rebuild it
     return p
 
 
 def prepare_arrays(system: SlotInstance, prompt_tokens, output_tokens, deadline_s,
-                   ppl_tolerance, uplink_gain, downlink_gain, tx_power_w) -> Prepared:
+                   ppl_tolerance, uplink_gain, downlink_gain, tx_power_w, media_tokens=None,
+                   uplink_media_bits=None, downlink_media_bits=None,
+                   encoder_flops=None) -> Prepared:
     """Prepared arrays for ``system`` (its own requests are ignored) and requests given
-    column-wise, one array per :class:`Request` field. The values must satisfy the Request
-    checks; nothing is validated here (the environment builds them valid by construction);
-    ``instance`` validates them when first built."""
+    column-wise, one array per :class:`Request` field (media columns: None = all zero).
+    The values must satisfy the Request checks; nothing is validated here (the environment
+    builds them valid by construction); ``instance`` validates them when first built."""
     m, q, dev, rad = system.model, system.quant, system.device, system.radio
     cols = {k: np.asarray(v, dtype=float) for k, v in zip(REQUEST_COLUMNS, (
         prompt_tokens, output_tokens, deadline_s, ppl_tolerance, uplink_gain, downlink_gain,
         tx_power_w))}
     s, n = cols["prompt_tokens"], cols["output_tokens"]
-    snr = radio.uplink_snr_hz(cols["tx_power_w"], cols["uplink_gain"], rad.noise_psd_w_per_hz)
+    media = (media_tokens, uplink_media_bits, downlink_media_bits, encoder_flops)
+    text_only = all(v is None for v in media)
+    for k, v in zip(MEDIA_COLUMNS, media):
+        cols[k] = np.zeros(s.size) if v is None else np.asarray(v, dtype=float)
+    snr = radio.uplink_snr_hz(cols["tx_power_w"], cols["uplink_gain"], rad.uplink_noise)
     up_bits = s * rad.bits_per_token
+    down_bits = n * rad.bits_per_token
+    if not text_only:  # (adding zeros would change nothing; text-only skips the sums)
+        s = s + cols["media_tokens"]
+        up_bits = up_bits + cols["uplink_media_bits"]
+        down_bits = down_bits + cols["downlink_media_bits"]
     rho = radio.downlink_efficiency(rad.en_power_w, cols["downlink_gain"],
-                                    rad.noise_psd_w_per_hz, rad.downlink_hz)
-    W = cost.weight_bytes(m.n_params, q.weight_bits)
+                                    rad.downlink_noise, rad.downlink_hz)
+    P, W = cost.model_costs(m, q)
+    W_enc = cost.encoder_bytes(m.encoder_params)
+    C_enc = encoder_rate(system)
     return Prepared(
         system=system, columns=cols,
-        prompt_tokens=s, output_tokens=n,
+        prefill_tokens=s, output_tokens=n,
         window=np.minimum(cols["deadline_s"], system.slot_s),
         weight=(np.ones(s.size, dtype=np.int64) if system.objective == "requests"
                 else n.astype(np.int64)),
         admissible=q.ppl_increase <= cols["ppl_tolerance"],
         snr_hz=snr, up_bits=up_bits, up_floor=radio.uplink_min_time(up_bits, snr),
-        down_c=n * rad.bits_per_token / rho,
-        n_params=float(m.n_params), n_layers=m.n_layers, d_model=m.d_model,
+        down_c=down_bits / rho, enc_s=cost.encoder_time(cols["encoder_flops"], C_enc),
+        n_params=float(P), n_layers=m.n_layers, d_model=m.d_model,
         weight_bytes=W,
         kv_per_token=cost.kv_bytes_per_token(m.n_layers, m.d_model, m.n_heads, m.n_kv_heads,
                                              q.kv_bits),
         flops=dev.peak_flops[q.compute] * dev.compute_efficiency,
         bandwidth=dev.mem_bandwidth * dev.memory_efficiency,
-        kv_capacity=dev.memory_bytes - dev.reserved_bytes - W,
+        kv_capacity=dev.memory_bytes - dev.reserved_bytes - W - W_enc, encoder_bytes=W_enc,
         padded=system.kv_cache == "padded",
         uplink_hz=rad.uplink_hz, downlink_hz=rad.downlink_hz, slot_s=system.slot_s,
     )
+
+
+def encoder_rate(system: SlotInstance) -> float:
+    """C_enc [FLOP/s]: the device's effective FP16 rate (media encoders stay unquantized),
+    or its rate at the quantization's compute precision where it lists no FP16 peak."""
+    dev = system.device
+    peak = dev.peak_flops.get(ENCODER_PRECISION, dev.peak_flops[system.quant.compute])
+    return peak * dev.compute_efficiency
 
 
 @dataclass(frozen=True, eq=False)
@@ -164,8 +189,9 @@ def check_rows(p: Prepared, idx: np.ndarray) -> RowCheck:
     if idx.ndim != 2 or idx.shape[1] == 0:
         raise ValueError(f"check_rows: idx must be an (m, b) matrix with b >= 1, got {idx.shape}")
     out = _kernel.check_rows_kernel(
-        idx, p.prompt_tokens, p.output_tokens, p.window, p.admissible, p.up_bits, p.snr_hz,
-        p.down_c, *p.cost_constants, p.kv_capacity, p.padded, p.uplink_hz, p.downlink_hz, p.slot_s)
+        idx, p.prefill_tokens, p.output_tokens, p.window, p.admissible, p.up_bits, p.snr_hz,
+        p.down_c, p.enc_s, *p.cost_constants, p.kv_capacity, p.padded, p.uplink_hz,
+        p.downlink_hz, p.slot_s)
     return RowCheck(*out)
 
 
@@ -205,6 +231,7 @@ class BatchEvaluation:
     uplink_hz: tuple[float, ...]
     downlink_hz: tuple[float, ...]
     download_s: tuple[float, ...]
+    t_encoder_s: float = 0.0  # media encoders (part of t_compute_s)
 
     def to_dict(self) -> dict:
         def clean(v):
@@ -225,15 +252,17 @@ def evaluate(inst: SlotInstance | Prepared, batch) -> BatchEvaluation:
     nan = math.nan
     if b == 0:
         return BatchEvaluation((), True, None, 0, 0.0, nan, 0.0, 0.0, 0.0, 0.0, 0.0,
-                               p.weight_bytes, 0.0, (), (), ())
+                               p.weight_bytes + p.encoder_bytes, 0.0, (), (), ())
     arr = np.array(members, dtype=np.int64)
     rc = check_rows(p, arr[None, :])
     code = int(rc.code[0])
     t_pre = _kernel.prefill_s(float(b), float(rc.S[0]), *p.cost_constants)
     tc = float(rc.t_compute[0])
     kv = float(rc.kv_bytes[0])
-    common = dict(batch=members, t_compute_s=tc, t_prefill_s=t_pre, t_decode_s=tc - t_pre,
-                  memory_bytes=p.weight_bytes + kv, kv_bytes=kv)
+    t_enc = float(p.enc_s[arr].sum())
+    common = dict(batch=members, t_compute_s=tc, t_prefill_s=t_pre, t_encoder_s=t_enc,
+                  t_decode_s=tc - t_pre - t_enc,
+                  memory_bytes=p.weight_bytes + p.encoder_bytes + kv, kv_bytes=kv)
     if code != OK:
         return BatchEvaluation(feasible=False, reason=REASONS[code], value=0,
                                t_uplink_s=nan, t_uplink_max_s=float(rc.t_hi[0]),

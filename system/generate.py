@@ -12,21 +12,27 @@ import numpy as np
 from edgellm.system import catalog, channel
 from edgellm.system.catalog import DEFAULT_SYSTEM
 from edgellm.system.instance import Request, SlotInstance
+from edgellm.system.media import MediaMix
 from edgellm.system.workloads import Workload
 
 
-def random_requests(rng: np.random.Generator, n: int, **workload) -> list[Request]:
+def random_requests(rng: np.random.Generator, n: int, *, media: MediaMix | None = None,
+                    **workload) -> list[Request]:
     """``n`` independent requests of ``Workload(**workload)`` (keywords: its fields), in
     this order of draws from ``rng``: the requests, the layout, uplink then downlink
-    fading."""
+    fading; with ``media``, images and speech last (so the text draws are the same)."""
     w = Workload(**workload)
     req = w.requests(rng, n)
     large = w.layout(rng, n).large_gain
     g_up = large * channel.rayleigh_power(rng, n)
     g_down = large * channel.rayleigh_power(rng, n)
-    return [Request(int(req.prompt_tokens[k]), int(req.output_tokens[k]),
+    prompt, extra = req.prompt_tokens, np.zeros((n, 4))
+    if media is not None:
+        prompt, extra = media.draw(rng, prompt, req.output_tokens)
+    return [Request(int(prompt[k]), int(req.output_tokens[k]),
                     float(req.deadline_s[k]), float(req.ppl_tolerance[k]),
-                    float(g_up[k]), float(g_down[k]), w.tx_power_w) for k in range(n)]
+                    float(g_up[k]), float(g_down[k]), w.tx_power_w, int(extra[k, 0]),
+                    *map(float, extra[k, 1:])) for k in range(n)]
 
 
 def random_instance(rng: np.random.Generator, n: int, *, model: str = DEFAULT_SYSTEM["model"],

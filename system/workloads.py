@@ -9,12 +9,14 @@ One :class:`Workload` describes the random part of the requests and of the user 
 * **tolerances**: ``ppl_tolerance`` drawn uniformly from the listed values [perplexity points];
 * **layout**: users uniform over the annulus of radii ``distance_m`` [m], each with a
   log-normal shadowing term of standard deviation ``shadowing_db`` [dB]; the large-scale
-  gain is :func:`edgellm.system.channel.large_scale_gain` of the two.
+  gain is :func:`edgellm.system.channel.large_scale_gain` of the two under the path-loss
+  model ``path_loss`` (a key of ``channel.PATH_LOSS_MODELS``).
 
 Both the environment (:mod:`edgellm.envs.traffic`, one seeded stream per kind of draw) and
 the random slot instances (:mod:`edgellm.system.generate`, one generator for everything)
 draw through :meth:`Workload.requests` and :meth:`Workload.layout`, so the two agree on
-every distribution. The field defaults here are the defaults of
+every distribution (trace workloads take the lengths from the trace and draw the rest with
+:meth:`Workload.deadlines_and_tolerances`). The field defaults here are the defaults of
 :class:`edgellm.envs.ScenarioConfig` as well.
 """
 
@@ -86,29 +88,39 @@ class Workload:
     distance_m: tuple[float, float] = (20.0, 300.0)
     shadowing_db: float = 8.0
     tx_power_w: float = 0.2
+    path_loss: str = "legacy"
 
     @functools.cached_property
-    def _samplers(self):
+    def _lengths(self):
         return (length_sampler(self.trace, "prompt", self.max_prompt),
-                length_sampler(self.trace, "output", self.max_output),
-                np.asarray(self.ppl_tolerance, dtype=float))
+                length_sampler(self.trace, "output", self.max_output))
+
+    @functools.cached_property
+    def _tolerances(self):
+        return np.asarray(self.ppl_tolerance, dtype=float)
 
     def requests(self, rng: np.random.Generator, n: int) -> RequestDraw:
         """``n`` independent requests, drawn in this order: prompt lengths, output lengths,
         deadlines, tolerances."""
-        prompt, output, tolerances = self._samplers
+        prompt, output = self._lengths
         s = prompt(rng, n)
         o = output(rng, n)
+        return RequestDraw(s, o, *self.deadlines_and_tolerances(rng, n))
+
+    def deadlines_and_tolerances(self, rng: np.random.Generator,
+                                 n: int) -> tuple[np.ndarray, np.ndarray]:
+        """``n`` deadlines [s], then ``n`` tolerances [perplexity points] (the draws after
+        the lengths, also for lengths taken from a trace)."""
+        tolerances = self._tolerances
         tau = rng.uniform(self.deadline_s[0], self.deadline_s[1], n)
-        tol = tolerances[rng.integers(0, len(tolerances), n)]
-        return RequestDraw(s, o, tau, tol)
+        return tau, tolerances[rng.integers(0, len(tolerances), n)]
 
     def layout(self, rng: np.random.Generator, n: int) -> Layout:
         """``n`` users uniform over the annulus, then their shadowing terms."""
         r0, r1 = self.distance_m
         dist = np.sqrt(rng.uniform(r0 * r0, r1 * r1, n))
         shadow = self.shadowing_db * rng.standard_normal(n)
-        return Layout(dist, shadow, channel.large_scale_gain(dist, shadow))
+        return Layout(dist, shadow, channel.large_scale_gain(dist, shadow, self.path_loss))
 
 
 #: The default workload (the field defaults of :class:`Workload`).

@@ -94,7 +94,7 @@ def test_orders_follow_their_keys():
     for view in random_views(20, seed=6):
         users = np.asarray(view.users)
         sjf = make_policy("sjf").order(view)
-        tok = view.prepared.prompt_tokens + view.prepared.output_tokens
+        tok = view.prepared.prefill_tokens + view.prepared.output_tokens
         assert np.all(np.diff(tok[sjf]) >= 0)
         edf = make_policy("edf").order(view)
         dl = np.array([r.deadline_s for r in view.instance.requests])

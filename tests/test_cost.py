@@ -109,3 +109,69 @@ def test_time_grows_with_batch_and_lengths():
     assert cost.compute_time(5, 256, 64, 7e9, 32, 4096, 3.5e9, 524288.0, 8e13, 8e11) > base
     assert cost.compute_time(4, 257, 64, 7e9, 32, 4096, 3.5e9, 524288.0, 8e13, 8e11) > base
     assert cost.compute_time(4, 256, 65, 7e9, 32, 4096, 3.5e9, 524288.0, 8e13, 8e11) > base
+
+
+# --------------------------------------------------------------------------- weight bytes
+# Hand computations of W = (P - E) (bits + meta / g) / 8 + 2 E (SPEC 2.2, revised) for one
+# untied model (Llama-2-7B: V = 32000, d = 4096, E = 2 V d) and one tied model (OPT-6.7B:
+# V = 50272, E = V d) in every catalog format.
+LLAMA_E = 2 * 32000 * 4096          # 262,144,000 embedding + LM-head parameters
+LLAMA_BLOCKS = 6738415616 - LLAMA_E  # 6,476,271,616
+OPT_E = 50272 * 4096                # 205,914,112 (shared by input and output)
+OPT_BLOCKS = 6.7e9 - OPT_E           # 6,494,085,888
+
+
+@pytest.mark.parametrize("model, scheme, expected", [
+    # fp16 covers everything at 16 bits: 2 bytes per parameter
+    ("llama-2-7b", "fp16", 2 * 6738415616),
+    ("opt-6.7b", "fp16", 2 * 6.7e9),
+    # w8a8: blocks at 1 byte, per-tensor scales not counted, embeddings 2 bytes
+    ("llama-2-7b", "w8a8", LLAMA_BLOCKS + 2 * LLAMA_E),        # 7,000,559,616
+    # w4a16 g128 with FP16 scale + 4-bit zero: 4 + 20 / 128 = 4.15625 bits per weight
+    ("llama-2-7b", "w4a16", LLAMA_BLOCKS * 4.15625 / 8 + 2 * LLAMA_E),
+    ("opt-6.7b", "w4a16", OPT_BLOCKS * 4.15625 / 8 + 2 * OPT_E),
+    # OPT has no published W8A8 perplexity; the scheme's fields alone fix W
+    ("opt-6.7b", "w8a8", OPT_BLOCKS + 2 * OPT_E),
+])
+def test_weight_bytes_by_hand(model, scheme, expected):
+    from edgellm.system import catalog
+    from edgellm.system.instance import Quant
+
+    spec = catalog._entry("quantization", "schemes", scheme)
+    m, q = catalog.model(model), Quant(name=scheme, ppl_increase=0.0, **spec)
+    _, W = cost.model_costs(m, q)
+    assert W == pytest.approx(expected, rel=1e-12)
+
+
+def test_weight_bytes_llama2_7b_w4a16_digits():
+    # 6,476,271,616 * 4.15625 / 8 = 3,364,625,488 (exact: 6,476,271,616 / 128 = 50,595,872
+    # groups; 50,595,872 * (128 * 4 + 20) / 8 = 3,364,625,488); plus 524,288,000
+    from edgellm.system import catalog
+
+    _, W = cost.model_costs(catalog.model("llama-2-7b"), catalog.quant("w4a16", "llama-2-7b"))
+    assert W == 3_888_913_488
+
+
+def test_matmul_params_leave_out_the_lookup_only():
+    # untied: the input embedding (V d) is a lookup, the LM head (V d) a matmul
+    assert cost.matmul_params(6738415616, 32000, 4096) == 6738415616 - 32000 * 4096
+    assert cost.matmul_params(1000.0, 10, 4) == 960.0
+    # tied: the one V x d matrix counted in P is also the LM head's matmul, so all of P
+    assert cost.matmul_params(1000.0, 10, 4, tied_embeddings=True) == 1000.0
+    assert cost.matmul_params(1000.0, None, 4) == 1000.0  # version-0.1 files
+
+
+def test_legacy_quant_and_model_keep_version_01_weight_bytes():
+    # a file without the optional keys: W = P * weight_bits / 8, P unchanged
+    from edgellm.system.instance import Model, Quant
+
+    m = Model("m", n_layers=2, d_model=4, n_heads=2, n_kv_heads=1, n_params=100)
+    q = Quant("w8", weight_bits=8, kv_bits=16, compute="fp16", ppl_increase=0.5)
+    assert cost.model_costs(m, q) == (100, 100.0)
+    # with vocab but a quant that says nothing: every weight at 8 bits, lookup left out of P
+    m2 = Model("m", 2, 4, 2, 1, 100, vocab_size=5, tied_embeddings=False)
+    assert cost.model_costs(m2, q) == (80.0, 100.0)
+    # blocks only, groups of 4 with 8 + 8 metadata bits: (100 - 40) * (8 + 4) / 8 + 2 * 40
+    q2 = Quant("w8g", 8, 16, "fp16", 0.5, covers="blocks", group_size=4, scale_bits=8,
+               zero_bits=8)
+    assert cost.model_costs(m2, q2) == (80.0, 90.0 + 80.0)

@@ -24,7 +24,7 @@ def test_json_round_trip(tmp_path, doc):
     back = SlotInstance.from_json(path)
     assert back == inst
     assert back.to_dict() == doc
-    assert json.loads(path.read_text())["schema"] == "edgellm.slot-instance/1"
+    assert json.loads(path.read_text())["schema"] == "edgellm.slot-instance/2"
 
 
 def _broken(doc, path, value=None, delete=False):
@@ -58,7 +58,7 @@ def _broken(doc, path, value=None, delete=False):
     (("quant", "compute"), "int8", False, "quant.compute"),  # device lacks an int8 peak
     (("kv_cache",), "paged", False, "kv_cache"),
     (("objective",), "latency", False, "objective"),
-    (("schema",), "edgellm.slot-instance/2", False, "schema"),
+    (("schema",), "edgellm.slot-instance/3", False, "schema"),
     (("requests",), {"a": 1}, False, "requests"),
     (("model", "n_kv_heads"), 5, False, "model.n_kv_heads"),
     (("device", "reserved_bytes"), 1e15, False, "device.reserved_bytes"),
@@ -96,3 +96,51 @@ def test_errors_are_single_line_and_name_the_file(tmp_path, doc):
 def test_integral_floats_accepted_for_counts(doc):
     doc["model"]["n_layers"] = 32.0
     assert SlotInstance.from_dict(doc).model.n_layers == 32
+
+
+def test_optional_weight_and_noise_keys(doc):
+    # catalog instances carry the optional keys and round-trip them
+    assert doc["model"]["vocab_size"] == 32000 and doc["model"]["tied_embeddings"] is False
+    assert doc["quant"]["covers"] == "blocks" and doc["quant"]["group_size"] == 128
+    assert SlotInstance.from_dict(doc).to_dict() == doc
+    # a version-0.1 file (no optional keys) keeps W = P * weight_bits / 8 and P
+    from edgellm.system.feasibility import prepare
+
+    old = copy.deepcopy(doc)
+    for k in ("vocab_size", "tied_embeddings"):
+        del old["model"][k]
+    for k in ("covers", "group_size", "scale_bits", "zero_bits"):
+        old["quant"].pop(k, None)
+    inst = SlotInstance.from_dict(old)
+    assert inst.to_dict() == old
+    p = prepare(inst)
+    assert p.weight_bytes == old["model"]["n_params"] * old["quant"]["weight_bits"] / 8
+    assert p.n_params == old["model"]["n_params"]
+    # per-link noise: the legacy key means both links; each link may override it
+    assert (inst.radio.uplink_noise, inst.radio.downlink_noise) == (
+        old["radio"]["noise_psd_w_per_hz"],) * 2
+    old["radio"]["uplink_noise_psd_w_per_hz"] = 1e-21
+    assert SlotInstance.from_dict(old).radio.uplink_noise == 1e-21
+
+
+@pytest.mark.parametrize("part, key, value, named", [
+    ("model", "vocab_size", 0, "model.vocab_size"),
+    ("model", "tied_embeddings", "yes", "model.tied_embeddings"),
+    ("quant", "covers", "embeddings", "quant.covers"),
+    ("quant", "group_size", -1, "quant.group_size"),
+    ("quant", "zero_bits", math.inf, "quant.zero_bits"),
+    ("radio", "downlink_noise_psd_w_per_hz", -1.0, "radio.downlink_noise_psd_w_per_hz"),
+])
+def test_optional_keys_are_validated(doc, part, key, value, named):
+    doc[part][key] = value
+    with pytest.raises(InstanceError, match=named):
+        SlotInstance.from_dict(doc)
+
+
+def test_blocks_only_quant_needs_a_vocabulary(doc):
+    del doc["model"]["vocab_size"]
+    with pytest.raises(InstanceError, match="vocab_size"):
+        SlotInstance.from_dict(doc)  # the pair is incomplete
+    del doc["model"]["tied_embeddings"]
+    with pytest.raises(InstanceError, match=r"model\.vocab_size: missing key"):
+        SlotInstance.from_dict(doc)  # covers 'blocks' needs it

@@ -241,3 +241,33 @@ def test_cli_bad_input_names_the_option(tmp_path, capsys, argv, option):
     assert err.startswith("edgellm: error: ") and option in err
     assert len(err.strip().splitlines()) == 1
     assert not (tmp_path / "profile.yaml").exists()
+
+
+# ----------------------------------------------------------------------------- weight bytes
+@pytest.mark.parametrize("name", ["llama-3-8b", "opt-6.7b", "bloom-7b1"])
+def test_weight_bytes_equal_real_quantized_tensors(name):
+    """W of the cost model against the bytes of the really quantized and packed tensors:
+    equal for fp16; for the grouped / INT8 formats the only difference is the 16-bit
+    norm / bias / position parameters, others x (2 - bits per weight / 8) bytes (plus one
+    FP16 per-tensor scale per linear layer for W8A8). Sizes chosen so 128 divides every
+    input width (d 256, FFN 896 or 1024)."""
+    from edgellm.profiling.weights import quantized_linear, weight_check
+
+    arch = scaled_arch(name, n_layers=2, d_model=256, vocab=256)
+    net = build_model(arch, torch.float32, seed=2)
+    rows = {r["scheme"]: r for r in weight_check(net, name)}
+    n_linear = sum(isinstance(m, torch.nn.Linear) for m in net.modules()) - 1  # less LM head
+    assert rows["fp16"]["model_bytes"] == rows["fp16"]["real_bytes"]
+    others = rows["w4a16"]["other_16bit_params"]
+    gap = rows["w4a16"]["real_bytes"] - rows["w4a16"]["model_bytes"]
+    assert gap == pytest.approx(others * (2 - (4 + 20 / 128) / 8), abs=1e-6)
+    if "w8a8" in rows:
+        gap = rows["w8a8"]["real_bytes"] - rows["w8a8"]["model_bytes"]
+        assert gap == pytest.approx(others * 1 + 2 * n_linear, abs=1e-6)
+    # the packed AWQ tensors of one 256 x 256 weight: 256*256/8 int32 + 256*2 scales + zeros
+    w = torch.randn(256, 256)
+    spec = {"weight_bits": 4, "group_size": 128, "scale_bits": 16, "zero_bits": 4}
+    qweight, scales, qzeros = quantized_linear(w, spec)
+    assert qweight.dtype == torch.int32 and qweight.numel() == 256 * 256 // 8
+    assert scales.dtype == torch.float16 and scales.numel() == 256 * 2
+    assert qzeros.numel() == 2 * 256 // 8

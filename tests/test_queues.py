@@ -52,7 +52,7 @@ def test_admission_assigns_ids_in_user_order_and_stores_fields():
     assert counts(drops) == {"expired": 0, "overflow": 0, "rejected": 0} and w == 0.0
     assert q.length.tolist() == [1, 0, 1] and q.next_id == 2
     assert q.field("id")[[0, 2], 0].tolist() == [0.0, 1.0]
-    assert q.data[2, 0].tolist() == [100.0, 20.0, 4.0, 9.0, tc(100, 20), 1.0]
+    assert q.data[2, 0].tolist() == [100.0, 20.0, 4.0, 9.0, tc(100, 20), 1.0, 0.0, 0.0, 0.0, 0.0]
 
 
 def test_serve_pops_heads_and_aging_expires():

@@ -124,6 +124,8 @@ def test_resume_continues_the_step_count(tmp_path, algo):
     ("dagger", "hidden=[64]", "hidden"),
     ("bc", "net_arch=[0]", "net_arch"),
     ("dagger", "activation=gelu", "activation"),
+    ("rllib-ppo", "gamma=1.5", "gamma"),
+    ("rllib-ppo", "lr=0.1", "lr"),
 ])
 def test_bad_hyperparameter_is_one_clear_error(tmp_path, capsys, algo, item, name):
     argv = ["train", "--algo", algo, "--timesteps", "64", "--logdir", str(tmp_path), *SMALL,
@@ -138,14 +140,25 @@ def test_bad_hyperparameter_is_one_clear_error(tmp_path, capsys, algo, item, nam
 
 def test_hyperparameter_files_are_rl_zoo_format_and_valid():
     from edgellm.envs import ENV_IDS
-    from edgellm.train.config import TRAIN_ALGOS, load_yaml, validate_imitation, validate_sb3
+    from edgellm.train.config import (
+        _RLLIB_RULES,
+        TRAIN_ALGOS,
+        RLlibPPOHP,
+        load_yaml,
+        validate_fields,
+        validate_imitation,
+        validate_sb3,
+    )
 
     for algo in TRAIN_ALGOS:
         data = load_yaml(algo)
         assert data and set(data) <= set(ENV_IDS.values())
         for section in data.values():
             assert "n_timesteps" in section
-            (validate_imitation if algo in ("bc", "dagger") else validate_sb3)(algo, section)
+            if algo == "rllib-ppo":
+                validate_fields(algo, section, RLlibPPOHP, _RLLIB_RULES)
+            else:
+                (validate_imitation if algo in ("bc", "dagger") else validate_sb3)(algo, section)
 
 
 def _all_feasible_batches(p, m):

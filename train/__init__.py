@@ -24,6 +24,10 @@ def train(args: TrainArgs) -> dict:
         from edgellm.train.imitation import train_imitation
 
         return train_imitation(args, hp)
+    if args.algo == "rllib-ppo":
+        from edgellm.train.rllib import train_rllib
+
+        return train_rllib(args, hp)
     from edgellm.train.rl import train_sb3
 
     return train_sb3(args, hp)

@@ -6,7 +6,7 @@ import argparse
 
 from edgellm.errors import EdgeLLMError
 
-ALGO_CHOICES = ("ppo", "maskable-ppo", "a2c", "dqn", "bc", "dagger")
+ALGO_CHOICES = ("ppo", "maskable-ppo", "a2c", "dqn", "bc", "dagger", "rllib-ppo")
 
 
 def _run(args) -> int:
@@ -23,14 +23,15 @@ def _run(args) -> int:
         checkpoint_freq=args.checkpoint_freq, eval_freq=args.eval_freq,
         eval_episodes=args.eval_episodes, eval_slots=args.eval_slots,
         final_eval_episodes=args.final_eval_episodes, final_eval_slots=args.final_eval_slots,
-        max_seconds=args.max_seconds, progress=not args.quiet, verbose=args.verbose)
+        max_seconds=args.max_seconds, progress=not args.quiet, verbose=args.verbose,
+        ray_address=args.ray_address)
     res = train(targs)
     run = targs.run_dir
     print(f"{targs.algo} on {targs.scenario}: {res['num_timesteps']} steps in "
           f"{res['train_s']:.1f} s; held-out value/slot {res['value_per_slot']:.3f} vs oracle "
           f"{res['oracle_value_per_slot']:.3f} (ratio {res['oracle_ratio']:.3f}), "
           f"decision {res['decision_ms_per_slot']:.2f} ms/slot")
-    print(f"saved {run}/model.json (+ weights, eval.json, config.yaml); "
+    print(f"saved {run}/model.json (+ model, eval.json, config.yaml); "
           f"edgellm eval --policies oracle,learned:{run}/model.json")
     return 0
 
@@ -48,7 +49,8 @@ def register(sub) -> None:
     p = sub.add_parser(
         "train", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
         help="train a learned scheduler (SB3 RL, or imitation of the DFTSP oracle)",
-        description="Train PPO / A2C / DQN (stable-baselines3), MaskablePPO (sb3-contrib) or "
+        description="Train PPO / A2C / DQN (stable-baselines3), MaskablePPO (sb3-contrib), "
+                    "PPO with action masks on RLlib (rllib-ppo, needs the [ray] extra) or "
                     "behaviour cloning / DAgger of the DFTSP oracle (torch). Hyperparameters "
                     "come from train/hyperparams/<algo>.yml (rl-zoo3 format), overridable "
                     "with --hyperparams KEY=VALUE. Writes <logdir>/<run>/: model + model.json "
@@ -83,4 +85,7 @@ def register(sub) -> None:
                    help="stop training after this wall time [s] (then save)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--verbose", type=int, default=0, help="SB3 verbosity")
+    p.add_argument("--ray-address", default=None,
+                   help="rllib-ppo: a running Ray cluster ('auto', 'ray://HOST:10001'); "
+                        "default: a local Ray with num_env_runners + 1 CPUs")
     p.set_defaults(func=_run)

@@ -122,7 +122,7 @@ def checkpoints(run_dir: Path, suffix: str) -> list[tuple[int, Path]]:
     out = []
     for p in (run_dir / "checkpoints").glob(f"step_*{suffix}"):
         try:
-            out.append((int(p.name[5:-len(suffix)]), p))
+            out.append((int(p.name[5:len(p.name) - len(suffix)]), p))
         except ValueError:
             continue
     return sorted(out)

@@ -29,7 +29,7 @@ from typing import Any
 
 import yaml
 
-from edgellm.agents.learned import ACTIVATIONS, IMITATION_ALGOS, SB3_ALGOS
+from edgellm.agents.learned import ACTIVATIONS, IMITATION_ALGOS, RLLIB_ALGOS, SB3_ALGOS
 from edgellm.envs import ENV_IDS
 from edgellm.errors import EdgeLLMError
 from edgellm.system.validate import check_choice, check_number, is_integer, is_number
@@ -37,14 +37,16 @@ from edgellm.system.validate import check_choice, check_number, is_integer, is_n
 #: The algorithms ``edgellm train`` runs: those with packaged hyperparameters
 #: (``train/hyperparams/<algo>.yml``). Learned policies of every algorithm of
 #: :data:`edgellm.agents.learned.ALGOS` load for evaluation.
-TRAIN_ALGOS = ("ppo", "a2c", "dqn", "maskable-ppo", *IMITATION_ALGOS)
+TRAIN_ALGOS = ("ppo", "a2c", "dqn", "maskable-ppo", *IMITATION_ALGOS, *RLLIB_ALGOS)
 #: Default action mode per algorithm (DQN: Discrete only; MaskablePPO: needs masks).
 DEFAULT_MODE = {"ppo": "priority", "a2c": "priority", "dqn": "sequential",
-                "maskable-ppo": "sequential", "bc": "sequential", "dagger": "sequential"}
+                "maskable-ppo": "sequential", "bc": "sequential", "dagger": "sequential",
+                "rllib-ppo": "sequential"}
 ALLOWED_MODES = {"ppo": ("priority", "sequential", "subset"),
                  "a2c": ("priority", "sequential", "subset"),
                  "dqn": ("sequential",), "maskable-ppo": ("sequential",),
-                 "bc": ("sequential",), "dagger": ("sequential",)}
+                 "bc": ("sequential",), "dagger": ("sequential",),
+                 "rllib-ppo": ("sequential",)}
 #: rl-zoo3 keys handled by the trainer, not passed to the algorithm's constructor.
 ZOO_KEYS = ("n_timesteps", "policy", "n_envs", "env_kwargs")
 #: Constructor arguments the trainer sets itself.
@@ -74,6 +76,7 @@ class TrainArgs:
     final_eval_episodes: int = 4        # held-out episodes of the final evaluation
     final_eval_slots: int | None = None  # None: the scenario's max_slots
     max_seconds: float | None = None    # wall-time cap on training [s] (then save and stop)
+    ray_address: str | None = None      # rllib-ppo: a Ray cluster; None: local Ray
     progress: bool = True
     verbose: int = 0
 
@@ -152,6 +155,28 @@ _IMITATION_RULES = {  # key -> (check, rule text)
     "augment": (lambda v: isinstance(v, bool), "true or false"),
 }
 
+@dataclass
+class RLlibPPOHP:
+    """Hyperparameters of ``rllib-ppo`` (``rllib-ppo.yml``; RLlib's names where they differ:
+    n_envs = num_envs_per_env_runner, learning_rate = lr, gae_lambda = lambda_,
+    net_arch = fcnet_hiddens)."""
+
+    n_timesteps: int = 100_000    # env steps in total
+    n_envs: int = 4               # envs per env runner
+    num_env_runners: int = 0      # 0: sample in the driver; else Ray actors of 1 CPU each
+    net_arch: list = field(default_factory=lambda: [256, 256])
+    activation: str = "relu"      # relu | tanh
+    learning_rate: float = 3e-4
+    gamma: float = 0.99
+    gae_lambda: float = 0.95
+    train_batch_size: int = 2000  # env steps per training iteration
+    minibatch_size: int = 256
+    num_epochs: int = 10
+    entropy_coeff: float = 0.01
+    clip_param: float = 0.2
+    vf_loss_coeff: float = 0.5
+
+
 # Range rules for common SB3 keys (beyond the type of the constructor's default).
 _SB3_RULES = {
     "gamma": (lambda v: is_number(v) and 0 < v <= 1, "a number in (0, 1]"),
@@ -172,6 +197,20 @@ _SB3_RULES = {
     "n_envs": (lambda v: is_integer(v) and 1 <= v <= 64, "an integer in [1, 64]"),
     "policy": (lambda v: v in ("MlpPolicy",), "MlpPolicy"),
     "env_kwargs": (lambda v: isinstance(v, dict), "a mapping of scenario overrides"),
+}
+
+
+_RLLIB_RULES = {
+    **{k: _IMITATION_RULES[k] for k in ("n_timesteps", "net_arch", "activation",
+                                        "learning_rate")},
+    **{k: _SB3_RULES[k] for k in ("gamma", "gae_lambda", "n_envs")},
+    "num_env_runners": (lambda v: is_integer(v) and 0 <= v <= 256, "an integer in [0, 256]"),
+    "train_batch_size": _SB3_RULES["n_steps"],
+    "minibatch_size": _SB3_RULES["batch_size"],
+    "num_epochs": _SB3_RULES["n_epochs"],
+    "entropy_coeff": _SB3_RULES["ent_coef"],
+    "clip_param": _SB3_RULES["max_grad_norm"],  # a number > 0
+    "vf_loss_coeff": _SB3_RULES["vf_coef"],
 }
 
 
@@ -220,17 +259,24 @@ def resolve_hyperparams(args: TrainArgs) -> dict:
     hp.update(args.hyperparams)
     if args.algo in IMITATION_ALGOS:
         return validate_imitation(args.algo, hp)
+    if args.algo in RLLIB_ALGOS:
+        return validate_fields(args.algo, hp, RLlibPPOHP, _RLLIB_RULES)
     return validate_sb3(args.algo, hp)
 
 
 def validate_imitation(algo: str, hp: dict) -> dict:
-    names = [f.name for f in dataclasses.fields(ImitationHP)]
-    out = dataclasses.asdict(ImitationHP())
+    return validate_fields(algo, hp, ImitationHP, _IMITATION_RULES)
+
+
+def validate_fields(algo: str, hp: dict, cls, rules: dict) -> dict:
+    """``hp`` over the defaults of dataclass ``cls``; every key checked by ``rules``."""
+    names = [f.name for f in dataclasses.fields(cls)]
+    out = dataclasses.asdict(cls())
     for k, v in hp.items():
         if k not in names:
             raise EdgeLLMError(f"hyperparameter {k!r} ({algo}): unknown key "
                                f"(allowed: {', '.join(names)})")
-        ok, rule = _IMITATION_RULES[k]
+        ok, rule = rules[k]
         if not ok(v):
             raise _bad(algo, k, v, rule)
         out[k] = int(v) if is_integer(v) and isinstance(out[k], int) else v

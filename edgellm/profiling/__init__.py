@@ -31,6 +31,7 @@ Choices (also printed by the command):
 
 Modules, by concern: :mod:`~edgellm.profiling.models` (the scaled decoders),
 :mod:`~edgellm.profiling.accounting` (parameters, weight and KV-cache bytes),
+:mod:`~edgellm.profiling.weights` (the cost model's W against really quantized tensors),
 :mod:`~edgellm.profiling.timing` (timed generation over a grid),
 :mod:`~edgellm.profiling.fit` (the fitted rates and their errors),
 :mod:`~edgellm.profiling.device` (the machine, device profiles in and out),

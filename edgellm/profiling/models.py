@@ -11,6 +11,7 @@ from edgellm.errors import EdgeLLMError
 FAMILIES: dict[str, tuple[str, float]] = {
     "llama-2": ("llama", 11008 / 4096),
     "llama-3": ("llama", 14336 / 4096),
+    "llava-1.5": ("llama", 11008 / 4096),  # its language model (Vicuna v1.5: Llama-2 shapes)
     "mistral": ("mistral", 14336 / 4096),
     "opt": ("opt", 4.0),
     "bloom": ("bloom", 4.0),

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from edgellm.io import atomic_path, atomic_write_text, csv_text
 from edgellm.profiling.timing import Point
+from edgellm.profiling.weights import weight_check_text
 
 if TYPE_CHECKING:
     from edgellm.profiling.run import ProfileResult
@@ -124,6 +125,7 @@ def summary_text(res: ProfileResult) -> str:
     kv_ok = all(p.kv_bytes_real == p.kv_bytes_model for p in res.points)
     lines.append("KV cache: real bytes " + ("equal" if kv_ok else "DIFFER FROM")
                  + " the cost model's b * (S + N - 1) * kv at every point")
+    lines.append(weight_check_text(res.profile["measurement"]["weight_check"]))
     for k, v in res.files.items():
         lines.append(f"wrote {k}: {v}")
     return "\n".join(lines)

@@ -27,6 +27,7 @@ from edgellm.profiling.fit import (
 from edgellm.profiling.models import ScaledArch, build_model, scaled_arch
 from edgellm.profiling.report import write_outputs
 from edgellm.profiling.timing import CLOCKS, Point, measure_grid
+from edgellm.profiling.weights import weight_check
 
 INSTALL_HINT = 'profile needs torch and transformers: pip install -e ".[profile]"'
 
@@ -108,6 +109,7 @@ def profile(model: str = "llama-3-8b", quant: str = "fp16", batches=(1, 2, 4, 8)
         "weight_bytes_read": stats.weight_bytes_read, "kv_bytes_per_token": cp.kv,
         "fitted_compute_flops": C, "fitted_bandwidth_bytes_s": M,
         "median_rel_error": errors["median"], "worst_rel_error": errors["worst"],
+        "weight_check": weight_check(net, model),
     }
     res = ProfileResult(arch, stats, precision, dev, points, C, M, errors, hold, prof)
     if out is not None:
