@@ -20,8 +20,9 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -q
 
+# Exit code 5 is pytest's "no tests collected": no slow test is not a failure.
 test-slow: $(STAMP)
-	$(PY) -m pytest -q -m slow
+	$(PY) -m pytest -q -m slow || [ $$? -eq 5 ]
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

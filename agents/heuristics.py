@@ -80,11 +80,11 @@ class SJFPolicy(GreedyPolicy):
 
     def key(self, view):
         p = view.prepared
-        return p.prompt + p.output
+        return p.prefill_tokens + p.output_tokens
 
     def order(self, view):
         users = np.asarray(view.users, dtype=float)
-        return np.lexsort((users, view.prepared.output, self.key(view)))
+        return np.lexsort((users, view.prepared.output_tokens, self.key(view)))
 
 
 class EDFPolicy(GreedyPolicy):
@@ -117,12 +117,9 @@ class StaticBatchPolicy(FCFSPolicy):
     name = "static-batch"
 
     def __init__(self, batch_size: int = 4):
-        if int(batch_size) < 1:
-            from edgellm.errors import EdgeLLMError
+        from edgellm.system.validate import check_number
 
-            raise EdgeLLMError(f"static-batch: batch_size must be an integer >= 1, "
-                               f"got {batch_size!r}")
-        self.limit = int(batch_size)
+        self.limit = check_number(batch_size, "static-batch: batch_size", lo=1, integer=True)
 
 
 class RandomPolicy(GreedyPolicy):

@@ -57,10 +57,10 @@ from typing import Any
 import numpy as np
 
 from edgellm.agents.base import ObservationPolicy, SlotOutcome
+from edgellm.envs.env import ACTION_MODES
 from edgellm.errors import EdgeLLMError
 
 SIDECAR_SCHEMA = "edgellm.policy/1"
-ACTION_MODES = ("sequential", "subset", "priority")
 SB3_ALGOS = {  # algo -> (module, class)
     "ppo": ("stable_baselines3", "PPO"),
     "a2c": ("stable_baselines3", "A2C"),

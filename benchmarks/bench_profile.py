@@ -10,6 +10,11 @@ held-out check (fit on a checkerboard half of the grid, scored on the other half
     .venv/bin/python benchmarks/bench_profile.py --clock cpu      # process CPU time
     .venv/bin/python benchmarks/bench_profile.py --md benchmarks/results/profile.md
 
+Timing protocol (printed with the results): every grid point first runs ``--warmup`` untimed
+generations (at least 1: CPU backends build kernels per tensor shape, and a first pass can cost
+10-100x a steady one), then ``--repeats`` timed ones; each pass time reported is the best
+(``--stat min``, the default) or the median of those repeats.
+
 ``--threads 1`` is the default because the project's dev box is a shared 2-core VM: with other
 jobs on the cores, a 2-thread run's wall times measure the neighbours (the two OpenMP threads
 stall on each other whenever one is descheduled), while a 1-thread run loses only its share of
@@ -38,10 +43,19 @@ def machine() -> str:
     except OSError:
         pass
     if not name:
-        from edgellm.profiling import _cpu_name
+        from edgellm.profiling import cpu_name
 
-        name = _cpu_name()
+        name = cpu_name()
     return f"{name}, {os.cpu_count()} cores, {platform.system()} {platform.machine()}"
+
+
+def timing_protocol(res) -> str:
+    """One line saying how each reported pass time was obtained (best-of-N stated)."""
+    m = res.profile["measurement"]
+    how = (f"best (min) of {m['repeats']}" if m["stat"] == "min"
+           else f"{m['stat']} of {m['repeats']}")
+    return (f"timing: each pass time is the {how} timed runs, after {m['warmup']} untimed "
+            f"warm-up run(s) per grid point; {m['clock']} clock, {m['threads']} thread(s)")
 
 
 def markdown(res, command: str, wall_s: float) -> str:
@@ -56,8 +70,7 @@ def markdown(res, command: str, wall_s: float) -> str:
         f"Command: `{command}`  ",
         f"Machine: {machine()}; torch {m['torch']}, transformers {m['transformers']}, "
         f"{res.device}, "
-        f"{m['threads']} thread(s), {m['clock']} clock, {m['stat']} of {m['repeats']} repeats "
-        f"after {m['warmup']} warm-up run(s) per point; wall time {wall_s:.0f} s.  ",
+        f"{timing_protocol(res)}; wall time {wall_s:.0f} s.  ",
         f"Model: {res.arch.model} scaled to {res.arch.n_layers} layers x d_model "
         f"{res.arch.d_model} ({res.arch.n_heads} heads, {res.arch.n_kv_heads} KV heads, FFN "
         f"{res.arch.ffn}, vocab {res.arch.vocab}), P = {res.stats.n_params_matmul:,} matmul "
@@ -95,10 +108,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--output", type=int, default=32)
     ap.add_argument("--threads", type=int, default=1, help="0: torch's default")
     ap.add_argument("--clock", default="wall", choices=("wall", "cpu"))
-    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--repeats", type=int, default=3, help="timed runs per grid point")
+    ap.add_argument("--warmup", type=int, default=1,
+                    help="untimed warm-up runs per grid point (>= 1)")
+    ap.add_argument("--stat", default="min", choices=("min", "median"),
+                    help="pass time over the repeats: min (best-of-N) or median")
     ap.add_argument("--out", default="runs/bench-profile")
     ap.add_argument("--md", default=None, help="also write the markdown section here")
     args = ap.parse_args(argv)
+    if args.warmup < 1:
+        ap.error("--warmup: must be >= 1 (timing without warm-up measures kernel builds)")
 
     from edgellm.io import atomic_write_text
     from edgellm.profiling import format_table, parse_int_list, profile, summary_text
@@ -109,16 +128,19 @@ def main(argv: list[str] | None = None) -> int:
                f"--d-model {args.d_model}"
                + (f" --threads {threads}" if threads else "")
                + (f" --clock {args.clock}" if args.clock != "wall" else "")
-               + (f" --repeats {args.repeats}" if args.repeats != 3 else ""))
+               + (f" --repeats {args.repeats}" if args.repeats != 3 else "")
+               + (f" --warmup {args.warmup}" if args.warmup != 1 else "")
+               + (f" --stat {args.stat}" if args.stat != "min" else ""))
     t0 = time.perf_counter()
     res = profile(args.model, "fp16", parse_int_list(args.batch, "--batch"),
                   parse_int_list(args.prompt, "--prompt"), args.output, args.layers,
-                  args.d_model, repeats=args.repeats, out=args.out, command=command,
-                  clock=args.clock, threads=threads)
+                  args.d_model, repeats=args.repeats, warmup=args.warmup, out=args.out,
+                  command=command, clock=args.clock, threads=threads, stat=args.stat)
     wall = time.perf_counter() - t0
     print(format_table(res.points))
     print(summary_text(res))
     print(f"command: {command}\nmachine: {machine()}\nwall time: {wall:.0f} s")
+    print(timing_protocol(res))
     if args.md:
         atomic_write_text(Path(args.md), markdown(res, command, wall))
         print(f"wrote {args.md}")

@@ -35,8 +35,8 @@ def main() -> None:
     try:
         import torch
 
-        from edgellm.profile_weights import weight_check
         from edgellm.profiling import build_model, scaled_arch
+        from edgellm.profiling.weights import weight_check
     except ImportError:
         print("part 2 needs torch and transformers")
         return

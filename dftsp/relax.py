@@ -52,7 +52,7 @@ def relaxation_bound(p: Prepared, time_limit: float = 60.0) -> tuple[float, floa
     F = np.flatnonzero(rc.code == OK)
     if F.size == 0:
         return 0.0, time.perf_counter() - t0, True
-    s, n, w = p.prompt[F], p.output[F], p.window[F]
+    s, n, w = p.prefill_tokens[F], p.output_tokens[F], p.window[F]
     tc = rc.t_compute[F]
     f = own_flops(p, s, n) / p.flops
     rows = [s + n, p.down_c[F] / (w - tc),

@@ -123,7 +123,7 @@ def _order(p: Prepared, F: np.ndarray, rc, rows: np.ndarray) -> np.ndarray:
     """Search order of the feasible singletons F: weight per share of the resources they
     use alone (KV memory, uplink bandwidth at their latest uplink phase, downlink
     bandwidth at T_U = 0), largest first; ties by index."""
-    mem = (p.prompt[F] + p.output[F]) * p.kv_per_token / p.kv_capacity
+    mem = (p.prefill_tokens[F] + p.output_tokens[F]) * p.kv_per_token / p.kv_capacity
     up = rc.uplink_hz[rows, 0] / p.uplink_hz
     down = rc.down_hz[rows, 0] / p.downlink_hz
     key = p.weight[F] / np.maximum(mem + up + down, 1e-300)
@@ -138,8 +138,8 @@ def _dftsp(p: Prepared, time_limit: float, node_limit: int):
     if okrows.size == 0:
         return (), 0, nodes, 0, True
     root = everyone[okrows][_order(p, everyone[okrows], rc, okrows)].astype(np.int64)
-    arrays = (p.prompt, p.output, p.window, p.admissible, p.weight, p.up_bits, p.snr_hz,
-              p.down_c, p.enc_s, *p.cost_constants, p.kv_capacity, p.padded, p.uplink_hz,
+    arrays = (p.prefill_tokens, p.output_tokens, p.window, p.admissible, p.weight, p.up_bits,
+              p.snr_hz, p.down_c, p.enc_s, *p.cost_constants, p.kv_capacity, p.padded, p.uplink_hz,
               p.downlink_hz, p.slot_s)
     t0 = time.perf_counter()
     start, start_val, g_checks = np.empty(0, np.int64), 0, 0
@@ -164,11 +164,11 @@ def _greedy_orders(p: Prepared, root: np.ndarray) -> tuple[np.ndarray, np.ndarra
     by window, longest first (for a fixed box, compute time depends on the count only,
     and the longest windows leave the most room to grow)."""
     orders = [root]
-    s, n, w = p.prompt[root], p.output[root], p.window[root]
+    s, n, w = p.prefill_tokens[root], p.output_tokens[root], p.window[root]
     by_window = root[np.lexsort((root, -w))]
     for S in np.unique(np.quantile(s, _QUANTILES, method="higher")):
         for N in np.unique(np.quantile(n, _QUANTILES, method="higher")):
-            inbox = (p.prompt[by_window] <= S) & (p.output[by_window] <= N)
+            inbox = (p.prefill_tokens[by_window] <= S) & (p.output_tokens[by_window] <= N)
             orders.append(by_window[inbox])
     starts = np.cumsum([0] + [len(o) for o in orders])
     return np.concatenate(orders).astype(np.int64), starts.astype(np.int64)

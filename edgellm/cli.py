@@ -16,7 +16,7 @@ COMMAND_MODULES = (
     "edgellm.envs.cli",        # scenario
     "edgellm.eval.cli",        # eval, sweep
     "edgellm.train.cli",       # train
-    "edgellm.profiling",       # profile
+    "edgellm.profiling.cli",   # profile
     "edgellm.demo",            # demo
 )
 

@@ -51,10 +51,9 @@ def oracle_stats(scenario: str = "default", slots: int = 300, seed: int = 0,
     """Run the DFTSP oracle for ``slots`` slots and count binding constraints."""
     from edgellm.dftsp import solve
     from edgellm.envs.env import EdgeLLMEnv
-    from edgellm.errors import EdgeLLMError
+    from edgellm.system.validate import check_number
 
-    if not isinstance(slots, int) or slots < 1:
-        raise EdgeLLMError(f"slots: must be an integer >= 1, got {slots!r}")
+    check_number(slots, "slots", lo=1, integer=True)
     env = EdgeLLMEnv(scenario, action_mode="subset", **overrides)
     env.reset(seed=seed)
     binding, refusing = Counter(), Counter()

@@ -19,9 +19,19 @@ from typing import Any
 
 from edgellm.errors import EdgeLLMError
 from edgellm.system import catalog, channel
-from edgellm.system.catalog import DEFAULT_RADIO
-from edgellm.system.instance import KV_MODES, OBJECTIVES, check_number
+from edgellm.system.catalog import DEFAULT_RADIO, DEFAULT_SYSTEM
+from edgellm.system.instance import KV_MODES, OBJECTIVES
 from edgellm.system.traces import TRACE_FILES
+from edgellm.system.validate import (
+    check_bool,
+    check_choice,
+    check_interval,
+    check_number,
+    check_numbers,
+    fail,
+)
+from edgellm.system.workloads import DEFAULT_WORKLOAD as _W
+from edgellm.system.workloads import Workload
 
 ARRIVALS = ("bernoulli", "bursty")
 OVERFLOW = ("drop_new", "drop_oldest")
@@ -32,29 +42,38 @@ OVERLENGTH = ("truncate", "reject")
 
 @dataclass(frozen=True)
 class ScenarioConfig:
-    """All parameters of one scenario. Every field has a default; see ``FIELD_DOCS``."""
+    """All parameters of one scenario. Every field has a default; see ``FIELD_DOCS``.
+
+    The defaults are the *base system* every preset overrides: Llama-2-7B W4A16 on an
+    RTX 4090 (:data:`~edgellm.system.catalog.DEFAULT_SYSTEM`), a 20 MHz radio
+    (``DEFAULT_RADIO``) and ShareGPT-like requests
+    (:data:`~edgellm.system.workloads.DEFAULT_WORKLOAD`), the system of the random slot
+    instances too. They are not the ``default`` preset: that one is the recommended
+    benchmark, a harder multi-resource scenario written as overrides of this base (see
+    :mod:`edgellm.envs.scenarios`), so ``get_scenario("default") != ScenarioConfig()``.
+    """
 
     # system (catalog names, SPEC 6)
     n_users: int = 16
-    model: str = "llama-2-7b"
-    quant: str = "w4a16"
-    device: str = "rtx-4090"
-    kv_cache: str = "padded"
-    objective: str = "requests"
-    slot_s: float = 5.0
+    model: str = DEFAULT_SYSTEM["model"]
+    quant: str = DEFAULT_SYSTEM["quant"]
+    device: str = DEFAULT_SYSTEM["device"]
+    kv_cache: str = DEFAULT_SYSTEM["kv_cache"]
+    objective: str = DEFAULT_SYSTEM["objective"]
+    slot_s: float = DEFAULT_SYSTEM["slot_s"]
     # radio
     uplink_hz: float = DEFAULT_RADIO["uplink_hz"]
     downlink_hz: float = DEFAULT_RADIO["downlink_hz"]
     noise_psd_w_per_hz: float = DEFAULT_RADIO["noise_psd_w_per_hz"]
     en_power_w: float = DEFAULT_RADIO["en_power_w"]
     bits_per_token: float = DEFAULT_RADIO["bits_per_token"]
-    tx_power_w: float = 0.2
+    tx_power_w: float = _W.tx_power_w
     uplink_noise_psd_w_per_hz: float | None = None
     downlink_noise_psd_w_per_hz: float | None = None
     # channels
-    path_loss: str = "legacy"
-    distance_m: tuple[float, float] = (20.0, 300.0)
-    shadowing_db: float = 8.0
+    path_loss: str = _W.path_loss
+    distance_m: tuple[float, float] = _W.distance_m
+    shadowing_db: float = _W.shadowing_db
     fading_rho: float = 0.0
     # traffic
     arrival: str = "bernoulli"
@@ -62,13 +81,13 @@ class ScenarioConfig:
     burst_rate: float = 0.9
     p_enter_burst: float = 0.05
     p_leave_burst: float = 0.3
-    trace: str = "sharegpt"
+    trace: str = _W.trace
     workload: str = "lognormal"
     overlength: str = "truncate"
-    max_prompt: int = 2048
-    max_output: int = 1024
-    deadline_s: tuple[float, float] = (2.0, 12.0)
-    ppl_tolerance: tuple[float, ...] = (0.05, 0.2, 0.5, 2.0)
+    max_prompt: int = _W.max_prompt
+    max_output: int = _W.max_output
+    deadline_s: tuple[float, float] = _W.deadline_s
+    ppl_tolerance: tuple[float, ...] = _W.ppl_tolerance
     # media (system/media.py; catalog media.yaml)
     media_mix: tuple[float, float, float] = (1.0, 0.0, 0.0)
     image_source: str = "phone-photo-messaging"
@@ -94,6 +113,12 @@ class ScenarioConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    @property
+    def distributions(self) -> Workload:
+        """The request-length (lognormal workload), deadline, tolerance and layout
+        distributions of this scenario."""
+        return Workload(**{f.name: getattr(self, f.name) for f in fields(Workload)})
 
     @property
     def has_media(self) -> bool:
@@ -151,10 +176,6 @@ FIELD_DOCS = {
 }
 
 
-def _err(name: str, value: Any, rule: str) -> EdgeLLMError:
-    return EdgeLLMError(f"scenario.{name}: must be {rule}, got {value!r}")
-
-
 def _check_names(overrides: dict) -> None:
     names = [f.name for f in fields(ScenarioConfig)]
     for k in overrides:
@@ -167,28 +188,19 @@ def _coerce(overrides: dict) -> dict:
     return {k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()}
 
 
-def _num(cfg, name, lo=None, hi=None, lo_open=False, integer=False):
-    value = check_number(getattr(cfg, name), f"scenario.{name}", lo=lo, hi=hi,
-                         lo_open=lo_open, integer=integer)
+def _set(cfg, name: str, check, *args, **kw) -> None:
+    """Validate field ``name`` with ``check`` (from :mod:`edgellm.system.validate`) and store
+    the normalised value."""
+    value = check(getattr(cfg, name), f"scenario.{name}", *args, **kw)
     object.__setattr__(cfg, name, value)
 
 
+def _num(cfg, name, **rule):
+    _set(cfg, name, check_number, **rule)
+
+
 def _choice(cfg, name, allowed):
-    v = getattr(cfg, name)
-    if v not in allowed:
-        raise _err(name, v, f"one of {', '.join(allowed)}")
-
-
-def _range(cfg, name, lo_open=True):
-    v = getattr(cfg, name)
-    rule = "a pair (lo, hi) of finite numbers with 0 < lo <= hi"
-    try:
-        a, b = (float(x) for x in v)
-    except (TypeError, ValueError):
-        raise _err(name, v, rule) from None
-    if not (math.isfinite(a) and math.isfinite(b) and 0 < a <= b):
-        raise _err(name, v, rule)
-    object.__setattr__(cfg, name, (a, b))
+    _set(cfg, name, check_choice, tuple(allowed))
 
 
 def _validate(cfg: ScenarioConfig) -> None:
@@ -204,12 +216,12 @@ def _validate(cfg: ScenarioConfig) -> None:
     for name in ("uplink_noise_psd_w_per_hz", "downlink_noise_psd_w_per_hz"):
         if getattr(cfg, name) is not None:
             _num(cfg, name, lo=0, lo_open=True)
-    _range(cfg, "distance_m")
+    _set(cfg, "distance_m", check_interval)
     _choice(cfg, "path_loss", tuple(channel.PATH_LOSS_MODELS))
     pl = channel.PATH_LOSS_MODELS[cfg.path_loss]
     if not pl.min_m <= cfg.distance_m[0] <= cfg.distance_m[1] <= pl.max_m:
-        raise _err("distance_m", cfg.distance_m,
-                   f"within the {cfg.path_loss} model's range [{pl.min_m:g}, {pl.max_m:g}] m")
+        raise fail("scenario.distance_m", f"within the {cfg.path_loss} model's range "
+                   f"[{pl.min_m:g}, {pl.max_m:g}] m", cfg.distance_m)
     _num(cfg, "shadowing_db", lo=0)
     _num(cfg, "fading_rho", lo=0, hi=1)
     _choice(cfg, "arrival", ARRIVALS)
@@ -221,38 +233,29 @@ def _validate(cfg: ScenarioConfig) -> None:
                    for w in ("prompt", "output"))
 
     if not usable(stats):
-        raise _err("trace", cfg.trace, "a trace with published prompt and output lengths ("
-                   + ", ".join(t for t, s in catalog.traces().items() if usable(s)) + ")")
+        raise fail("scenario.trace", "a trace with published prompt and output lengths ("
+                   + ", ".join(t for t, s in catalog.traces().items() if usable(s)) + ")",
+                   cfg.trace)
     _num(cfg, "max_prompt", lo=1, integer=True)
     _num(cfg, "max_output", lo=1, integer=True)
     _choice(cfg, "workload", WORKLOADS)
     _choice(cfg, "overlength", OVERLENGTH)
     if cfg.workload != "lognormal":
         if cfg.trace not in TRACE_FILES:
-            raise _err("trace", cfg.trace, f"a shipped trace file for workload "
-                       f"{cfg.workload!r} ({', '.join(TRACE_FILES)})")
+            raise fail("scenario.trace", f"a shipped trace file for workload "
+                       f"{cfg.workload!r} ({', '.join(TRACE_FILES)})", cfg.trace)
         if cfg.max_output >= catalog.max_context(cfg.model):
-            raise _err("max_output", cfg.max_output,
-                       f"below the model's max_context ({catalog.max_context(cfg.model)})")
+            raise fail("scenario.max_output",
+                       f"below the model's max_context ({catalog.max_context(cfg.model)})",
+                       cfg.max_output)
         if cfg.workload == "replay" and cfg.arrival_rate <= 0:
-            raise _err("arrival_rate", cfg.arrival_rate, "> 0 for workload 'replay'")
-    _range(cfg, "deadline_s")
-    tol = cfg.ppl_tolerance
-    if isinstance(tol, (int, float)):
-        tol = (tol,)
-    try:
-        tol = tuple(float(x) for x in tol)
-    except (TypeError, ValueError):
-        raise _err("ppl_tolerance", cfg.ppl_tolerance,
-                   "a non-empty list of finite numbers >= 0") from None
-    if not tol or not all(math.isfinite(x) and x >= 0 for x in tol):
-        raise _err("ppl_tolerance", cfg.ppl_tolerance, "a non-empty list of finite numbers >= 0")
-    object.__setattr__(cfg, "ppl_tolerance", tol)
+            raise fail("scenario.arrival_rate", "> 0 for workload 'replay'", cfg.arrival_rate)
+    _set(cfg, "deadline_s", check_interval)
+    _set(cfg, "ppl_tolerance", check_numbers)
     _validate_media(cfg)
     _num(cfg, "queue_capacity", lo=1, hi=4096, integer=True)
     _choice(cfg, "overflow", OVERFLOW)
-    if not isinstance(cfg.reject_unservable, bool):
-        raise _err("reject_unservable", cfg.reject_unservable, "true or false")
+    _set(cfg, "reject_unservable", check_bool)
     _num(cfg, "max_slots", lo=1, integer=True)
     _num(cfg, "drop_penalty", lo=0)
     _num(cfg, "invalid_penalty", lo=0)
@@ -266,14 +269,14 @@ def _validate_media(cfg: ScenarioConfig) -> None:
     try:
         mix = tuple(float(x) for x in cfg.media_mix)
     except (TypeError, ValueError):
-        raise _err("media_mix", cfg.media_mix, rule) from None
+        raise fail("scenario.media_mix", rule, cfg.media_mix) from None
     if len(mix) != 3 or not all(math.isfinite(x) and x >= 0 for x in mix) or sum(mix) <= 0:
-        raise _err("media_mix", cfg.media_mix, rule)
+        raise fail("scenario.media_mix", rule, cfg.media_mix)
     object.__setattr__(cfg, "media_mix", mix)
     if mix[media.IMAGE] > 0 and cfg.model not in media.vision_models():
-        raise _err("media_mix", cfg.media_mix, "text and voice only (image share 0) for model "
+        raise fail("scenario.media_mix", "text and voice only (image share 0) for model "
                    f"{cfg.model!r}, which has no vision encoder (vision-language models: "
-                   f"{', '.join(media.vision_models())})")
+                   f"{', '.join(media.vision_models())})", cfg.media_mix)
     _choice(cfg, "image_source", tuple(catalog._load("media")["images"]))
     _choice(cfg, "speech_codec", tuple(catalog._load("media")["speech"]))
-    _range(cfg, "question_s")
+    _set(cfg, "question_s", check_interval)

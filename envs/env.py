@@ -12,15 +12,15 @@ from gymnasium import spaces
 
 from edgellm.envs.config import ScenarioConfig
 from edgellm.envs.queues import (
-    DEADLINE,
-    DOWN_MEDIA,
+    DEADLINE_S,
+    DOWNLINK_MEDIA_BITS,
     DROP_CAUSES,
-    ENCODER,
+    ENCODER_FLOPS,
     ID,
     MEDIA_TOKENS,
-    OUTPUT,
-    PROMPT,
-    TOLERANCE,
+    OUTPUT_TOKENS,
+    PPL_TOLERANCE,
+    PROMPT_TOKENS,
     Queues,
     Rules,
 )
@@ -38,6 +38,10 @@ USER_FEATURES = ("present", "prompt", "output", "deadline", "admissible", "uplin
 GLOBAL_FEATURES = ("memory_left", "compute_time", "slot", "batch_size")
 MEDIA_FEATURES = ("uplink_bits", "downlink_bits")  # appended to each user row with media
 MEDIA_BITS_SCALE = 4e6  # payload normalization [bit] (500 kB)
+_U = {name: i for i, name in enumerate(USER_FEATURES + MEDIA_FEATURES)}  # user feature column
+_G = {name: i for i, name in enumerate(GLOBAL_FEATURES)}  # index of a global feature
+_REQUEST_COLS = slice(_U["present"], _U["admissible"] + 1)  # the head request's own columns
+_GAIN_COLS = slice(_U["uplink_gain"], _U["downlink_gain"] + 1)
 GAIN_DB_LO, GAIN_DB_SPAN = -150.0, 100.0  # gain normalization: (10 log10 g + 150) / 100
 _REASON_ORDER = tuple(sorted(REASONS))     # check_rows codes in test order
 _NO_USERS = np.zeros(0, dtype=np.int64)
@@ -156,6 +160,28 @@ class EdgeLLMEnv(gym.Env):
     to the earlier test: accuracy, memory, slot, deadline, downlink, uplink).
 
     **Episode end**: no terminal state; ``truncated`` after ``max_slots`` slots.
+
+    **One request's life, module by module**:
+
+    1. *traffic* (:mod:`edgellm.envs.traffic`): the request is drawn at the end of the
+       slot before it arrives (arrival flag from the scenario's arrival process or the
+       replayed trace; ``prompt_tokens``, ``output_tokens`` from the log-normals of the
+       scenario's :class:`~edgellm.system.workloads.Workload` or a trace row;
+       ``deadline_s``, ``ppl_tolerance`` from the Workload; media from ``media_mix``),
+       with the slot's fading gains.
+    2. *queues* (:mod:`edgellm.envs.queues`, compiled): ``Queues.end_slot`` admits it
+       (or drops it: ``rejected``, ``expired``, ``overflow``), gives it an id, and from then
+       on ages its remaining deadline by ``slot_s`` each slot until it is served or expires.
+    3. *candidates* (``_begin_slot`` here): at the head of its user's queue it becomes a
+       candidate: its fields and its user's current gains become one request of the slot
+       instance (:func:`edgellm.system.prepare_arrays`), and the observation row of its user.
+    4. *feasibility* (:mod:`edgellm.system.feasibility`): ``check_rows`` /
+       ``check_additions`` decide which candidates can join the batch (the action mask);
+       the action (``_act_*`` here) builds the batch only from feasible additions.
+    5. *serve* (``_dispatch`` here): :func:`edgellm.system.evaluate` of the final batch
+       gives its value, uplink and compute times and memory; ``Queues.end_slot`` pops it.
+    6. *info*: ``served_ids`` carries its id, ``dropped`` counts it if it was dropped
+       instead, and ``reward_terms`` its weight.
 
     **Rendering** (``render_mode``, see :mod:`edgellm.envs.render`): ``"rgb_array"``: a
     ``uint8`` frame ``(540, 960, 3)`` of queues, head requests, deadlines, gains, batch
@@ -304,9 +330,9 @@ class EdgeLLMEnv(gym.Env):
         cfg, K, p = self.config, self.n_users, self._p
         users = self._users
         per = {k: np.zeros(K) for k in ("prompt", "output", "deadline")}
-        per["prompt"][users] = p.prompt
-        per["output"][users] = p.output
-        per["deadline"][users] = self._heads[:, DEADLINE]
+        per["prompt"][users] = p.prefill_tokens
+        per["output"][users] = p.output_tokens
+        per["deadline"][users] = self._heads[:, DEADLINE_S]
         present = np.zeros(K, dtype=bool)
         present[users] = True
         in_batch = np.zeros(K, dtype=bool)
@@ -479,12 +505,12 @@ class EdgeLLMEnv(gym.Env):
         K, F = self.n_users, self._F
         self._mask[self._users] = self._ok
         u = self._obs[:K * F].reshape(K, F)
-        u[self._users, 8] = self._in
-        u[self._users, 9] = self._ok
+        u[self._users, _U["in_batch"]] = self._in
+        u[self._users, _U["addable"]] = self._ok
         g = self._obs[K * F:]
-        g[0] = min(max(1.0 - self._kv / self._rules.kv_capacity, 0.0), 1.0)
-        g[1] = min(self._tc / self.config.slot_s, 1.0)
-        g[3] = len(self._batch) / K
+        g[_G["memory_left"]] = min(max(1.0 - self._kv / self._rules.kv_capacity, 0.0), 1.0)
+        g[_G["compute_time"]] = min(self._tc / self.config.slot_s, 1.0)
+        g[_G["batch_size"]] = len(self._batch) / K
 
     # ------------------------------------------------------------------ slot mechanics
     def _begin_slot(self) -> None:
@@ -497,9 +523,9 @@ class EdgeLLMEnv(gym.Env):
         gains = self._traffic.gain  # (2, K): uplink, downlink
         up, down = gains
         self._heads = heads = self._queues.data[users, 0]
-        s, n, tau = heads[:, PROMPT], heads[:, OUTPUT], heads[:, DEADLINE]
-        media = heads[:, MEDIA_TOKENS:ENCODER + 1].T if cfg.has_media else (None,) * 4
-        self._p = prepare_arrays(self._system, s, n, tau, heads[:, TOLERANCE], up[users],
+        s, n, tau = heads[:, PROMPT_TOKENS], heads[:, OUTPUT_TOKENS], heads[:, DEADLINE_S]
+        media = heads[:, MEDIA_TOKENS:ENCODER_FLOPS + 1].T if cfg.has_media else (None,) * 4
+        self._p = prepare_arrays(self._system, s, n, tau, heads[:, PPL_TOLERANCE], up[users],
                                  down[users], np.full(users.size, cfg.tx_power_w), *media)
         m = users.size
         self._batch: list[int] = []
@@ -516,23 +542,25 @@ class EdgeLLMEnv(gym.Env):
         # observation (see the class docstring); remaining deadlines are > 0
         F = self._F
         self._obs = obs = np.zeros(K * F + len(GLOBAL_FEATURES), dtype=np.float32)
-        rows = np.empty((m, 5))
-        rows[:, 0] = 1.0
-        np.minimum(self._p.prompt / cfg.max_prompt, 1.0, out=rows[:, 1])
-        np.divide(n, cfg.max_output, out=rows[:, 2])
-        np.minimum(tau / cfg.deadline_s[1], 1.0, out=rows[:, 3])
-        rows[:, 4] = self._p.admissible
+        rows = np.empty((m, _REQUEST_COLS.stop))  # the head requests' own columns
+        rows[:, _U["present"]] = 1.0
+        np.minimum(self._p.prefill_tokens / cfg.max_prompt, 1.0, out=rows[:, _U["prompt"]])
+        np.divide(n, cfg.max_output, out=rows[:, _U["output"]])
+        np.minimum(tau / cfg.deadline_s[1], 1.0, out=rows[:, _U["deadline"]])
+        rows[:, _U["admissible"]] = self._p.admissible
         u = obs[:K * F].reshape(K, F)
-        u[users, :5] = rows
+        u[users, _REQUEST_COLS] = rows
         db = (10.0 * np.log10(gains) - GAIN_DB_LO) / GAIN_DB_SPAN
-        u[:, 5:7] = np.minimum(np.maximum(db, 0.0), 1.0).T
-        u[:, 7] = q_len / cfg.queue_capacity
-        u[users, 9] = self._ok
+        u[:, _GAIN_COLS] = np.minimum(np.maximum(db, 0.0), 1.0).T  # rows: uplink, downlink
+        u[:, _U["queue"]] = q_len / cfg.queue_capacity
+        u[users, _U["addable"]] = self._ok
         if cfg.has_media:
-            down = n * cfg.bits_per_token + heads[:, DOWN_MEDIA]
-            u[users, 10] = np.minimum(self._p.up_bits / MEDIA_BITS_SCALE, 1.0)
-            u[users, 11] = np.minimum(down / MEDIA_BITS_SCALE, 1.0)
-        obs[K * F:] = (1.0, 0.0, min(self._slot / cfg.max_slots, 1.0), 0.0)
+            down = n * cfg.bits_per_token + heads[:, DOWNLINK_MEDIA_BITS]
+            u[users, _U["uplink_bits"]] = np.minimum(self._p.up_bits / MEDIA_BITS_SCALE, 1.0)
+            u[users, _U["downlink_bits"]] = np.minimum(down / MEDIA_BITS_SCALE, 1.0)
+        g = obs[K * F:]
+        g[_G["memory_left"]] = 1.0
+        g[_G["slot"]] = min(self._slot / cfg.max_slots, 1.0)
 
     def _dispatch(self):
         cfg = self.config
@@ -543,7 +571,7 @@ class EdgeLLMEnv(gym.Env):
         ev = evaluate(p, batch)
         assert ev.feasible, "env built an infeasible batch"  # exact masks: cannot happen
         value = ev.value
-        served_tokens = int(p.output[batch].sum())
+        served_tokens = int(p.output_tokens[batch].sum())
         # binding constraint and refusals (codes are against the final batch)
         out = ~self._in
         codes = self._code[out]

@@ -2,7 +2,7 @@
 
 Queue k holds up to Q requests, oldest first, as the rows ``data[k, :length[k]]``; a row
 holds the fields of :data:`FIELDS` (token counts and ids are stored exactly as float64;
-``prompt`` is the text prompt, the prefill adds ``media_tokens``).
+``prompt_tokens`` is the text prompt, the prefill adds ``media_tokens``).
 Rows at or beyond ``length[k]`` are stale and never read.
 
 :meth:`Queues.end_slot` runs everything that happens between two decisions in one compiled
@@ -22,11 +22,11 @@ from numba import njit
 
 from edgellm.system._kernel import compute_s, kv_cache_bytes
 
-FIELDS = ("prompt", "output", "deadline", "tolerance", "compute_s", "id",
+FIELDS = ("prompt_tokens", "output_tokens", "deadline_s", "ppl_tolerance", "compute_s", "id",
           "media_tokens", "uplink_media_bits", "downlink_media_bits", "encoder_flops")
-PROMPT, OUTPUT, DEADLINE, TOLERANCE, COMPUTE, ID = range(6)
-MEDIA_TOKENS, UP_MEDIA, DOWN_MEDIA, ENCODER = range(6, len(FIELDS))
-_ENC = ENCODER - MEDIA_TOKENS  # column of encoder FLOPs in a (K, 4) media draw
+PROMPT_TOKENS, OUTPUT_TOKENS, DEADLINE_S, PPL_TOLERANCE, COMPUTE_S, ID = range(6)
+MEDIA_TOKENS, UPLINK_MEDIA_BITS, DOWNLINK_MEDIA_BITS, ENCODER_FLOPS = range(6, len(FIELDS))
+_ENC = ENCODER_FLOPS - MEDIA_TOKENS  # column of encoder FLOPs in a (K, 4) media draw
 DROP_CAUSES = ("expired", "overflow", "rejected")
 EXPIRED, OVERFLOW, REJECTED = range(len(DROP_CAUSES))
 
@@ -57,23 +57,23 @@ def _pop(data, length, k):
 
 
 @_jit
-def _push(data, length, k, prompt, output, deadline, tolerance, tc, rid, media):
+def _push(data, length, k, s, n, tau, tol, tc, rid, media):
     j = length[k]
     for f in range(media.size):
         data[k, j, MEDIA_TOKENS + f] = media[f]
-    data[k, j, PROMPT] = prompt
-    data[k, j, OUTPUT] = output
-    data[k, j, DEADLINE] = deadline
-    data[k, j, TOLERANCE] = tolerance
-    data[k, j, COMPUTE] = tc
+    data[k, j, PROMPT_TOKENS] = s
+    data[k, j, OUTPUT_TOKENS] = n
+    data[k, j, DEADLINE_S] = tau
+    data[k, j, PPL_TOLERANCE] = tol
+    data[k, j, COMPUTE_S] = tc
     data[k, j, ID] = rid
     length[k] = j + 1
 
 
 @_jit
-def _end_slot(data, length, served, arrive, prompt, output, deadline, tolerance, media,
-              first_id, slot_s, tokens, reject_unservable, drop_new, ppl_increase, kv_capacity,
-              padded, cost, encoder_rate):
+def _end_slot(data, length, served, arrive, prompt_tokens, output_tokens, deadline_s,
+              ppl_tolerance, media, first_id, slot_s, tokens, reject_unservable, drop_new,
+              ppl_increase, kv_capacity, padded, cost, encoder_rate):
     P, L, d, W, kv, C, M = cost
     drops = np.zeros(3, np.int64)
     weight = 0.0  # objective weight of the drops (exact: sums of integers)
@@ -83,10 +83,10 @@ def _end_slot(data, length, served, arrive, prompt, output, deadline, tolerance,
     for k in range(K):  # age and expire, keeping the order of the survivors
         kept = 0
         for j in range(length[k]):
-            data[k, j, DEADLINE] -= slot_s
-            if data[k, j, COMPUTE] >= data[k, j, DEADLINE]:
+            data[k, j, DEADLINE_S] -= slot_s
+            if data[k, j, COMPUTE_S] >= data[k, j, DEADLINE_S]:
                 drops[EXPIRED] += 1
-                weight += data[k, j, OUTPUT] if tokens else 1.0
+                weight += data[k, j, OUTPUT_TOKENS] if tokens else 1.0
             else:
                 if kept != j:
                     data[k, kept, :] = data[k, j, :]
@@ -96,8 +96,8 @@ def _end_slot(data, length, served, arrive, prompt, output, deadline, tolerance,
     for k in range(K):  # arrivals, ids in user order
         if not arrive[k]:
             continue
-        n, tau, tol = float(output[k]), deadline[k], tolerance[k]
-        s = float(prompt[k]) + media[k, 0]  # prefill tokens: text + media tokens
+        n, tau, tol = float(output_tokens[k]), deadline_s[k], ppl_tolerance[k]
+        s = float(prompt_tokens[k]) + media[k, 0]  # prefill tokens: text + media tokens
         w = n if tokens else 1.0
         tc = media[k, _ENC] / encoder_rate + compute_s(1.0, s, n, P, L, d, W, kv, C, M)
         this_id = float(rid)
@@ -117,9 +117,9 @@ def _end_slot(data, length, served, arrive, prompt, output, deadline, tolerance,
             if drop_new:
                 weight += w
                 continue
-            weight += data[k, 0, OUTPUT] if tokens else 1.0
+            weight += data[k, 0, OUTPUT_TOKENS] if tokens else 1.0
             _pop(data, length, k)
-        _push(data, length, k, float(prompt[k]), n, tau, tol, tc, this_id, media[k])
+        _push(data, length, k, float(prompt_tokens[k]), n, tau, tol, tc, this_id, media[k])
     return drops, weight, rid
 
 
@@ -146,6 +146,7 @@ class Queues:
         (indexed like :data:`DROP_CAUSES`) and their total objective weight."""
         media = self._no_media if draw.media is None else draw.media
         drops, weight, self.next_id = _end_slot(
-            self.data, self.length, served, draw.arrive, draw.prompt, draw.output,
-            draw.deadline, draw.tolerance, media, self.next_id, *rules)
+            self.data, self.length, served, draw.arrive, draw.prompt_tokens,
+            draw.output_tokens, draw.deadline_s, draw.ppl_tolerance, media, self.next_id,
+            *rules)
         return drops, weight

@@ -37,7 +37,9 @@ _MULTIMODAL = dict(
     deadline_s=(6.0, 24.0), ppl_tolerance=(0.05, 0.2, 0.5, 2.0), queue_capacity=8,
     max_slots=200, speech_codec="opus-fullband", question_s=(2.0, 10.0))
 
-# name -> (purpose, overrides of the ScenarioConfig defaults)
+# name -> (purpose, overrides of the ScenarioConfig defaults). The defaults are the base
+# system (Llama-2-7B W4A16, 20 MHz, ShareGPT lengths; see ScenarioConfig); "default" is the
+# recommended benchmark scenario and overrides that base like every other preset.
 PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
     "default": (
         "A genuinely multi-resource scheduling problem: 16 users of Llama-2-13B (SmoothQuant "

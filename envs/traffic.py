@@ -19,13 +19,13 @@ keeps its last max_context - output tokens) or rejected (never enters a queue) a
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
 
 from edgellm.envs.config import ScenarioConfig
 from edgellm.system import catalog, channel, traces
-from edgellm.system.generate import length_sampler
 from edgellm.system.media import MediaMix
 
 _STREAMS = ("layout", "arrivals", "requests", "fading")
@@ -34,21 +34,25 @@ _MIN_GAIN = 1e-300  # guards the (measure-zero) exact-zero fading draw
 
 @dataclass(frozen=True)
 class SlotDraw:
-    """One slot's exogenous draws, one entry per user."""
+    """One slot's exogenous draws, one entry per user (request fields as in SPEC 2.1)."""
 
-    arrive: np.ndarray      # bool: a request arrives
-    prompt: np.ndarray      # s [tokens] of the potential request (text; 0 for speech only)
-    output: np.ndarray      # n [tokens]
-    deadline: np.ndarray    # tau at arrival [s]
-    tolerance: np.ndarray   # A [perplexity points]
+    arrive: np.ndarray         # bool: a request arrives
+    prompt_tokens: np.ndarray  # text tokens of the potential request (0 for speech only)
+    output_tokens: np.ndarray  # [tokens]
+    deadline_s: np.ndarray     # time left at arrival [s]
+    ppl_tolerance: np.ndarray  # [perplexity points]
     uplink_gain: np.ndarray
     downlink_gain: np.ndarray
-    overlength: int = 0     # trace arrivals over the model context (truncated or rejected)
+    overlength: int = 0        # trace arrivals over the model context (truncated or rejected)
     media: np.ndarray | None = None  # (K, 4) media columns (system.media.COLUMNS), or None
 
 
 class Traffic:
-    """Seeded generator of layouts, arrivals, requests and fading for one scenario."""
+    """Seeded generator of layouts, arrivals, requests and fading for one scenario.
+
+    Layouts, deadlines, tolerances and (lognormal workload) lengths come from the scenario's
+    :class:`~edgellm.system.workloads.Workload` (the distributions of the random slot
+    instances too); arrivals, trace rows, media and fading are the environment's own."""
 
     def __init__(self, cfg: ScenarioConfig, seed: int | np.random.SeedSequence):
         self.cfg = cfg
@@ -61,19 +65,12 @@ class Traffic:
             self._media = MediaMix(cfg.media_mix, cfg.model, cfg.image_source,
                                    cfg.speech_codec, cfg.question_s)
         K = cfg.n_users
-        if cfg.workload == "lognormal":
-            self._prompt = length_sampler(cfg.trace, "prompt", cfg.max_prompt)
-            self._output = length_sampler(cfg.trace, "output", cfg.max_output)
-        else:
+        self.distributions = cfg.distributions
+        if cfg.workload != "lognormal":
             self._trace = traces.load_trace(cfg.trace)
             self._context = catalog.max_context(cfg.model)
-        self._tol = np.asarray(cfg.ppl_tolerance, dtype=float)
-        lay = self.rng["layout"]
-        r0, r1 = cfg.distance_m
-        self.distance_m = np.sqrt(lay.uniform(r0 * r0, r1 * r1, K))
-        self.shadowing_db = cfg.shadowing_db * lay.standard_normal(K)
-        self.large_gain = channel.large_scale_gain(self.distance_m, self.shadowing_db,
-                                                   cfg.path_loss)
+        self.distance_m, self.shadowing_db, self.large_gain = self.distributions.layout(
+            self.rng["layout"], K)
         fad = self.rng["fading"]
         self._h = channel.gauss_markov(fad, np.zeros((2, 2 * K)), 0.0)  # users' up, then down
         self._update_gain()
@@ -109,33 +106,31 @@ class Traffic:
             rate = cfg.arrival_rate
         r = self.rng["requests"]
         if cfg.workload == "lognormal":
-            prompt = self._prompt(r, K)
-            output = self._output(r, K)
+            req = self.distributions.requests(r, K)
+            return self._with_media(SlotDraw(u_arr < rate, *req, self.gain[0], self.gain[1]))
+        tr = self._trace
+        if cfg.workload == "empirical":
+            rows = r.integers(0, tr.n, K)
             arrive = u_arr < rate
         else:
-            tr = self._trace
-            if cfg.workload == "empirical":
-                rows = r.integers(0, tr.n, K)
-                arrive = u_arr < rate
-            else:
-                users, idx = self._replay.next_slot()
-                rows = np.zeros(K, dtype=np.int64)
-                rows[users] = idx
-                arrive = np.zeros(K, dtype=bool)
-                arrive[users] = True
-            prompt, output = tr.prompt[rows], np.minimum(tr.output[rows], cfg.max_output)
-        deadline = r.uniform(cfg.deadline_s[0], cfg.deadline_s[1], K)
-        tol = self._tol[r.integers(0, len(self._tol), K)]
-        over = 0
-        if cfg.workload != "lognormal":
-            long = arrive & (prompt + output > self._context)
-            over = int(long.sum())
-            if cfg.overlength == "truncate":
-                prompt = np.where(long, self._context - output, prompt)
-            else:
-                arrive = arrive & ~long
-        media = None
-        if self._media is not None:
-            prompt, media = self._media.draw(self.rng["media"], prompt, output)
-        return SlotDraw(arrive, prompt, output, deadline, tol, self.gain[0], self.gain[1],
-                        over, media)
+            users, idx = self._replay.next_slot()
+            rows = np.zeros(K, dtype=np.int64)
+            rows[users] = idx
+            arrive = np.zeros(K, dtype=bool)
+            arrive[users] = True
+        prompt, output = tr.prompt[rows], np.minimum(tr.output[rows], cfg.max_output)
+        deadline, tol = self.distributions.deadlines_and_tolerances(r, K)
+        long = arrive & (prompt + output > self._context)
+        if cfg.overlength == "truncate":
+            prompt = np.where(long, self._context - output, prompt)
+        else:
+            arrive = arrive & ~long
+        return self._with_media(SlotDraw(arrive, prompt, output, deadline, tol, self.gain[0],
+                                         self.gain[1], int(long.sum())))
+
+    def _with_media(self, d: SlotDraw) -> SlotDraw:
+        """``d`` with its media drawn (last, from the media stream), if the mix has any."""
+        if self._media is None:
+            return d
+        prompt, media = self._media.draw(self.rng["media"], d.prompt_tokens, d.output_tokens)
+        return dataclasses.replace(d, prompt_tokens=prompt, media=media)

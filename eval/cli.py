@@ -6,6 +6,7 @@ import argparse
 import json
 
 from edgellm.errors import EdgeLLMError
+from edgellm.system.validate import check_number
 
 DEFAULT_POLICIES = "oracle,fcfs,sjf,edf,best-channel,static-batch,random"
 
@@ -32,8 +33,8 @@ def _check_scenario(name: str) -> None:
 
 
 def _positive(name: str, value) -> None:
-    if value is not None and int(value) < 1:
-        raise EdgeLLMError(f"{name}: must be an integer >= 1, got {value}")
+    if value is not None:
+        check_number(value, name, lo=1, integer=True)
 
 
 def _run_eval(args) -> int:
@@ -101,17 +102,18 @@ def _run_sweep(args) -> int:
     if bad or not exps:
         raise EdgeLLMError(f"--experiments: unknown {', '.join(map(repr, bad)) or '(empty)'}; "
                            f"valid: {', '.join(EXPERIMENTS)}")
-    quants = tuple(q.strip() for q in args.quants.split(",") if q.strip())
     _positive("--episodes", args.episodes)
     _positive("--slots", args.slots)
     _positive("--instances", args.instances)
-    spec = SweepSpec(scenario=args.scenario,
-                     policies=tuple(parse_policy_list(args.policies)),
-                     episodes=args.episodes, slots=args.slots, seed=args.seed,
-                     users=_ints(args.users), bandwidth_mhz=_floats(args.bandwidth_mhz),
-                     quants=quants or QUANTS, nodes_k=_ints(args.nodes_k),
-                     nodes_instances=args.instances, experiments=exps,
-                     overrides=_overrides(args.set))
+    given = dict(episodes=args.episodes, slots=args.slots, nodes_instances=args.instances,
+                 users=args.users and _ints(args.users),
+                 bandwidth_mhz=args.bandwidth_mhz and _floats(args.bandwidth_mhz),
+                 quants=args.quants and (tuple(q.strip() for q in args.quants.split(",")
+                                               if q.strip()) or QUANTS),
+                 nodes_k=args.nodes_k and _ints(args.nodes_k))
+    spec = SweepSpec(scenario=args.scenario, policies=tuple(parse_policy_list(args.policies)),
+                     seed=args.seed, experiments=exps, overrides=_overrides(args.set),
+                     **{k: v for k, v in given.items() if v is not None})
     out = args.out or f"results/sweep-{args.scenario}"
     written = run_sweep(spec, out, progress=not args.quiet, backend=args.backend,
                         ray_address=args.ray_address)
@@ -171,22 +173,25 @@ def register(sub) -> None:
         help="the source paper's experiments: throughput vs users, bandwidth, quantization; "
              "DFTSP vs brute force",
         description="Figures (PNG) with CSV beside them under --out. Each env experiment point "
-                    "is an eval run in its own folder, so an interrupted sweep resumes.")
+                    "is an eval run in its own folder, so an interrupted sweep resumes. "
+                    "Options left unset take the defaults of edgellm.eval.sweep.SweepSpec "
+                    "(its field name in brackets); sweep.json records the values used.")
     s.add_argument("--scenario", default="paper")
     s.add_argument("--policies", default=DEFAULT_POLICIES)
     s.add_argument("--experiments", default="users,bandwidth,quant,nodes",
                    help="comma list of users, bandwidth, quant, nodes")
-    s.add_argument("--episodes", type=int, default=2)
-    s.add_argument("--slots", type=int, default=20)
+    # Unset options take the defaults of edgellm.eval.sweep.SweepSpec (its field in brackets).
+    s.add_argument("--episodes", type=int, default=None, help="episodes per point [episodes]")
+    s.add_argument("--slots", type=int, default=None, help="slots per episode [slots]")
     s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--users", default="4,8,16,24,32", help="values of n_users")
-    s.add_argument("--bandwidth-mhz", default="0.02,0.05,0.1,0.2,0.5,2,20",
-                   help="values of uplink_hz = downlink_hz [MHz]")
-    s.add_argument("--quants", default="fp16,w8a8,w4a16")
-    s.add_argument("--nodes-k", default="4,6,8,10,12,14,16,18",
-                   help="request counts of the DFTSP vs brute-force experiment")
-    s.add_argument("--instances", type=int, default=20,
-                   help="random instances per K in the nodes experiment")
+    s.add_argument("--users", default=None, help="comma list of n_users values [users]")
+    s.add_argument("--bandwidth-mhz", default=None,
+                   help="comma list of uplink_hz = downlink_hz values in MHz [bandwidth_mhz]")
+    s.add_argument("--quants", default=None, help="comma list of quantizations [quants]")
+    s.add_argument("--nodes-k", default=None,
+                   help="request counts of the DFTSP vs brute-force experiment [nodes_k]")
+    s.add_argument("--instances", type=int, default=None,
+                   help="random instances per K in the nodes experiment [nodes_instances]")
     s.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="scenario override applied at every point, repeatable")
     s.add_argument("--out", default=None, help="output folder (default results/sweep-SCENARIO)")

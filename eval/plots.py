@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgellm.eval.store import atomic_savefig
+from edgellm.io import atomic_savefig
 
 _DPI = 110
 

@@ -18,14 +18,12 @@ Metrics (means over every slot of every episode; all policies ran the same seeds
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 from pathlib import Path
 
 import numpy as np
 
-from edgellm.eval import store
+from edgellm.io import atomic_write_text, csv_text, write_json
 
 SUMMARY_SCHEMA = "edgellm.eval-summary/1"
 TIMING_COLUMNS = ("decision_ms_mean", "decision_ms_p95", "decision_ms_max")
@@ -45,6 +43,18 @@ def _ci95(per_episode: np.ndarray) -> float | None:
     return 1.96 * float(per_episode.std(ddof=1)) / math.sqrt(per_episode.size)
 
 
+def per_slot(records: list[dict], key: str) -> np.ndarray:
+    """Column ``key`` of the episode records' per-slot lists, concatenated over episodes."""
+    return np.concatenate([np.asarray(r["per_slot"][key], float) for r in records])
+
+
+def ratio_to_oracle(value_per_slot: float, oracle_value_per_slot: float) -> float:
+    """Value per slot over the oracle's (NaN when the oracle served nothing). Not clipped
+    at 1: the oracle is optimal per slot only."""
+    return (value_per_slot / oracle_value_per_slot if oracle_value_per_slot > 0
+            else float("nan"))
+
+
 def summarize(spec, config: dict, config_hash: str, records: dict) -> dict:
     """Summary dict from ``{(policy, seed): record}`` for the policies and seeds of ``spec``."""
     seeds = spec.seeds
@@ -55,7 +65,7 @@ def summarize(spec, config: dict, config_hash: str, records: dict) -> dict:
     for name in spec.policies:
         recs = [records[name, s] for s in seeds]
         def col(k, recs=recs):
-            return np.concatenate([np.asarray(r["per_slot"][k], float) for r in recs])
+            return per_slot(recs, k)
 
         value = col("value")
         has_opt = all(v is not None for r in recs for v in r["per_slot"]["opt_value"])
@@ -92,8 +102,8 @@ def summarize(spec, config: dict, config_hash: str, records: dict) -> dict:
     if "oracle" in per_ep_value:
         base = next(r for r in rows if r["policy"] == "oracle")
         for row in rows:
-            row["ratio_to_oracle"] = (_r(row["value_per_slot"] / base["value_per_slot"])
-                                      if base["value_per_slot"] else None)
+            row["ratio_to_oracle"] = _r(ratio_to_oracle(row["value_per_slot"],
+                                                        base["value_per_slot"] or 0.0))
             row["episodes_above_oracle"] = int(np.sum(per_ep_value[row["policy"]]
                                                       > per_ep_value["oracle"]))
     objective = config.get("scenario_config", {}).get("objective")
@@ -111,17 +121,7 @@ def table_rows(summary: dict) -> list[dict]:
 
 
 def to_csv(summary: dict) -> str:
-    return rows_to_csv(table_rows(summary))
-
-
-def rows_to_csv(rows: list[dict]) -> str:
-    """CSV text of a list of equal-keyed dicts (None as an empty cell)."""
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
-    w.writeheader()
-    for row in rows:
-        w.writerow({k: ("" if v is None else v) for k, v in row.items()})
-    return buf.getvalue()
+    return csv_text(table_rows(summary))
 
 
 def format_table(summary: dict) -> str:
@@ -153,8 +153,8 @@ def format_table(summary: dict) -> str:
 def write_outputs(summary: dict, out: str | Path, plots: bool = True) -> list[Path]:
     """Write summary.csv, summary.json and the plots under ``out``; return the paths."""
     out = Path(out)
-    store.write_text(out / "summary.csv", to_csv(summary))
-    store.write_json(out / "summary.json", summary)
+    atomic_write_text(out / "summary.csv", to_csv(summary))
+    write_json(out / "summary.json", summary)
     paths = [out / "summary.csv", out / "summary.json"]
     if plots:
         from edgellm.eval.plots import plot_summary

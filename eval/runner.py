@@ -21,8 +21,9 @@ from edgellm.agents import make_policy
 from edgellm.agents.base import Policy
 from edgellm.dftsp.solver import solve
 from edgellm.envs import EdgeLLMEnv
-from edgellm.errors import EdgeLLMError
 from edgellm.eval import store
+from edgellm.io import config_hash, write_json
+from edgellm.system.validate import check_number
 
 #: Action mode used for state-based policies (one env step per slot).
 DEFAULT_ACTION_MODE = "subset"
@@ -58,9 +59,7 @@ def build_scenario(scenario: str, overrides: dict | None = None, slots: int | No
 
     over = dict(overrides or {})
     if slots is not None:
-        if int(slots) < 1:
-            raise EdgeLLMError(f"--slots: must be an integer >= 1, got {slots!r}")
-        over["max_slots"] = int(slots)
+        over["max_slots"] = check_number(slots, "--slots", lo=1, integer=True)
     return get_scenario(scenario, **over)
 
 
@@ -182,11 +181,10 @@ def run_eval(spec: EvalSpec, out: str | Path, *, fresh: bool = False, progress: 
 
     check_backend(backend)
     out = Path(out)
-    if spec.episodes < 1:
-        raise EdgeLLMError(f"--episodes: must be an integer >= 1, got {spec.episodes!r}")
+    check_number(spec.episodes, "--episodes", lo=1, integer=True)
     cfg = scenario_config(spec)
     config = config_dict(spec, cfg)
-    chash = store.fingerprint(config)
+    chash = config_hash(config)
     policies = {name: make_policy(name, **spec.policy_kw.get(name, {}))
                 for name in spec.policies}
     store.check_run_file(out, config, chash, fresh)
@@ -209,7 +207,7 @@ def run_eval(spec: EvalSpec, out: str | Path, *, fresh: bool = False, progress: 
     def save(name: str, seed: int, rec: dict) -> None:
         rec["config_hash"] = chash
         rec["scenario"] = spec.scenario
-        store.write_json(store.record_path(out, name, seed), rec)
+        write_json(store.record_path(out, name, seed), rec)
         records[name, seed] = rec
 
     try:

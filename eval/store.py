@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 from pathlib import Path
 
 from edgellm.errors import EdgeLLMError
-from edgellm.io import atomic_path, atomic_write_text
+from edgellm.io import write_json
 
 RECORD_SCHEMA = "edgellm.eval-episode/1"
 
@@ -29,33 +28,6 @@ def slug(name: str) -> str:
     if s != name:  # keep distinct names distinct
         s += "-" + hashlib.sha1(name.encode()).hexdigest()[:8]
     return s
-
-
-def fingerprint(config: dict) -> str:
-    """Stable short hash of a JSON-able configuration."""
-    text = json.dumps(config, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-write_text = atomic_write_text
-
-
-def write_json(path: str | os.PathLike, data) -> None:
-    write_text(path, json.dumps(data, indent=1, sort_keys=True, default=_jsonable) + "\n")
-
-
-def _jsonable(x):
-    import numpy as np
-
-    if isinstance(x, np.integer):
-        return int(x)
-    if isinstance(x, np.floating):
-        return float(x)
-    if isinstance(x, np.ndarray):
-        return x.tolist()
-    if isinstance(x, (set, tuple)):
-        return list(x)
-    return str(x)
 
 
 def without_timing(record: dict) -> dict:
@@ -112,9 +84,3 @@ def check_run_file(out: Path, config: dict, config_hash: str, fresh: bool) -> No
                                f"(hash {old}, this run {config_hash}); "
                                f"use another --out or --fresh")
     write_json(run, {"config_hash": config_hash, "config": config})
-
-
-def atomic_savefig(fig, path: str | os.PathLike, **kw) -> None:
-    """Save a matplotlib figure via a temporary file and a rename."""
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, **kw)

@@ -19,10 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
-from edgellm.eval import store
 from edgellm.eval.plots import plot_lines
-from edgellm.eval.report import rows_to_csv
 from edgellm.eval.runner import EvalSpec, run_eval
+from edgellm.io import atomic_write_text, csv_text, write_json
 
 EXPERIMENTS = ("users", "bandwidth", "quant", "nodes")
 #: ScenarioConfig fields each env experiment varies (see edgellm.envs).
@@ -42,7 +41,7 @@ class SweepSpec:
     episodes: int = 2
     slots: int = 20
     seed: int = 0
-    users: tuple[int, ...] = (4, 8, 12, 16, 24)
+    users: tuple[int, ...] = (4, 8, 16, 24, 32)
     bandwidth_mhz: tuple[float, ...] = (0.02, 0.05, 0.1, 0.2, 0.5, 2.0, 20.0)
     quants: tuple[str, ...] = QUANTS
     nodes_k: tuple[int, ...] = (4, 6, 8, 10, 12, 14, 16, 18)
@@ -135,7 +134,7 @@ def run_sweep(spec: SweepSpec, out: str | Path, progress: bool = True, backend: 
         elif exp == "nodes":
             rows = nodes_rows(spec.nodes_k, spec.nodes_instances, spec.seed, progress)
             path = out / "nodes.csv"
-            store.write_text(path, rows_to_csv(rows))
+            atomic_write_text(path, csv_text(rows))
             plot_lines(rows, "K", "nodes_mean", out / "nodes.png", series="method", logy=True,
                        xlabel="candidate requests K", ylabel="tree nodes evaluated (mean)",
                        title="DFTSP vs brute force: nodes")
@@ -150,13 +149,13 @@ def run_sweep(spec: SweepSpec, out: str | Path, progress: bool = True, backend: 
             raise EdgeLLMError(f"sweep: unknown experiment {exp!r}; valid: "
                                f"{', '.join(EXPERIMENTS)}")
         path = out / f"{exp}.csv"
-        store.write_text(path, rows_to_csv(rows))
+        atomic_write_text(path, csv_text(rows))
         plot_lines(rows, y="requests_per_slot", path=out / f"{exp}.png",
                    ylabel="requests served per slot", **kw)
         plot_lines(rows, y="tokens_per_slot", path=out / f"{exp}_tokens.png",
                    ylabel="tokens generated per slot", **kw)
         written[exp] = path
-    store.write_json(out / "sweep.json", {"spec": asdict(spec),
-                                          "wall_s": round(time.perf_counter() - t0, 1),
-                                          "files": {k: str(v) for k, v in written.items()}})
+    write_json(out / "sweep.json", {"spec": asdict(spec),
+                                    "wall_s": round(time.perf_counter() - t0, 1),
+                                    "files": {k: str(v) for k, v in written.items()}})
     return written

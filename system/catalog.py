@@ -22,6 +22,17 @@ from edgellm.system.instance import (
     SlotInstance,
 )
 
+# The default system: the base of every scenario (edgellm.envs.ScenarioConfig's defaults)
+# and of the random instances (edgellm.system.generate).
+DEFAULT_SYSTEM = {
+    "model": "llama-2-7b",
+    "quant": "w4a16",
+    "device": "rtx-4090",
+    "kv_cache": "padded",
+    "objective": "requests",
+    "slot_s": 5.0,
+}
+
 # Radio defaults: a 5G-NR-like small cell. Each value carries its source.
 DEFAULT_RADIO = {
     "uplink_hz": 20e6,
@@ -121,8 +132,9 @@ def quant(scheme: str, model_name: str) -> Quant:
 
 
 def build_instance(model_name: str, quant_name: str, device_name: str, requests=(),
-                   *, radio: dict | None = None, slot_s: float = 5.0,
-                   kv_cache: str = "padded", objective: str = "requests") -> SlotInstance:
+                   *, radio: dict | None = None, slot_s: float = DEFAULT_SYSTEM["slot_s"],
+                   kv_cache: str = DEFAULT_SYSTEM["kv_cache"],
+                   objective: str = DEFAULT_SYSTEM["objective"]) -> SlotInstance:
     """A slot instance from catalog names plus requests (``Request`` objects or dicts).
 
     ``radio`` overrides entries of :data:`DEFAULT_RADIO`.

@@ -50,8 +50,8 @@ class Prepared:
 
     system: SlotInstance      # model, quantization, device, radio, slot, modes
     columns: dict             # request attribute -> array (REQUEST_COLUMNS + MEDIA_COLUMNS)
-    prompt: np.ndarray        # prefill tokens s_k + m_k (text + media) [tokens]
-    output: np.ndarray        # n_k [tokens]
+    prefill_tokens: np.ndarray  # s_k + m_k (text + media) [tokens]
+    output_tokens: np.ndarray  # n_k [tokens]
     window: np.ndarray        # min(tau_k, slot_s) [s]
     weight: np.ndarray        # objective weight (int64)
     admissible: np.ndarray    # ppl_increase <= A_k
@@ -77,7 +77,7 @@ class Prepared:
 
     @property
     def n(self) -> int:
-        return len(self.prompt)
+        return len(self.prefill_tokens)
 
     @functools.cached_property
     def instance(self) -> SlotInstance:
@@ -137,7 +137,7 @@ def prepare_arrays(system: SlotInstance, prompt_tokens, output_tokens, deadline_
     C_enc = encoder_rate(system)
     return Prepared(
         system=system, columns=cols,
-        prompt=s, output=n,
+        prefill_tokens=s, output_tokens=n,
         window=np.minimum(cols["deadline_s"], system.slot_s),
         weight=(np.ones(s.size, dtype=np.int64) if system.objective == "requests"
                 else n.astype(np.int64)),
@@ -189,8 +189,9 @@ def check_rows(p: Prepared, idx: np.ndarray) -> RowCheck:
     if idx.ndim != 2 or idx.shape[1] == 0:
         raise ValueError(f"check_rows: idx must be an (m, b) matrix with b >= 1, got {idx.shape}")
     out = _kernel.check_rows_kernel(
-        idx, p.prompt, p.output, p.window, p.admissible, p.up_bits, p.snr_hz, p.down_c, p.enc_s,
-        *p.cost_constants, p.kv_capacity, p.padded, p.uplink_hz, p.downlink_hz, p.slot_s)
+        idx, p.prefill_tokens, p.output_tokens, p.window, p.admissible, p.up_bits, p.snr_hz,
+        p.down_c, p.enc_s, *p.cost_constants, p.kv_capacity, p.padded, p.uplink_hz,
+        p.downlink_hz, p.slot_s)
     return RowCheck(*out)
 
 

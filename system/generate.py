@@ -1,81 +1,49 @@
 """Random slot instances for tests and benchmarks, drawn from catalog profiles.
 
-Request lengths are log-normal, fitted to a trace's published mean and median (or to the
-one of them that is published, with sigma = 1) and capped. Channels use path
-loss, log-normal shadowing and Rayleigh fading (:mod:`edgellm.system.channel`).
+Requests and users come from a :class:`~edgellm.system.workloads.Workload` (the same
+distributions as the environment's); uplink and downlink gains add one Rayleigh fading draw
+each to the large-scale gain (:mod:`edgellm.system.channel`).
 """
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from edgellm.system import catalog, channel
+from edgellm.system.catalog import DEFAULT_SYSTEM
 from edgellm.system.instance import Request, SlotInstance
+from edgellm.system.media import MediaMix
+from edgellm.system.workloads import Workload
 
 
-def lognormal_params(mean: float | None = None,
-                     median: float | None = None) -> tuple[float, float]:
-    """(mu, sigma) of a log-normal with this mean and median; sigma = 1 when only one of
-    them is published (or the mean does not exceed the median)."""
-    if mean is None and median is None:
-        raise ValueError("lognormal_params: need a mean or a median")
-    if mean is None:
-        return math.log(median), 1.0
-    if median is None or median >= mean:
-        return math.log(mean) - 0.5, 1.0
-    return math.log(median), math.sqrt(2.0 * math.log(mean / median))
-
-
-def length_sampler(trace: str, which: str, cap: int):
-    """Sampler of capped log-normal token counts for ``which`` in {'prompt', 'output'}."""
-    stats = catalog.traces()[trace]
-    mu, sigma = lognormal_params(stats.get(f"{which}_tokens_mean"),
-                                 stats.get(f"{which}_tokens_median"))
-
-    def draw(rng: np.random.Generator, size=None):
-        x = np.rint(rng.lognormal(mu, sigma, size))
-        return np.minimum(np.maximum(x, 1.0), cap).astype(np.int64)
-
-    return draw
-
-
-def random_requests(rng: np.random.Generator, n: int, *, trace: str = "sharegpt",
-                    max_prompt: int = 2048, max_output: int = 1024,
-                    deadline_s: tuple[float, float] = (2.0, 12.0),
-                    ppl_tolerance: tuple[float, ...] = (0.05, 0.2, 0.5, 2.0),
-                    distance_m: tuple[float, float] = (20.0, 300.0),
-                    shadowing_db: float = 8.0, tx_power_w: float = 0.2,
-                    path_loss: str = "legacy", media=None) -> list[Request]:
-    """``n`` independent requests: lengths from ``trace``, uniform deadlines, tolerances
-    drawn from ``ppl_tolerance``, users uniform over an annulus of radii ``distance_m``
-    (path loss from ``channel.PATH_LOSS_MODELS[path_loss]``);
-    with ``media`` (a :class:`~edgellm.system.media.MediaMix`), images and speech too
-    (drawn after everything else, so the text draws are the same)."""
-    prompt = length_sampler(trace, "prompt", max_prompt)(rng, n)
-    output = length_sampler(trace, "output", max_output)(rng, n)
-    deadline = rng.uniform(*deadline_s, n)
-    tol = rng.choice(np.asarray(ppl_tolerance, dtype=float), n)
-    r0, r1 = distance_m
-    dist = np.sqrt(rng.uniform(r0 * r0, r1 * r1, n))
-    large = channel.large_scale_gain(dist, shadowing_db * rng.standard_normal(n), path_loss)
+def random_requests(rng: np.random.Generator, n: int, *, media: MediaMix | None = None,
+                    **workload) -> list[Request]:
+    """``n`` independent requests of ``Workload(**workload)`` (keywords: its fields), in
+    this order of draws from ``rng``: the requests, the layout, uplink then downlink
+    fading; with ``media``, images and speech last (so the text draws are the same)."""
+    w = Workload(**workload)
+    req = w.requests(rng, n)
+    large = w.layout(rng, n).large_gain
     g_up = large * channel.rayleigh_power(rng, n)
     g_down = large * channel.rayleigh_power(rng, n)
-    extra = np.zeros((n, 4))
+    prompt, extra = req.prompt_tokens, np.zeros((n, 4))
     if media is not None:
-        prompt, extra = media.draw(rng, prompt, output)
-    return [Request(int(prompt[k]), int(output[k]), float(deadline[k]), float(tol[k]),
-                    float(g_up[k]), float(g_down[k]), tx_power_w, int(extra[k, 0]),
+        prompt, extra = media.draw(rng, prompt, req.output_tokens)
+    return [Request(int(prompt[k]), int(req.output_tokens[k]),
+                    float(req.deadline_s[k]), float(req.ppl_tolerance[k]),
+                    float(g_up[k]), float(g_down[k]), w.tx_power_w, int(extra[k, 0]),
                     *map(float, extra[k, 1:])) for k in range(n)]
 
 
-def random_instance(rng: np.random.Generator, n: int, *, model: str = "llama-2-7b",
-                    quant: str = "w4a16", device: str = "rtx-4090", kv_cache: str = "padded",
-                    objective: str = "requests", slot_s: float = 5.0,
-                    radio: dict | None = None, **request_kw) -> SlotInstance:
-    """A slot instance with ``n`` random requests on a catalog system."""
-    return catalog.build_instance(model, quant, device, random_requests(rng, n, **request_kw),
+def random_instance(rng: np.random.Generator, n: int, *, model: str = DEFAULT_SYSTEM["model"],
+                    quant: str = DEFAULT_SYSTEM["quant"], device: str = DEFAULT_SYSTEM["device"],
+                    kv_cache: str = DEFAULT_SYSTEM["kv_cache"],
+                    objective: str = DEFAULT_SYSTEM["objective"],
+                    slot_s: float = DEFAULT_SYSTEM["slot_s"],
+                    radio: dict | None = None, **workload) -> SlotInstance:
+    """A slot instance with ``n`` random requests (:func:`random_requests`) on a catalog
+    system; the defaults are :data:`~edgellm.system.catalog.DEFAULT_SYSTEM`'s."""
+    return catalog.build_instance(model, quant, device, random_requests(rng, n, **workload),
                                   radio=radio, slot_s=slot_s, kv_cache=kv_cache,
                                   objective=objective)
 

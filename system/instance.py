@@ -18,13 +18,13 @@ both links, text-only requests.
 from __future__ import annotations
 
 import json
-import math
 import os
 from dataclasses import MISSING, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 from edgellm.errors import EdgeLLMError
+from edgellm.system import validate
 
 SCHEMA_PREFIX = "edgellm.slot-instance/"
 SCHEMA_VERSION = 2
@@ -47,38 +47,13 @@ def _where(path: str, key: str) -> str:
     return f"{path}.{key}" if path else key
 
 
-def check_number(value: Any, where: str, *, lo: float | None = 0.0, lo_open: bool = False,
-                 hi: float | None = None, integer: bool = False) -> float | int:
-    """Validate a finite number within [lo, hi] (or (lo, hi] when ``lo_open``); return it
-    (an integral float as int when ``integer``). Raises :class:`InstanceError` naming
-    ``where``."""
-    kind = "an integer" if integer else "a finite number"
-    rng = ""
-    if lo is not None:
-        rng = f" {'>' if lo_open else '>='} {lo:g}"
-    if hi is not None:
-        rng += f"{' and' if rng else ''} <= {hi:g}"
-    msg = f"{where}: must be {kind}{rng}, got {value!r}"
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise InstanceError(msg)
-    if not math.isfinite(value):
-        raise InstanceError(msg)
-    if integer:
-        if isinstance(value, float):
-            if not value.is_integer():
-                raise InstanceError(msg)
-            value = int(value)
-    if lo is not None and (value < lo or (lo_open and value == lo)):
-        raise InstanceError(msg)
-    if hi is not None and value > hi:
-        raise InstanceError(msg)
-    return value
+def check_number(value: Any, where: str, **rule) -> float | int:
+    """:func:`edgellm.system.validate.check_number` raising :class:`InstanceError`."""
+    return validate.check_number(value, where, error=InstanceError, **rule)
 
 
 def _choice(value: Any, where: str, allowed: tuple[str, ...]) -> str:
-    if not isinstance(value, str) or value not in allowed:
-        raise InstanceError(f"{where}: must be one of {', '.join(allowed)}; got {value!r}")
-    return value
+    return validate.check_choice(value, where, allowed, error=InstanceError)
 
 
 def _text(value: Any, where: str) -> str:
@@ -174,9 +149,8 @@ class Model(_Part):
         if self.vocab_size is not None:
             out["vocab_size"] = check_number(self.vocab_size, _where(p, "vocab_size"), lo=1,
                                              integer=True)
-            if not isinstance(self.tied_embeddings, bool):
-                raise InstanceError(f"{_where(p, 'tied_embeddings')}: must be true or false, "
-                                    f"got {self.tied_embeddings!r}")
+            validate.check_bool(self.tied_embeddings, _where(p, "tied_embeddings"),
+                                error=InstanceError)
             if out["n_params"] < self.embedding_params(out["vocab_size"], out["d_model"]):
                 raise InstanceError(f"{_where(p, 'n_params')}: smaller than the embedding "
                                     "parameters vocab_size * d_model (x2 if untied)")

@@ -20,6 +20,7 @@ import numpy as np
 
 from edgellm.system import catalog
 from edgellm.system.instance import InstanceError
+from edgellm.system.workloads import length_sampler
 
 KINDS = ("text", "image", "voice")
 TEXT, IMAGE, VOICE = range(len(KINDS))
@@ -112,8 +113,6 @@ class MediaMix:
 
     @functools.cached_property
     def _question(self):
-        from edgellm.system.generate import length_sampler
-
         return length_sampler(self.question_trace, "prompt", self.max_question)
 
     @functools.cached_property

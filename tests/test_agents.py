@@ -94,7 +94,7 @@ def test_orders_follow_their_keys():
     for view in random_views(20, seed=6):
         users = np.asarray(view.users)
         sjf = make_policy("sjf").order(view)
-        tok = view.prepared.prompt + view.prepared.output
+        tok = view.prepared.prefill_tokens + view.prepared.output_tokens
         assert np.all(np.diff(tok[sjf]) >= 0)
         edf = make_policy("edf").order(view)
         dl = np.array([r.deadline_s for r in view.instance.requests])
@@ -148,7 +148,8 @@ def test_unknown_policy_lists_valid_names():
 
 # ----------------------------------------------------------------------------- learned
 def _save_mlp(tmp_path, obs_dim: int, out_dim: int, mode: str, **meta):
-    torch = pytest.importorskip("torch")
+    import torch
+
     net = torch.nn.Sequential(torch.nn.Linear(obs_dim, 8), torch.nn.ReLU(),
                               torch.nn.Linear(8, out_dim))
     torch.save(net.state_dict(), tmp_path / "bc.pt")
@@ -160,7 +161,8 @@ def _save_mlp(tmp_path, obs_dim: int, out_dim: int, mode: str, **meta):
 
 @pytest.mark.parametrize("mode", ["sequential", "subset", "priority"])
 def test_torch_mlp_loader_predicts_in_every_mode(tmp_path, mode):
-    torch = pytest.importorskip("torch")
+    import torch
+
     k = 4
     net = _save_mlp(tmp_path, 10, k + 1 if mode == "sequential" else k, mode)
     pol = make_policy(f"learned:{tmp_path / 'bc.pt'}")

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from edgellm.dftsp import solve
-from edgellm.system import InstanceError, catalog
+from edgellm.system import InstanceError, catalog, evaluate
 from edgellm.system.catalog import DEFAULT_RADIO, RADIO_SOURCES
 
 
@@ -54,7 +54,7 @@ def test_every_published_combination_solves():
     from edgellm.system.generate import random_requests
 
     reqs = random_requests(rng, 6)
-    built = 0
+    built = served = 0
     for m, q, d in itertools.product(catalog.models(), catalog.quantizations(), catalog.devices()):
         try:
             inst = catalog.build_instance(m, q, d, reqs)
@@ -62,8 +62,14 @@ def test_every_published_combination_solves():
             assert "no published perplexity" in str(e) or "peak_flops" in str(e)
             continue
         built += 1
-        assert solve(inst).evaluation.feasible
-    assert built >= 40
+        sol = solve(inst)
+        # the solution is feasible, worth what it claims, and at least the best singleton
+        ev = evaluate(inst, sol.batch)
+        assert ev.feasible and ev.value == sol.value
+        alone = [evaluate(inst, [k]).value for k in range(len(reqs))]
+        assert sol.value >= max(alone)
+        served += sol.value > 0
+    assert built >= 40 and served >= built // 2
 
 
 def test_unknown_names_list_the_known_ones():

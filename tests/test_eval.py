@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -149,19 +147,25 @@ def test_killed_eval_process_resumes_to_the_same_result(tmp_path):
             "--no-plots"]
     ref, out = tmp_path / "ref", tmp_path / "run"
     assert main([*args, "--out", str(ref)]) == 0
-    code = ("import sys; from edgellm.cli import main; sys.exit(main(sys.argv[1:]))")
-    proc = subprocess.Popen([sys.executable, "-c", code, *args, "--out", str(out)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 60
-    while time.time() < deadline and proc.poll() is None:
-        if len(list(out.glob("episodes/*/seed-*.json"))) >= 3:
-            break
-        time.sleep(0.02)
-    assert proc.poll() is None, "the eval finished before it could be killed"
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    n_before = len(list(out.glob("episodes/*/seed-*.json")))
-    assert 3 <= n_before < 12 and not (out / "summary.csv").exists()
+    # the child kills itself (SIGKILL: no clean-up) right after its third episode record
+    code = """
+import os, signal, sys
+import edgellm.eval.runner as runner
+from edgellm.cli import main
+written, real = [], runner.write_json
+def write_then_die(path, data):
+    real(path, data)
+    written.append(path)
+    if len(written) == 3:
+        os.kill(os.getpid(), signal.SIGKILL)
+runner.write_json = write_then_die
+sys.exit(main(sys.argv[1:]))
+"""
+    proc = subprocess.run([sys.executable, "-c", code, *args, "--out", str(out)],
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=300)
+    assert proc.returncode == -signal.SIGKILL
+    assert len(list(out.glob("episodes/*/seed-*.json"))) == 3
+    assert not (out / "summary.csv").exists()
     assert main([*args, "--out", str(out)]) == 0
     assert rows_without_timing(out / "summary.csv") == rows_without_timing(ref / "summary.csv")
 
@@ -205,10 +209,11 @@ def test_cli_eval_writes_table_csv_json_and_plots(tmp_path, capsys):
     assert [r["policy"] for r in rows] == list(ALL)
     oracle = rows[0]
     assert float(oracle["ratio_to_oracle"]) == 1.0 and float(oracle["regret_per_slot"]) == 0
-    for r in rows:
-        assert float(r["regret_per_slot"]) >= 0
-        assert float(r["value_per_slot"]) <= float(r["opt_value_per_slot"]) + 1e-9 or \
-            r["policy"] != "oracle"
+    for r in rows:  # the optimum of a policy's own states bounds what it serves in them
+        value, opt = float(r["value_per_slot"]), float(r["opt_value_per_slot"])
+        assert float(r["regret_per_slot"]) >= 0 and value <= opt + 1e-6
+        assert float(r["regret_per_slot"]) == pytest.approx(opt - value, abs=2e-6)
+    assert float(oracle["value_per_slot"]) == float(oracle["opt_value_per_slot"])
     js = json.loads((out / "summary.json").read_text())
     assert js["seeds"] == [0, 1] and len(js["policies"]) == len(ALL)
     for name in ("throughput", "regret", "drops", "decision_time"):
@@ -237,7 +242,6 @@ def test_ratio_is_not_clipped_at_one(tmp_path):
 
 
 def test_learned_policy_runs_in_eval(tmp_path):
-    pytest.importorskip("stable_baselines3")
     from stable_baselines3 import PPO
 
     env = EdgeLLMEnv("default", action_mode="subset", **SMALL)
@@ -255,7 +259,7 @@ def test_learned_policy_runs_in_eval(tmp_path):
                  tmp_path / "out2", progress=False, plots=False)
 
 
-def test_sweep_writes_csv_and_figures(tmp_path):
+def test_sweep_writes_csv_and_figures(tmp_path, monkeypatch):
     sw = SweepSpec(scenario="paper", policies=("oracle", "fcfs", "static-batch"),
                    episodes=1, slots=3, users=(2, 4), bandwidth_mhz=(5.0, 20.0),
                    quants=("fp16", "w4a16"), nodes_k=(4, 6), nodes_instances=3)
@@ -271,8 +275,13 @@ def test_sweep_writes_csv_and_figures(tmp_path):
     for png in ("users", "users_tokens", "bandwidth", "quant", "nodes", "nodes_time"):
         data = (tmp_path / f"{png}.png").read_bytes()
         assert data[:4] == b"\x89PNG" and len(data) > 5000, png
-    # an unchanged rerun reuses every finished point
-    t0 = time.perf_counter()
+    # an unchanged rerun reuses every finished point: no episode runs again
+    import edgellm.eval.runner as runner
+
+    calls = []
+    real = runner.run_episode
+    monkeypatch.setattr(runner, "run_episode",
+                        lambda pol, *a, **k: calls.append(pol.name) or real(pol, *a, **k))
     run_sweep(SweepSpec(**{**sw.__dict__, "experiments": ("users",)}), tmp_path,
               progress=False)
-    assert time.perf_counter() - t0 < 5
+    assert calls == []

@@ -76,7 +76,8 @@ def test_media_make_batches_cost_more_and_stay_down_closed(rng):
     sys_ = catalog.build_instance("llava-1.5-7b", "w4a16", "rtx-4090")
     pm, pt = prepare(sys_.with_requests(reqs)), prepare(sys_.with_requests(text))
     has = np.array([r.media_tokens > 0 for r in reqs])
-    assert (pm.up_bits[has] > pt.up_bits[has]).all() and (pm.prompt >= pt.prompt - 1).all()
+    assert (pm.up_bits[has] > pt.up_bits[has]).all()
+    assert (pm.prefill_tokens >= pt.prefill_tokens - 1).all()
 
 
 _V1_KEYS = {
@@ -113,7 +114,7 @@ def test_version_1_files_load_and_solve_the_same(tmp_path):
     a, b = solve(old), solve(new)
     assert (a.batch, a.value, a.evaluation) == (b.batch, b.value, b.evaluation)
     pa, pb = prepare(old), prepare(new)
-    for name in ("prompt", "up_bits", "down_c", "enc_s", "window"):
+    for name in ("prefill_tokens", "up_bits", "down_c", "enc_s", "window"):
         assert np.array_equal(getattr(pa, name), getattr(pb, name))
 
 
@@ -205,7 +206,7 @@ def test_multimodal_env_uses_the_one_cost_model():
     from gymnasium.utils.env_checker import check_env
 
     from edgellm.envs import EdgeLLMEnv
-    from edgellm.envs.queues import COMPUTE
+    from edgellm.envs.queues import COMPUTE_S
 
     env = EdgeLLMEnv("multimodal", action_mode="subset", max_slots=30)
     check_env(env, skip_render_check=True)
@@ -220,7 +221,7 @@ def test_multimodal_env_uses_the_one_cost_model():
         seen_media += int((p.columns["media_tokens"] > 0).sum())
         for i, u in enumerate(view.users):
             ev = evaluate(view.instance, [i])
-            assert ev.t_compute_s == pytest.approx(env._queues.data[u, 0, COMPUTE], rel=1e-12)
+            assert ev.t_compute_s == pytest.approx(env._queues.data[u, 0, COMPUTE_S], rel=1e-12)
             assert ev.to_dict() == evaluate(p, [i]).to_dict()
         rows = obs[:12 * K].reshape(K, 12)
         users = list(view.users)

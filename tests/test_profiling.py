@@ -7,13 +7,11 @@ import dataclasses
 
 import numpy as np
 import pytest
+import torch
 
-torch = pytest.importorskip("torch")
-pytest.importorskip("transformers")
-
-from edgellm.cli import main  # noqa: E402
-from edgellm.errors import EdgeLLMError  # noqa: E402
-from edgellm.profiling import (  # noqa: E402
+from edgellm.cli import main
+from edgellm.errors import EdgeLLMError
+from edgellm.profiling import (
     CostParams,
     Point,
     apply_fit,
@@ -29,7 +27,7 @@ from edgellm.profiling import (  # noqa: E402
     run_batch,
     scaled_arch,
 )
-from edgellm.system import Device, catalog, cost, evaluate  # noqa: E402
+from edgellm.system import Device, Request, catalog, cost, evaluate
 
 TINY = {"n_layers": 2, "d_model": 128, "vocab": 256}
 
@@ -173,10 +171,17 @@ def test_profile_round_trips_into_a_device(tmp_path):
     assert dev.reserved_bytes < dev.memory_bytes
     srcs = prof["devices"]["cpu-test"]["sources"]
     assert "bf16 ran instead" in srcs["peak_flops.fp16"]
-    # a scenario on the measured device: fp16 quant finds its rate
-    inst = catalog.build_instance("llama-2-7b", "fp16", "l4")
-    inst = dataclasses.replace(inst, device=dev)
-    assert evaluate(inst, []).feasible in (True, False)
+    # a scenario on the measured device: fp16 quant finds its rate (bf16 ran), and the
+    # compute time is the roofline's at the profile's rates: doubling both halves it
+    req = Request(prompt_tokens=200, output_tokens=50, deadline_s=1e6, ppl_tolerance=10.0,
+                  uplink_gain=1e-9, downlink_gain=1e-9, tx_power_w=0.2)
+    inst = catalog.build_instance("llama-2-7b", "fp16", "l4", [req], slot_s=1e6)
+    t = evaluate(dataclasses.replace(inst, device=dev), [0]).t_compute_s
+    fast = dataclasses.replace(dev, peak_flops={k: 2 * v for k, v in dev.peak_flops.items()},
+                               mem_bandwidth=2 * dev.mem_bandwidth)
+    assert t > 0
+    assert evaluate(dataclasses.replace(inst, device=fast), [0]).t_compute_s == \
+        pytest.approx(t / 2, rel=1e-12)
 
 
 def test_profile_against_a_catalog_gpu_keeps_datasheet_peaks(tmp_path):
@@ -246,7 +251,7 @@ def test_weight_bytes_equal_real_quantized_tensors(name):
     norm / bias / position parameters, others x (2 - bits per weight / 8) bytes (plus one
     FP16 per-tensor scale per linear layer for W8A8). Sizes chosen so 128 divides every
     input width (d 256, FFN 896 or 1024)."""
-    from edgellm.profile_weights import quantized_linear, weight_check
+    from edgellm.profiling.weights import quantized_linear, weight_check
 
     arch = scaled_arch(name, n_layers=2, d_model=256, vocab=256)
     net = build_model(arch, torch.float32, seed=2)

@@ -29,7 +29,8 @@ def tc(s, n) -> float:
 
 
 def draw(K, arrivals: dict) -> SlotDraw:
-    """Arrivals {user: (prompt, output, deadline, tolerance)}; the other users send nothing."""
+    """Arrivals {user: (prompt_tokens, output_tokens, deadline_s, ppl_tolerance)}; the
+    other users send nothing."""
     arrive = np.zeros(K, dtype=bool)
     cols = np.ones((4, K))
     for k, req in arrivals.items():
@@ -60,7 +61,7 @@ def test_serve_pops_heads_and_aging_expires():
     assert tc(100, 20) < 3.0
     for tau in (20.0, 8.0, 30.0):  # one arrival per slot, nothing served
         q.end_slot(NONE, draw(1, {0: (100, 20, tau, 9.0)}), r)
-    assert q.field("deadline")[0, :3].tolist() == [20.0 - 2 * SLOT, 8.0 - SLOT, 30.0]
+    assert q.field("deadline_s")[0, :3].tolist() == [20.0 - 2 * SLOT, 8.0 - SLOT, 30.0]
     drops, w = q.end_slot(np.array([0]), draw(1, {}), r)  # serve the head (id 0), age
     # id 1 had 3 s left, now -2 s: expired; id 2 moves to the front
     assert counts(drops) == {"expired": 1, "overflow": 0, "rejected": 0} and w == 1.0
@@ -79,7 +80,7 @@ def test_expiry_in_the_middle_of_a_queue():
     drops, w = q.end_slot(NONE, draw(1, {0: (10, 5, 40.0, 9.0)}), r)  # id 2 arrives
     assert counts(drops)["expired"] == 1 and w == 1.0
     assert q.length.tolist() == [2] and q.field("id")[0, :2].tolist() == [0.0, 2.0]
-    assert q.field("deadline")[0, :2].tolist() == [30.0 - 2 * SLOT, 40.0]
+    assert q.field("deadline_s")[0, :2].tolist() == [30.0 - 2 * SLOT, 40.0]
 
 
 @pytest.mark.parametrize("tokens", [False, True])

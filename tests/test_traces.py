@@ -129,7 +129,7 @@ def test_traffic_replay_lengths_come_from_the_rows():
     for _ in range(50):
         d = t.draw()
         for k in np.flatnonzero(d.arrive):
-            s, n = int(d.prompt[k]), int(d.output[k])
+            s, n = int(d.prompt_tokens[k]), int(d.output_tokens[k])
             assert s + n <= ctx
             assert (s, n) in rows or s == ctx - n  # a row, or a truncated one
             seen += 1
@@ -147,7 +147,7 @@ def test_overlength_rule():
             d = t.draw()
             over += d.overlength
             arrived += int(d.arrive.sum())
-            assert np.all(d.prompt[d.arrive] + d.output[d.arrive] <= 4096)
+            assert np.all(d.prompt_tokens[d.arrive] + d.output_tokens[d.arrive] <= 4096)
         out[rule] = (arrived, over)
     assert out["truncate"][1] == out["reject"][1] > 0  # same rows are over-length
     assert out["truncate"][0] == out["reject"][0] + out["reject"][1]  # rejected never arrive
@@ -159,8 +159,8 @@ def test_empirical_workload_samples_rows():
     tr = traces.load_trace("azure-code-2023")
     rows = set(zip(tr.prompt.tolist(), tr.output.tolist()))
     d = t.draw()
-    assert all((int(s), int(n)) in rows or s + n == 4096 for s, n in zip(d.prompt, d.output)
-               if n < cfg.max_output)
+    assert all((int(s), int(n)) in rows or s + n == 4096
+               for s, n in zip(d.prompt_tokens, d.output_tokens) if n < cfg.max_output)
 
 
 def test_trace_workload_config_errors():

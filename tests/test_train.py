@@ -10,11 +10,8 @@ import json
 import numpy as np
 import pytest
 
-pytest.importorskip("stable_baselines3")
-pytest.importorskip("sb3_contrib")
-
-from edgellm.cli import main  # noqa: E402
-from edgellm.errors import EdgeLLMError  # noqa: E402
+from edgellm.cli import main
+from edgellm.errors import EdgeLLMError
 
 SMALL = ["--set", "n_users=4", "--set", "max_slots=16"]
 FAST = ["--eval-freq", "128", "--eval-episodes", "1", "--eval-slots", "4",
@@ -142,10 +139,10 @@ def test_bad_hyperparameter_is_one_clear_error(tmp_path, capsys, algo, item, nam
 
 
 def test_hyperparameter_files_are_rl_zoo_format_and_valid():
+    from edgellm.envs import ENV_IDS
     from edgellm.train.config import (
         _RLLIB_RULES,
-        ALGOS,
-        ENV_IDS,
+        TRAIN_ALGOS,
         RLlibPPOHP,
         load_yaml,
         validate_fields,
@@ -153,7 +150,7 @@ def test_hyperparameter_files_are_rl_zoo_format_and_valid():
         validate_sb3,
     )
 
-    for algo in ALGOS:
+    for algo in TRAIN_ALGOS:
         data = load_yaml(algo)
         assert data and set(data) <= set(ENV_IDS.values())
         for section in data.values():

@@ -12,14 +12,15 @@ A run folder ``<logdir>/<run>/`` holds ``model.zip`` or ``model.pt`` with its si
 
 from __future__ import annotations
 
-from edgellm.train.config import ALGOS, TrainArgs, resolve_hyperparams
+from edgellm.agents.learned import IMITATION_ALGOS
+from edgellm.train.config import TRAIN_ALGOS, TrainArgs, resolve_hyperparams
 
 
 def train(args: TrainArgs) -> dict:
     """Train as ``args`` says; return the final held-out evaluation (also in eval.json)."""
     args.check()
     hp = resolve_hyperparams(args)
-    if args.algo in ("bc", "dagger"):
+    if args.algo in IMITATION_ALGOS:
         from edgellm.train.imitation import train_imitation
 
         return train_imitation(args, hp)
@@ -32,4 +33,4 @@ def train(args: TrainArgs) -> dict:
     return train_sb3(args, hp)
 
 
-__all__ = ["ALGOS", "TrainArgs", "resolve_hyperparams", "train"]
+__all__ = ["TRAIN_ALGOS", "TrainArgs", "resolve_hyperparams", "train"]

@@ -15,12 +15,19 @@ import numpy as np
 import yaml
 
 from edgellm.agents.base import Policy
+from edgellm.agents.learned import SIDECAR_SCHEMA
 from edgellm.errors import EdgeLLMError
-from edgellm.io import atomic_path, atomic_write_text
+from edgellm.eval.report import per_slot, ratio_to_oracle
+from edgellm.io import (
+    atomic_path,
+    atomic_write_text,
+    config_hash,
+    jsonable,
+    write_json,  # noqa: F401  (benchmarks/bench_learning.py imports it here)
+)
 
 EVAL_SEED = 10_000
 FINAL_SEED = 20_000
-SIDECAR_SCHEMA = "edgellm.policy/1"
 OBS_VERSION = 1
 
 
@@ -29,17 +36,15 @@ def train_seed(seed: int) -> int:
     return 1_000_000 * (int(seed) + 1)
 
 
-# ----------------------------------------------------------------------------- policies
 # ----------------------------------------------------------------------------- evaluation
 def _summ(recs: list[dict]) -> dict:
     """Means over all slots of the given episode records (eval.runner format)."""
-    def col(k):
-        return np.concatenate([np.asarray(r["per_slot"][k], float) for r in recs])
-    value, served = col("value"), col("served")
-    return {"value_per_slot": float(value.mean()), "served_per_slot": float(served.mean()),
-            "tokens_per_slot": float(col("served_tokens").mean()),
-            "dropped_per_slot": float(col("dropped").mean()),
-            "decision_ms_per_slot": float(1e3 * col("decision_s").mean()),
+    value = per_slot(recs, "value")
+    return {"value_per_slot": float(value.mean()),
+            "served_per_slot": float(per_slot(recs, "served").mean()),
+            "tokens_per_slot": float(per_slot(recs, "served_tokens").mean()),
+            "dropped_per_slot": float(per_slot(recs, "dropped").mean()),
+            "decision_ms_per_slot": float(1e3 * per_slot(recs, "decision_s").mean()),
             "per_episode_value": [float(np.mean(r["per_slot"]["value"])) for r in recs],
             "slots": int(value.size)}
 
@@ -53,11 +58,7 @@ class HeldOut:
         self._oracle: dict | None = None
 
     def _key(self) -> str:
-        import hashlib
-
-        text = json.dumps({"cfg": self.cfg.to_dict(), "seeds": self.seeds}, sort_keys=True,
-                          default=str)
-        return hashlib.sha256(text.encode()).hexdigest()[:16]
+        return config_hash({"cfg": self.cfg.to_dict(), "seeds": self.seeds})
 
     def oracle(self) -> dict:
         if self._oracle is not None:
@@ -87,8 +88,7 @@ class HeldOut:
         out = _summ(recs)
         ref = self.oracle()
         out["oracle_value_per_slot"] = ref["value_per_slot"]
-        out["oracle_ratio"] = (out["value_per_slot"] / ref["value_per_slot"]
-                               if ref["value_per_slot"] > 0 else float("nan"))
+        out["oracle_ratio"] = ratio_to_oracle(out["value_per_slot"], ref["value_per_slot"])
         out["seeds"] = self.seeds
         return out
 
@@ -101,25 +101,9 @@ def atomic_save(path: Path, save: Callable[[str], None]) -> None:
         save(str(tmp))
 
 
-def write_json(path: Path, data: dict) -> None:
-    atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True, default=_jsonable) + "\n")
-
-
 def write_yaml(path: Path, data: dict) -> None:
-    atomic_write_text(path, yaml.safe_dump(json.loads(json.dumps(data, default=_jsonable)),
+    atomic_write_text(path, yaml.safe_dump(json.loads(json.dumps(data, default=jsonable)),
                                            sort_keys=False))
-
-
-def _jsonable(x):
-    if isinstance(x, (np.integer,)):
-        return int(x)
-    if isinstance(x, (np.floating,)):
-        return float(x)
-    if isinstance(x, (np.ndarray, tuple, set)):
-        return list(x)
-    if isinstance(x, Path):
-        return str(x)
-    return repr(x)
 
 
 def sidecar(args, *, algo: str, fmt: str, weights: str, obs_dim: int, n_users: int,

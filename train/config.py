@@ -22,7 +22,6 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import inspect
-import math
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -30,21 +29,15 @@ from typing import Any
 
 import yaml
 
-from edgellm.agents.learned import ACTIVATIONS
+from edgellm.agents.learned import ACTIVATIONS, IMITATION_ALGOS, RLLIB_ALGOS, SB3_ALGOS
+from edgellm.envs import ENV_IDS
 from edgellm.errors import EdgeLLMError
+from edgellm.system.validate import check_choice, check_number, is_integer, is_number
 
-#: algo -> (module, class) of the SB3 / sb3-contrib algorithms.
-SB3_ALGOS = {
-    "ppo": ("stable_baselines3", "PPO"),
-    "a2c": ("stable_baselines3", "A2C"),
-    "dqn": ("stable_baselines3", "DQN"),
-    "maskable-ppo": ("sb3_contrib", "MaskablePPO"),
-}
-IMITATION_ALGOS = ("bc", "dagger")
-RLLIB_ALGOS = ("rllib-ppo",)
-ALGOS = (*SB3_ALGOS, *IMITATION_ALGOS, *RLLIB_ALGOS)
-ENV_IDS = {"sequential": "EdgeLLM-Sequential-v0", "subset": "EdgeLLM-Subset-v0",
-           "priority": "EdgeLLM-Priority-v0"}
+#: The algorithms ``edgellm train`` runs: those with packaged hyperparameters
+#: (``train/hyperparams/<algo>.yml``). Learned policies of every algorithm of
+#: :data:`edgellm.agents.learned.ALGOS` load for evaluation.
+TRAIN_ALGOS = ("ppo", "a2c", "dqn", "maskable-ppo", *IMITATION_ALGOS, *RLLIB_ALGOS)
 #: Default action mode per algorithm (DQN: Discrete only; MaskablePPO: needs masks).
 DEFAULT_MODE = {"ppo": "priority", "a2c": "priority", "dqn": "sequential",
                 "maskable-ppo": "sequential", "bc": "sequential", "dagger": "sequential",
@@ -111,24 +104,18 @@ class TrainArgs:
         """Raise EdgeLLMError for a bad argument (one message naming it)."""
         from edgellm.envs import SCENARIOS
 
-        if self.algo not in ALGOS:
-            raise EdgeLLMError(f"--algo: must be one of {', '.join(ALGOS)}, got {self.algo!r}")
-        if self.scenario not in SCENARIOS:
-            raise EdgeLLMError(f"--scenario: unknown {self.scenario!r} "
-                               f"(known: {', '.join(SCENARIOS)})")
-        if self.mode not in ALLOWED_MODES[self.algo]:
-            raise EdgeLLMError(f"--action-mode: {self.algo} supports "
-                               f"{', '.join(ALLOWED_MODES[self.algo])}, got {self.mode!r}")
-        for name in ("timesteps", "checkpoint_freq", "eval_episodes", "final_eval_episodes",
-                     "eval_slots", "final_eval_slots"):
-            v = getattr(self, name)
-            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
-                raise EdgeLLMError(f"--{name.replace('_', '-')}: must be an integer >= 1, "
-                                   f"got {v!r}")
-        if not isinstance(self.eval_freq, int) or self.eval_freq < 0:
-            raise EdgeLLMError(f"--eval-freq: must be an integer >= 0, got {self.eval_freq!r}")
-        if self.max_seconds is not None and not (self.max_seconds > 0):
-            raise EdgeLLMError(f"--max-seconds: must be > 0, got {self.max_seconds!r}")
+        check_choice(self.algo, "--algo", TRAIN_ALGOS)
+        check_choice(self.scenario, "--scenario", SCENARIOS)
+        check_choice(self.mode, f"--action-mode ({self.algo})", ALLOWED_MODES[self.algo])
+        for name, lo in (("timesteps", 1), ("checkpoint_freq", 1), ("eval_episodes", 1),
+                         ("final_eval_episodes", 1), ("eval_slots", 1),
+                         ("final_eval_slots", 1), ("eval_freq", 0)):
+            if getattr(self, name) is not None or name == "eval_freq":
+                setattr(self, name, check_number(getattr(self, name),
+                                                 f"--{name.replace('_', '-')}", lo=lo,
+                                                 integer=True))
+        if self.max_seconds is not None:
+            check_number(self.max_seconds, "--max-seconds", lo=0, lo_open=True)
 
 
 # ----------------------------------------------------------------------------- imitation
@@ -152,19 +139,19 @@ class ImitationHP:
 
 
 _IMITATION_RULES = {  # key -> (check, rule text)
-    "n_timesteps": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
+    "n_timesteps": (lambda v: is_integer(v) and v >= 1, "an integer >= 1"),
     "net_arch": (lambda v: isinstance(v, list) and len(v) >= 1
-                 and all(_is_int(h) and h >= 1 for h in v), "a non-empty list of integers >= 1"),
+                 and all(is_integer(h) and h >= 1 for h in v), "a non-empty list of integers >= 1"),
     "activation": (lambda v: v in ACTIVATIONS, " or ".join(ACTIVATIONS)),
-    "learning_rate": (lambda v: _is_num(v) and v > 0, "a number > 0"),
-    "weight_decay": (lambda v: _is_num(v) and v >= 0, "a number >= 0"),
-    "batch_size": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
-    "steps_per_iter": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
-    "grad_steps": (lambda v: _is_int(v) and v >= 0, "an integer >= 0"),
-    "buffer_size": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
-    "beta0": (lambda v: _is_num(v) and 0 <= v <= 1, "a number in [0, 1]"),
-    "beta_decay": (lambda v: _is_num(v) and 0 <= v <= 1, "a number in [0, 1]"),
-    "finetune_steps": (lambda v: _is_int(v) and v >= 0, "an integer >= 0"),
+    "learning_rate": (lambda v: is_number(v) and v > 0, "a number > 0"),
+    "weight_decay": (lambda v: is_number(v) and v >= 0, "a number >= 0"),
+    "batch_size": (lambda v: is_integer(v) and v >= 1, "an integer >= 1"),
+    "steps_per_iter": (lambda v: is_integer(v) and v >= 1, "an integer >= 1"),
+    "grad_steps": (lambda v: is_integer(v) and v >= 0, "an integer >= 0"),
+    "buffer_size": (lambda v: is_integer(v) and v >= 1, "an integer >= 1"),
+    "beta0": (lambda v: is_number(v) and 0 <= v <= 1, "a number in [0, 1]"),
+    "beta_decay": (lambda v: is_number(v) and 0 <= v <= 1, "a number in [0, 1]"),
+    "finetune_steps": (lambda v: is_integer(v) and v >= 0, "an integer >= 0"),
     "augment": (lambda v: isinstance(v, bool), "true or false"),
 }
 
@@ -192,22 +179,22 @@ class RLlibPPOHP:
 
 # Range rules for common SB3 keys (beyond the type of the constructor's default).
 _SB3_RULES = {
-    "gamma": (lambda v: _is_num(v) and 0 < v <= 1, "a number in (0, 1]"),
-    "gae_lambda": (lambda v: _is_num(v) and 0 <= v <= 1, "a number in [0, 1]"),
-    "n_steps": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
-    "batch_size": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
-    "n_epochs": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
-    "ent_coef": (lambda v: _is_num(v) and v >= 0, "a number >= 0"),
-    "vf_coef": (lambda v: _is_num(v) and v >= 0, "a number >= 0"),
-    "max_grad_norm": (lambda v: _is_num(v) and v > 0, "a number > 0"),
-    "buffer_size": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
-    "learning_starts": (lambda v: _is_int(v) and v >= 0, "an integer >= 0"),
-    "tau": (lambda v: _is_num(v) and 0 < v <= 1, "a number in (0, 1]"),
-    "exploration_fraction": (lambda v: _is_num(v) and 0 <= v <= 1, "a number in [0, 1]"),
-    "exploration_initial_eps": (lambda v: _is_num(v) and 0 <= v <= 1, "a number in [0, 1]"),
-    "exploration_final_eps": (lambda v: _is_num(v) and 0 <= v <= 1, "a number in [0, 1]"),
-    "n_timesteps": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
-    "n_envs": (lambda v: _is_int(v) and 1 <= v <= 64, "an integer in [1, 64]"),
+    "gamma": (lambda v: is_number(v) and 0 < v <= 1, "a number in (0, 1]"),
+    "gae_lambda": (lambda v: is_number(v) and 0 <= v <= 1, "a number in [0, 1]"),
+    "n_steps": (lambda v: is_integer(v) and v >= 1, "an integer >= 1"),
+    "batch_size": (lambda v: is_integer(v) and v >= 1, "an integer >= 1"),
+    "n_epochs": (lambda v: is_integer(v) and v >= 1, "an integer >= 1"),
+    "ent_coef": (lambda v: is_number(v) and v >= 0, "a number >= 0"),
+    "vf_coef": (lambda v: is_number(v) and v >= 0, "a number >= 0"),
+    "max_grad_norm": (lambda v: is_number(v) and v > 0, "a number > 0"),
+    "buffer_size": (lambda v: is_integer(v) and v >= 1, "an integer >= 1"),
+    "learning_starts": (lambda v: is_integer(v) and v >= 0, "an integer >= 0"),
+    "tau": (lambda v: is_number(v) and 0 < v <= 1, "a number in (0, 1]"),
+    "exploration_fraction": (lambda v: is_number(v) and 0 <= v <= 1, "a number in [0, 1]"),
+    "exploration_initial_eps": (lambda v: is_number(v) and 0 <= v <= 1, "a number in [0, 1]"),
+    "exploration_final_eps": (lambda v: is_number(v) and 0 <= v <= 1, "a number in [0, 1]"),
+    "n_timesteps": (lambda v: is_integer(v) and v >= 1, "an integer >= 1"),
+    "n_envs": (lambda v: is_integer(v) and 1 <= v <= 64, "an integer in [1, 64]"),
     "policy": (lambda v: v in ("MlpPolicy",), "MlpPolicy"),
     "env_kwargs": (lambda v: isinstance(v, dict), "a mapping of scenario overrides"),
 }
@@ -217,7 +204,7 @@ _RLLIB_RULES = {
     **{k: _IMITATION_RULES[k] for k in ("n_timesteps", "net_arch", "activation",
                                         "learning_rate")},
     **{k: _SB3_RULES[k] for k in ("gamma", "gae_lambda", "n_envs")},
-    "num_env_runners": (lambda v: _is_int(v) and 0 <= v <= 256, "an integer in [0, 256]"),
+    "num_env_runners": (lambda v: is_integer(v) and 0 <= v <= 256, "an integer in [0, 256]"),
     "train_batch_size": _SB3_RULES["n_steps"],
     "minibatch_size": _SB3_RULES["batch_size"],
     "num_epochs": _SB3_RULES["n_epochs"],
@@ -225,15 +212,6 @@ _RLLIB_RULES = {
     "clip_param": _SB3_RULES["max_grad_norm"],  # a number > 0
     "vf_loss_coeff": _SB3_RULES["vf_coef"],
 }
-
-
-def _is_int(v) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool) or (
-        isinstance(v, float) and math.isfinite(v) and v.is_integer())
-
-
-def _is_num(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
 def _bad(algo: str, key: str, value: Any, rule: str) -> EdgeLLMError:
@@ -301,7 +279,7 @@ def validate_fields(algo: str, hp: dict, cls, rules: dict) -> dict:
         ok, rule = rules[k]
         if not ok(v):
             raise _bad(algo, k, v, rule)
-        out[k] = int(v) if _is_int(v) and isinstance(out[k], int) else v
+        out[k] = int(v) if is_integer(v) and isinstance(out[k], int) else v
     return out
 
 
@@ -328,7 +306,7 @@ def validate_sb3(algo: str, hp: dict) -> dict:
             ok, rule = _SB3_RULES[k]
             if not ok(v):
                 raise _bad(algo, k, v, rule)
-            out[k] = int(v) if _is_int(v) and rule.startswith("an integer") else v
+            out[k] = int(v) if is_integer(v) and rule.startswith("an integer") else v
             continue
         if k == "policy_kwargs":
             out[k] = v  # parsed (and checked) by policy_kwargs()
@@ -338,7 +316,7 @@ def validate_sb3(algo: str, hp: dict) -> dict:
             if v is None and k == "clip_range_vf":
                 out[k] = v
                 continue
-            if _is_num(v) and v > 0:
+            if is_number(v) and v > 0:
                 out[k] = float(v)
                 continue
             if isinstance(v, str) and v.startswith("lin_"):
@@ -354,15 +332,15 @@ def validate_sb3(algo: str, hp: dict) -> dict:
             if not isinstance(v, bool):
                 raise _bad(algo, k, v, "true or false")
         elif isinstance(default, int):
-            if not _is_int(v):
+            if not is_integer(v):
                 raise _bad(algo, k, v, "an integer")
             v = int(v)
         elif isinstance(default, float):
-            if not _is_num(v):
+            if not is_number(v):
                 raise _bad(algo, k, v, "a finite number")
             v = float(v)
         elif k == "train_freq":
-            if not (_is_int(v) and v >= 1):
+            if not (is_integer(v) and v >= 1):
                 raise _bad(algo, k, v, "an integer >= 1")
             v = int(v)
         out[k] = v

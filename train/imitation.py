@@ -27,12 +27,15 @@ network, the optimizer, the buffer and the counters, so ``--resume`` continues.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 from edgellm.agents.learned import LearnedPolicy, TorchMLP, mlp
 from edgellm.envs import EdgeLLMEnv
 from edgellm.eval.runner import build_scenario
+from edgellm.io import write_json
 from edgellm.system import check_rows
 from edgellm.system.feasibility import OK
 from edgellm.train.common import (
@@ -45,7 +48,6 @@ from edgellm.train.common import (
     prune_checkpoints,
     sidecar,
     train_seed,
-    write_json,
     write_yaml,
 )
 from edgellm.train.config import TrainArgs
@@ -149,9 +151,9 @@ def permute_users(obs, mask, labels, n_users: int, gen):
 
     B, K = obs.shape[0], n_users
     perm = torch.argsort(torch.rand(B, K, generator=gen), dim=1)
-    from edgellm.envs.env import GLOBAL_FEATURES
+    from edgellm.envs.env import USER_FEATURES
 
-    F = (obs.shape[1] - len(GLOBAL_FEATURES)) // K
+    F = len(USER_FEATURES)
     users = obs[:, :K * F].reshape(B, K, F)
     users = users.gather(1, perm[:, :, None].expand(B, K, F)).reshape(B, K * F)
     obs = torch.cat([users, obs[:, K * F:]], dim=1)
@@ -185,167 +187,185 @@ class Buffer:
         return len(self.obs)
 
 
-# ----------------------------------------------------------------------------- training
-def train_imitation(args: TrainArgs, hp: dict) -> dict:
-    """Run BC / DAgger as configured; write the run folder; return the final evaluation."""
-    import torch
-    from torch.utils.tensorboard import SummaryWriter
+# ----------------------------------------------------------------------------- training state
+@dataclass
+class Learner:
+    """Everything training changes, as saved in a checkpoint: the network, its optimizer,
+    the aggregated buffer, both generators (beta draws, minibatches), the counters and the
+    best network so far on the held-out evaluation."""
 
-    run = args.run_dir
-    resume_from = prepare_run_dir(args, CKPT_SUFFIX)
-    total = int(args.timesteps or hp["n_timesteps"])
-    cfg = build_scenario(args.scenario, args.scenario_overrides)
-    env = EdgeLLMEnv(cfg, action_mode="sequential")
-    K = cfg.n_users
-    obs_dim = int(env.observation_space.shape[0])
-    torch.set_flush_denormal(True)  # Adam's tiny second moments: denormals slow CPUs 5x
-    torch.manual_seed(args.seed)
-    net = mlp([obs_dim, *hp["net_arch"], K + 1], hp["activation"])
-    opt = torch.optim.Adam(net.parameters(), lr=hp["learning_rate"],
-                           weight_decay=hp["weight_decay"])
-    buf = Buffer(obs_dim, K + 1, hp["buffer_size"])
-    rng = np.random.default_rng(args.seed)
-    gen = torch.Generator().manual_seed(args.seed)
-    expert = Expert()
-    state = {"num_timesteps": 0, "iteration": 0, "episodes": 0, "best_value": -1.0,
-             "train_s": 0.0}
-    best_sd = None
-    if resume_from is not None:
-        ck = torch.load(resume_from[1], map_location="cpu", weights_only=False)
-        net.load_state_dict(ck["net"])
-        opt.load_state_dict(ck["opt"])
-        buf.obs, buf.mask, buf.labels = ck["obs"], ck["mask"], ck["labels"]
-        rng.bit_generator.state = ck["rng"]
-        gen.set_state(ck["torch_rng"])
-        state.update(ck["state"])
-        best_sd = ck.get("best")
-    beta_decay = 1.0 if args.algo == "bc" else hp["beta_decay"]
-    held = HeldOut(build_scenario(args.scenario, args.scenario_overrides, args.eval_slots),
-                   [EVAL_SEED + i for i in range(args.eval_episodes)], run / "oracle_eval.json")
-    writer = SummaryWriter(str(run / "tb"))
-    hp_resolved = {**hp, "n_timesteps": total}
-    write_yaml(run / "config.yaml", {"args": args.to_dict(), "hyperparams": hp_resolved})
+    net: Any
+    opt: Any
+    buf: Buffer
+    rng: np.random.Generator
+    gen: Any  # torch.Generator
+    state: dict = field(default_factory=lambda: {
+        "num_timesteps": 0, "iteration": 0, "episodes": 0, "best_value": -1.0,
+        "train_s": 0.0})
+    best: dict | None = None
 
-    def save_checkpoint() -> None:
-        ck = {"net": net.state_dict(), "opt": opt.state_dict(), "obs": buf.obs,
-              "mask": buf.mask, "labels": buf.labels, "rng": rng.bit_generator.state,
-              "torch_rng": gen.get_state(), "state": dict(state), "best": best_sd}
-        path = run / "checkpoints" / f"step_{state['num_timesteps']}{CKPT_SUFFIX}"
+    @classmethod
+    def create(cls, args: TrainArgs, hp: dict, obs_dim: int, n_actions: int) -> Learner:
+        import torch
+
+        torch.set_flush_denormal(True)  # Adam's tiny second moments: denormals slow CPUs 5x
+        torch.manual_seed(args.seed)
+        net = mlp([obs_dim, *hp["net_arch"], n_actions], hp["activation"])
+        opt = torch.optim.Adam(net.parameters(), lr=hp["learning_rate"],
+                               weight_decay=hp["weight_decay"])
+        return cls(net, opt, Buffer(obs_dim, n_actions, hp["buffer_size"]),
+                   np.random.default_rng(args.seed), torch.Generator().manual_seed(args.seed))
+
+    def load(self, path) -> None:
+        import torch
+
+        ck = torch.load(path, map_location="cpu", weights_only=False)
+        self.net.load_state_dict(ck["net"])
+        self.opt.load_state_dict(ck["opt"])
+        self.buf.obs, self.buf.mask, self.buf.labels = ck["obs"], ck["mask"], ck["labels"]
+        self.rng.bit_generator.state = ck["rng"]
+        self.gen.set_state(ck["torch_rng"])
+        self.state.update(ck["state"])
+        self.best = ck.get("best")
+
+    def save(self, run) -> None:
+        """Checkpoint ``checkpoints/step_<N>.pt`` (the last three are kept)."""
+        import torch
+
+        ck = {"net": self.net.state_dict(), "opt": self.opt.state_dict(), "obs": self.buf.obs,
+              "mask": self.buf.mask, "labels": self.buf.labels,
+              "rng": self.rng.bit_generator.state, "torch_rng": self.gen.get_state(),
+              "state": dict(self.state), "best": self.best}
+        path = run / "checkpoints" / f"step_{self.state['num_timesteps']}{CKPT_SUFFIX}"
         atomic_save(path, lambda tmp: torch.save(ck, tmp))
         prune_checkpoints(run, CKPT_SUFFIX)
 
-    def evaluate() -> dict:
-        net.eval()
-        res = held.evaluate(net_policy(net, args.algo))
-        net.train()
-        return res
 
-    obs, _ = env.reset(seed=train_seed(args.seed) + state["episodes"])
-    expert.new_slot()
-    bar = progress_bar(total, state["num_timesteps"], args.progress, f"{args.algo} {args.run}")
-    learner = TorchMLP(net, "sequential")
-    t_start = time.perf_counter() - state["train_s"]
-    next_eval = (state["num_timesteps"] // args.eval_freq + 1) * args.eval_freq \
-        if args.eval_freq else None
-    next_ckpt = (state["num_timesteps"] // args.checkpoint_freq + 1) * args.checkpoint_freq
-    try:
-        while state["num_timesteps"] < total:
-            it = state["iteration"]
-            beta = hp["beta0"] * beta_decay ** it
-            n_steps = min(hp["steps_per_iter"], total - state["num_timesteps"])
-            # -- 2. rollouts with a beta-mixture of expert and learner
-            net.eval()
-            d_obs, d_mask, d_lab = [], [], []
-            served = dropped = slots = 0
-            for _ in range(n_steps):
-                mask = env.action_masks()
-                labels = expert.labels(env)
-                if mask.sum() > 1:  # a real choice: keep it
-                    d_obs.append(obs)
-                    d_mask.append(mask)
-                    d_lab.append(labels)
-                if rng.random() < beta:
-                    action = int(np.flatnonzero(labels)[0])
-                else:
-                    action = learner.predict(obs, action_masks=mask)[0]
-                obs, _, _, truncated, info = env.step(action)
-                if info["slot_done"]:
-                    expert.new_slot()
-                    served += info["served"]
-                    dropped += sum(info["dropped"].values())
-                    slots += 1
-                if truncated:
-                    state["episodes"] += 1
-                    obs, _ = env.reset(seed=train_seed(args.seed) + state["episodes"])
-                    expert.new_slot()
-            state["num_timesteps"] += n_steps
-            buf.add(d_obs, d_mask, d_lab)
-            # -- 3. fit on the aggregated buffer
-            net.train()
-            losses, accs = [], []
-            n = len(buf)
-            for _ in range(hp["grad_steps"] if n else 0):
-                idx = torch.randint(n, (min(hp["batch_size"], n),), generator=gen).numpy()
-                b_obs, b_mask, b_lab = (torch.as_tensor(buf.obs[idx]),
-                                        torch.as_tensor(buf.mask[idx]),
-                                        torch.as_tensor(buf.labels[idx]))
-                if hp["augment"]:
-                    b_obs, b_mask, b_lab = permute_users(b_obs, b_mask, b_lab, K, gen)
-                loss, acc = set_loss(net(b_obs), b_mask, b_lab)
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-                losses.append(loss.item())
-                accs.append(acc.item())
-            state["iteration"] += 1
-            step = state["num_timesteps"]
-            state["train_s"] = time.perf_counter() - t_start
-            if losses:
-                writer.add_scalar("imitation/loss", float(np.mean(losses)), step)
-                writer.add_scalar("imitation/accuracy", float(np.mean(accs)), step)
-            writer.add_scalar("imitation/beta", beta, step)
-            writer.add_scalar("imitation/buffer_size", len(buf), step)
-            writer.add_scalar("imitation/label_fallbacks", expert.fallbacks, step)
-            if slots:
-                writer.add_scalar("slot/served_per_slot", served / slots, step)
-                writer.add_scalar("slot/dropped_per_slot", dropped / slots, step)
-            writer.add_scalar("time/steps_per_s", step / max(state["train_s"], 1e-9), step)
-            if bar is not None:
-                bar.update(n_steps)
-                bar.set_postfix(loss=f"{np.mean(losses) if losses else 0:.3f}",
-                                acc=f"{np.mean(accs) if accs else 0:.3f}", beta=f"{beta:.2f}")
-            out_of_time = (args.max_seconds is not None
-                           and state["train_s"] >= args.max_seconds)
-            last = step >= total or out_of_time
-            # -- periodic held-out evaluation (also after the last iteration)
-            if next_eval is not None and (step >= next_eval or last):
-                res = evaluate()
-                while next_eval <= step:
-                    next_eval += args.eval_freq
-                for k in ("served_per_slot", "value_per_slot", "dropped_per_slot",
-                          "oracle_ratio", "decision_ms_per_slot"):
-                    writer.add_scalar(f"eval/{k}", res[k], step)
-                if bar is not None:
-                    bar.write(f"[{args.run}] step {step}: held-out value/slot "
-                              f"{res['value_per_slot']:.3f} = {res['oracle_ratio']:.3f} x oracle")
-                if res["value_per_slot"] > state["best_value"]:
-                    state["best_value"] = res["value_per_slot"]
-                    best_sd = {k: v.clone() for k, v in net.state_dict().items()}
-            if step >= next_ckpt or last:
-                while next_ckpt <= step:
-                    next_ckpt += args.checkpoint_freq
-                save_checkpoint()
-            if out_of_time:
-                break
-    except KeyboardInterrupt:
-        save_checkpoint()
-        raise
-    finally:
-        if bar is not None:
-            bar.close()
-    # -- 4. the final model: the best network on the periodic evaluation (else the last)
-    if best_sd is not None:
-        net.load_state_dict(best_sd)
+@dataclass
+class SlotStats:
+    """Slots finished during one rollout and what they served and dropped."""
+
+    slots: int = 0
+    served: int = 0
+    dropped: int = 0
+
+
+class Rollout:
+    """The training env, played on from one iteration to the next; episodes use the
+    training seeds ``train_seed(seed) + episode``."""
+
+    def __init__(self, env: EdgeLLMEnv, expert: Expert, seed: int, learner: Learner):
+        self.env, self.expert, self.seed, self.learner = env, expert, seed, learner
+        self.policy = TorchMLP(learner.net, "sequential")
+        self.obs = self._reset()
+
+    def _reset(self):
+        obs, _ = self.env.reset(seed=train_seed(self.seed) + self.learner.state["episodes"])
+        self.expert.new_slot()
+        return obs
+
+    def collect(self, n_steps: int, beta: float) -> tuple[tuple[list, list, list], SlotStats]:
+        """Step 2 of the module docstring: ``n_steps`` steps, each action the expert's with
+        probability ``beta``, else the learner's (masked argmax). Returns the labelled
+        states with a real choice (observation, mask, expert labels) and slot figures."""
+        env, expert, rng = self.env, self.expert, self.learner.rng
+        self.learner.net.eval()
+        d_obs, d_mask, d_lab = [], [], []
+        stats = SlotStats()
+        for _ in range(n_steps):
+            mask = env.action_masks()
+            labels = expert.labels(env)
+            if mask.sum() > 1:  # a real choice: keep it
+                d_obs.append(self.obs)
+                d_mask.append(mask)
+                d_lab.append(labels)
+            if rng.random() < beta:
+                action = int(np.flatnonzero(labels)[0])
+            else:
+                action = self.policy.predict(self.obs, action_masks=mask)[0]
+            self.obs, _, _, truncated, info = env.step(action)
+            if info["slot_done"]:
+                expert.new_slot()
+                stats.served += info["served"]
+                stats.dropped += sum(info["dropped"].values())
+                stats.slots += 1
+            if truncated:
+                self.learner.state["episodes"] += 1
+                self.obs = self._reset()
+        self.learner.state["num_timesteps"] += n_steps
+        return (d_obs, d_mask, d_lab), stats
+
+
+def fit(learner: Learner, hp: dict, n_users: int) -> tuple[list[float], list[float]]:
+    """Step 3: ``grad_steps`` Adam updates of the set loss on minibatches of the whole
+    buffer (users permuted per sample with ``augment``). Returns the losses and accuracies."""
+    import torch
+
+    net, buf, gen = learner.net, learner.buf, learner.gen
+    net.train()
+    losses, accs = [], []
+    n = len(buf)
+    for _ in range(hp["grad_steps"] if n else 0):
+        idx = torch.randint(n, (min(hp["batch_size"], n),), generator=gen).numpy()
+        b_obs, b_mask, b_lab = (torch.as_tensor(buf.obs[idx]), torch.as_tensor(buf.mask[idx]),
+                                torch.as_tensor(buf.labels[idx]))
+        if hp["augment"]:
+            b_obs, b_mask, b_lab = permute_users(b_obs, b_mask, b_lab, n_users, gen)
+        loss, acc = set_loss(net(b_obs), b_mask, b_lab)
+        learner.opt.zero_grad()
+        loss.backward()
+        learner.opt.step()
+        losses.append(loss.item())
+        accs.append(acc.item())
+    return losses, accs
+
+
+def log_iteration(writer, step: int, learner: Learner, beta: float, losses: list,
+                  accs: list, slots: SlotStats, label_fallbacks: int) -> None:
+    """TensorBoard scalars of one iteration (``imitation/``, ``slot/``, ``time/``)."""
+    if losses:
+        writer.add_scalar("imitation/loss", float(np.mean(losses)), step)
+        writer.add_scalar("imitation/accuracy", float(np.mean(accs)), step)
+    writer.add_scalar("imitation/beta", beta, step)
+    writer.add_scalar("imitation/buffer_size", len(learner.buf), step)
+    writer.add_scalar("imitation/label_fallbacks", label_fallbacks, step)
+    if slots.slots:
+        writer.add_scalar("slot/served_per_slot", slots.served / slots.slots, step)
+        writer.add_scalar("slot/dropped_per_slot", slots.dropped / slots.slots, step)
+    writer.add_scalar("time/steps_per_s", step / max(learner.state["train_s"], 1e-9), step)
+
+
+def evaluate_and_keep_best(learner: Learner, held: HeldOut, algo: str, writer, step: int,
+                           bar, run_name: str) -> None:
+    """Periodic held-out evaluation; the best network so far is kept for the end."""
+    net = learner.net
+    net.eval()
+    res = held.evaluate(net_policy(net, algo))
+    net.train()
+    for k in ("served_per_slot", "value_per_slot", "dropped_per_slot", "oracle_ratio",
+              "decision_ms_per_slot"):
+        writer.add_scalar(f"eval/{k}", res[k], step)
+    if bar is not None:
+        bar.write(f"[{run_name}] step {step}: held-out value/slot "
+                  f"{res['value_per_slot']:.3f} = {res['oracle_ratio']:.3f} x oracle")
+    if res["value_per_slot"] > learner.state["best_value"]:
+        learner.state["best_value"] = res["value_per_slot"]
+        learner.best = {k: v.clone() for k, v in net.state_dict().items()}
+
+
+def _next_multiple(step: int, every: int) -> int:
+    """The first multiple of ``every`` above ``step``."""
+    return (step // every + 1) * every
+
+
+def finish(args: TrainArgs, hp: dict, learner: Learner, cfg, writer, obs_dim: int) -> dict:
+    """Step 4: the final model (the best network on the periodic evaluation, else the last;
+    optionally PPO-fine-tuned), its final held-out evaluation, model + sidecar + eval.json."""
+    import torch
+
+    run, net, state = args.run_dir, learner.net, learner.state
+    if learner.best is not None:
+        net.load_state_dict(learner.best)
     with torch.no_grad():  # no denormal weights: they would slow inference on any CPU
         for prm in net.parameters():
             prm[prm.abs() < 1e-30] = 0.0
@@ -359,6 +379,7 @@ def train_imitation(args: TrainArgs, hp: dict) -> dict:
                                     args.final_eval_slots),
                     [FINAL_SEED + i for i in range(args.final_eval_episodes)],
                     run / "oracle_final.json")
+    K = cfg.n_users
     extra = {"num_timesteps": state["num_timesteps"], "train_s": round(state["train_s"], 3),
              "net": {"hidden": list(hp["net_arch"]), "activation": hp["activation"]}}
     if finetuned is None:
@@ -381,3 +402,70 @@ def train_imitation(args: TrainArgs, hp: dict) -> dict:
     write_json(run / "eval.json", res)
     write_json(run / "model.json", meta)
     return res
+
+
+# ----------------------------------------------------------------------------- training
+def train_imitation(args: TrainArgs, hp: dict) -> dict:
+    """Run BC / DAgger as configured; write the run folder; return the final evaluation.
+
+    Each iteration: collect (rollouts with a beta-mixture of expert and learner), fit (on
+    the aggregated buffer), log, evaluate on held-out seeds when due, checkpoint when due;
+    then finish (best network, optional fine-tuning, final evaluation, files)."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    run = args.run_dir
+    resume_from = prepare_run_dir(args, CKPT_SUFFIX)
+    total = int(args.timesteps or hp["n_timesteps"])
+    cfg = build_scenario(args.scenario, args.scenario_overrides)
+    env = EdgeLLMEnv(cfg, action_mode="sequential")
+    K = cfg.n_users
+    obs_dim = int(env.observation_space.shape[0])
+    learner = Learner.create(args, hp, obs_dim, K + 1)
+    if resume_from is not None:
+        learner.load(resume_from[1])
+    state = learner.state
+    beta_decay = 1.0 if args.algo == "bc" else hp["beta_decay"]
+    held = HeldOut(build_scenario(args.scenario, args.scenario_overrides, args.eval_slots),
+                   [EVAL_SEED + i for i in range(args.eval_episodes)], run / "oracle_eval.json")
+    writer = SummaryWriter(str(run / "tb"))
+    write_yaml(run / "config.yaml", {"args": args.to_dict(),
+                                     "hyperparams": {**hp, "n_timesteps": total}})
+    expert = Expert()
+    rollout = Rollout(env, expert, args.seed, learner)
+    bar = progress_bar(total, state["num_timesteps"], args.progress, f"{args.algo} {args.run}")
+    t_start = time.perf_counter() - state["train_s"]
+    next_eval = _next_multiple(state["num_timesteps"], args.eval_freq) if args.eval_freq \
+        else None
+    next_ckpt = _next_multiple(state["num_timesteps"], args.checkpoint_freq)
+    try:
+        while state["num_timesteps"] < total:
+            beta = hp["beta0"] * beta_decay ** state["iteration"]
+            n_steps = min(hp["steps_per_iter"], total - state["num_timesteps"])
+            labelled, slots = rollout.collect(n_steps, beta)
+            learner.buf.add(*labelled)
+            losses, accs = fit(learner, hp, K)
+            state["iteration"] += 1
+            step = state["num_timesteps"]
+            state["train_s"] = time.perf_counter() - t_start
+            log_iteration(writer, step, learner, beta, losses, accs, slots, expert.fallbacks)
+            if bar is not None:
+                bar.update(n_steps)
+                bar.set_postfix(loss=f"{np.mean(losses) if losses else 0:.3f}",
+                                acc=f"{np.mean(accs) if accs else 0:.3f}", beta=f"{beta:.2f}")
+            out_of_time = args.max_seconds is not None and state["train_s"] >= args.max_seconds
+            last = step >= total or out_of_time
+            if next_eval is not None and (step >= next_eval or last):  # also after the last
+                evaluate_and_keep_best(learner, held, args.algo, writer, step, bar, args.run)
+                next_eval = _next_multiple(step, args.eval_freq)
+            if step >= next_ckpt or last:
+                next_ckpt = _next_multiple(step, args.checkpoint_freq)
+                learner.save(run)
+            if out_of_time:
+                break
+    except KeyboardInterrupt:
+        learner.save(run)
+        raise
+    finally:
+        if bar is not None:
+            bar.close()
+    return finish(args, hp, learner, cfg, writer, obs_dim)

@@ -27,6 +27,7 @@ from edgellm.agents.learned import LearnedPolicy
 from edgellm.envs import EdgeLLMEnv
 from edgellm.errors import EdgeLLMError
 from edgellm.eval.runner import build_scenario
+from edgellm.io import write_json
 from edgellm.train.common import (
     EVAL_SEED,
     FINAL_SEED,
@@ -37,7 +38,6 @@ from edgellm.train.common import (
     prune_checkpoints,
     sidecar,
     train_seed,
-    write_json,
     write_yaml,
 )
 from edgellm.train.config import ZOO_KEYS, TrainArgs, algo_class, policy_kwargs, schedule
