@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import itertools
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -65,12 +65,18 @@ class Solution:
                 "evaluation": self.evaluation.to_dict()}
 
 
-def solve(inst: SlotInstance | Prepared, method: str = "dftsp") -> Solution:
+def solve(inst: SlotInstance | Prepared, method: str = "dftsp", weights=None) -> Solution:
     """Return a batch of maximal value. Ties go to the first batch found in the method's
-    deterministic search order."""
+    deterministic search order. ``weights`` (positive integers, one per request) replace
+    the objective's weights, e.g. for a lexicographic tie-break; ``value`` is then theirs."""
     if method not in METHODS:
         raise ValueError(f"method: must be one of {', '.join(METHODS)}; got {method!r}")
     p = inst if isinstance(inst, Prepared) else prepare(inst)
+    if weights is not None:
+        w = np.asarray(weights, dtype=np.int64)
+        if w.shape != (p.n,) or (w < 1).any():
+            raise ValueError(f"weights: need {p.n} positive integers, got {weights!r}")
+        p = replace(p, weight=w)
     t0 = time.perf_counter()
     batch, value, nodes = (_dftsp if method == "dftsp" else _bruteforce)(p)
     wall = time.perf_counter() - t0
@@ -218,12 +224,17 @@ def _joint_additions(p: Prepared, tab: _Tables, members: list, F: np.ndarray,
     m = int(m_pair.max())
     tc = np.full(F.size + 1, np.inf)
     np.minimum.at(tc, rank[ok], tcv[ok])
-    if p.system.objective == "requests":
+    if _unit(p):
         return m, m, tc[1:]
     heavy = -np.sort(-np.where(e, p.weight[F][order], 0), axis=2)
     csum = np.concatenate([np.zeros(m_pair.shape + (1,)), np.cumsum(heavy, axis=2)], axis=2)
     value = np.take_along_axis(csum, m_pair[..., None], axis=2)
     return m, int(value.max()), tc[1:]
+
+
+def _unit(p: Prepared) -> bool:
+    """All weights 1 (the requests objective): value bounds are counts."""
+    return bool((p.weight == 1).all())
 
 
 def _uplink(p: Prepared, who: np.ndarray, t: np.ndarray) -> np.ndarray:
@@ -241,7 +252,7 @@ def _expand(p: Prepared, tab: _Tables, members: list, value: int, cand: np.ndarr
     rc = check_additions(p, members, cand)
     ok = rc.code == OK
     F = cand[ok]
-    node = _Node(members, value, F, p.weight[F], 0, p.system.objective == "requests")
+    node = _Node(members, value, F, p.weight[F], 0, _unit(p))
     if F.size:
         S = float(node_rc.S[row]) if b else 0.0
         N = float(node_rc.N[row]) if b else 0.0

@@ -1,0 +1,182 @@
+"""The horizon MILP over items (request, slot), solved with HiGHS.
+
+maximize   sum_i w_i x_i                      x_i in {0, 1}: item i = (r, t) served
+subject to sum_{i of r} x_i <= 1              each request served at most once
+           sum_{i of (u, t)} x_i <= 1         one head-of-line request per user and slot
+           sum_{i of t} mem_i x_i <= KV tokens
+           sum_{i of t} down_i x_i <= B_D,  sum_{i of t} up_i x_i <= B_U
+           sum_{j of t} x_j + (n_t - bmax_i) x_i <= n_t   (batch size <= bmax_i if i chosen;
+                                                          n_t = users with items at t)
+and, only for planning (``fifo=True``; not valid for the upper bound since overflow can
+remove a predecessor): x_(r, t) <= sum_{t' < t} x_(r', t') when r' is the request queued
+just before r by the same user and can still be waiting at t.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+import highspy
+import numpy as np
+
+from edgellm.horizon.relax import Items
+
+
+@dataclass(frozen=True)
+class MilpResult:
+    x: np.ndarray        # bool per item of the incumbent (all False when none)
+    value: float         # incumbent objective (0 when none)
+    dual_bound: float    # proven upper bound on the optimum
+    status: str          # "optimal" | "time_limit" | ...
+    wall_s: float
+
+
+class _Rows:
+    def __init__(self):
+        self.starts, self.idx, self.val, self.hi = [], [], [], []
+        self.nnz = 0
+
+    def add(self, idx, val, hi: float) -> None:
+        idx = np.asarray(idx, dtype=np.int32)
+        if idx.size == 0:
+            return
+        self.starts.append(self.nnz)
+        self.idx.append(idx)
+        self.val.append(np.broadcast_to(np.asarray(val, dtype=float), idx.shape))
+        self.hi.append(hi)
+        self.nnz += idx.size
+
+
+def _groups(keys: np.ndarray) -> list[np.ndarray]:
+    """Indices grouped by equal key."""
+    if keys.size == 0:
+        return []
+    order = np.argsort(keys, kind="stable")
+    cuts = np.flatnonzero(np.diff(keys[order])) + 1
+    return np.split(order, cuts)
+
+
+def solve_items(items: Items, sel: np.ndarray | None = None, *, weights=None,
+                fifo_pred: np.ndarray | None = None,
+                fifo_last: np.ndarray | None = None, patterns=None, time_limit: float = 60.0,
+                threads: int = 1, rel_gap: float = 1e-4) -> MilpResult:
+    """Solve the MILP on the items ``sel`` (indices into ``items``; all by default).
+
+    ``weights`` replaces the objective coefficients; ``fifo_pred[r]`` (request index of the
+    request queued just before r by the same user, -1 for none) with ``fifo_last[r]`` (last
+    slot r can wait) adds the planning FIFO rows. Returns the incumbent and HiGHS's dual bound.
+    """
+    t0 = time.perf_counter()
+    sel = np.arange(items.n) if sel is None else np.asarray(sel, dtype=np.int64)
+    n = sel.size
+    if n == 0:
+        return MilpResult(np.zeros(0, bool), 0.0, 0.0, "optimal", 0.0)
+    w = (items.weight[sel] if weights is None else np.asarray(weights, float)).astype(float)
+    req, slot, user = items.req[sel], items.slot[sel], items.user[sel]
+    rows = _Rows()
+    for g in _groups(req):
+        if g.size > 1:
+            rows.add(g, 1.0, 1.0)
+    K = int(user.max()) + 1
+    for g in _groups(slot * K + user):
+        if g.size > 1:
+            rows.add(g, 1.0, 1.0)
+    bmax = items.bmax[sel]
+    patterns = patterns or {}
+    loc = np.full(items.n, -1, np.int64)
+    loc[sel] = np.arange(n)
+    exact = np.zeros(n, bool)  # items of slots described by their maximal batches
+    nz = 0
+    zcols: list[tuple[int, np.ndarray]] = []  # (column, local items of the pattern)
+    for t, pats in patterns.items():
+        here = loc[np.flatnonzero(items.slot == t)]
+        here = here[here >= 0]
+        if here.size == 0:
+            continue
+        exact[here] = True
+        zs = []
+        for pat in pats:
+            lp = loc[pat]
+            lp = lp[lp >= 0]
+            if lp.size:
+                zcols.append((nz, lp))
+                zs.append(nz)
+                nz += 1
+        cover: dict[int, list[int]] = {}
+        for z, lp in zcols[len(zcols) - len(zs):]:
+            for i in lp:
+                cover.setdefault(int(i), []).append(z)
+        rows.add(n + np.asarray(zs, np.int64), 1.0, 1.0)               # one batch per slot
+        for i in here:                                                 # x_i <= its batches
+            zi = np.asarray(cover.get(int(i), []), np.int64)
+            rows.add(np.concatenate([[i], n + zi]),
+                     np.concatenate([[1.0], -np.ones(zi.size)]), 0.0)
+    for g in _groups(slot):
+        if exact[g].all():
+            continue
+        rows.add(g, items.mem[sel][g], items.mem_cap)
+        rows.add(g, items.down[sel][g], items.down_cap)
+        rows.add(g, items.up[sel][g], items.up_cap)
+        n_t = np.unique(user[g]).size
+        for i in g[bmax[g] < n_t]:
+            coef = np.ones(g.size)
+            coef[g == i] += n_t - bmax[i]
+            rows.add(g, coef, float(n_t))
+    # conflicting pairs; the batch's leader (largest s + n, ties by index) caps its size
+    for a, b in items.conflicts:
+        if loc[a] >= 0 and loc[b] >= 0 and not exact[loc[a]]:
+            rows.add([loc[a], loc[b]], 1.0, 1.0)
+    ny = 0
+    for g in _groups(slot):
+        if g.size < 2 or exact[g].all():
+            continue
+        g = g[np.lexsort((g, -items.mem[sel][g]))]  # leader candidates, largest key first
+        yv = n + nz + ny + np.arange(g.size)
+        ny += g.size
+        for k, j in enumerate(g):
+            rows.add([yv[k], j], [1.0, -1.0], 0.0)                       # y_j <= x_j
+            rows.add(np.concatenate([[j], yv[:k + 1]]),
+                     np.concatenate([[1.0], -np.ones(k + 1)]), 0.0)       # x_j <= sum y
+        rows.add(yv, 1.0, 1.0)
+        rows.add(np.concatenate([g, yv]),
+                 np.concatenate([np.ones(g.size), -bmax[g].astype(float)]), 0.0)
+    if fifo_pred is not None:
+        by_req = {int(r): g for r, g in zip(req[[g[0] for g in _groups(req)]], _groups(req))}
+        for j in range(n):
+            prev = int(fifo_pred[req[j]])
+            if prev < 0 or fifo_last[prev] < slot[j]:
+                continue  # no predecessor, or it has left the queue by then
+            g = by_req.get(prev, np.zeros(0, np.int64))
+            earlier = g[slot[g] < slot[j]]
+            rows.add(np.concatenate([[j], earlier]),
+                     np.concatenate([[1.0], -np.ones(earlier.size)]), 0.0)
+    h = highspy.Highs()
+    h.setOptionValue("output_flag", False)
+    h.setOptionValue("time_limit", float(max(time_limit, 0.01)))
+    h.setOptionValue("threads", int(threads))
+    h.setOptionValue("mip_rel_gap", float(rel_gap))
+    h.setOptionValue("random_seed", 0)
+    nv = n + nz + ny
+    h.addCols(nv, np.concatenate([-w, np.zeros(nz + ny)]), np.zeros(nv), np.ones(nv), 0, np.zeros(0, np.int32), np.zeros(0, np.int32),
+              np.zeros(0))
+    m = len(rows.hi)
+    if m:
+        h.addRows(m, np.full(m, -highspy.kHighsInf), np.asarray(rows.hi, float), rows.nnz,
+                  np.asarray(rows.starts, np.int32), np.concatenate(rows.idx),
+                  np.concatenate(rows.val))
+    h.changeColsIntegrality(nv, np.arange(nv, dtype=np.int32),
+                            np.full(nv, highspy.HighsVarType.kInteger))
+    h.run()
+    info = h.getInfo()
+    status = h.modelStatusToString(h.getModelStatus()).lower().replace(" ", "_")
+    dual = -float(info.mip_dual_bound)
+    if not math.isfinite(dual):
+        dual = float(w[w > 0].sum())
+    x = np.zeros(n, bool)
+    value = 0.0
+    if info.primal_solution_status == 2:  # feasible incumbent
+        x = np.asarray(h.getSolution().col_value)[:n] > 0.5
+        value = float(w[x].sum())
+    return MilpResult(x, value, max(dual, value), status, time.perf_counter() - t0)
