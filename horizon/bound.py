@@ -139,14 +139,14 @@ def _rolling(env: EdgeLLMEnv, seed: int, trace: Trace, items: Items, pats: dict,
                                 plan_solve_s=round(solves[1], 3))
 
 
-def _patterns(trace: Trace, items: Items, deadline: float) -> dict:
+def _patterns(trace: Trace, items: Items, deadline: float, node_cap: int) -> dict:
     pats = {}
     order = np.argsort(items.slot, kind="stable")
     cuts = np.flatnonzero(np.diff(items.slot[order])) + 1
     for g in np.split(order, cuts) if items.n else []:
         if time.perf_counter() > deadline:
             break
-        found = maximal_batches(prepared_items(trace, items, g), items.user[g], NODE_CAP)
+        found = maximal_batches(prepared_items(trace, items, g), items.user[g], node_cap)
         if found is not None:
             pats[int(items.slot[g[0]])] = [g[q] for q in found]
     return pats
@@ -160,9 +160,10 @@ def make_env(scenario: str, slots: int, overrides: dict | None = None) -> EdgeLL
 
 def bound(scenario: str = "default", seed: int = 0, slots: int = 100,
           overrides: dict | None = None, time_limit: float = 120.0,
-          policies=("oracle", "oracle-urgent")) -> BoundResult:
+          policies=("oracle", "oracle-urgent"), node_cap: int = NODE_CAP) -> BoundResult:
     """Upper and lower bounds on the hindsight optimum (module docstring); stops within
-    about ``time_limit`` seconds with the best bounds found so far."""
+    about ``time_limit`` seconds with the best bounds found so far. ``node_cap``: feasible
+    batches enumerated per slot before that slot falls back to linear rows (0: always)."""
     t0 = time.perf_counter()
     if not time_limit > 0:
         raise EdgeLLMError(f"time_limit: must be > 0 seconds, got {time_limit!r}")
@@ -173,7 +174,7 @@ def bound(scenario: str = "default", seed: int = 0, slots: int = 100,
     values, scheds = {}, {}
     for name in policies:
         values[name], scheds[name] = replay(env, seed, _policy_chooser(name))
-    pats = _patterns(trace, items, t0 + 0.25 * time_limit)
+    pats = _patterns(trace, items, t0 + 0.25 * time_limit, node_cap)
     left = end - time.perf_counter()
     ub = solve_items(items, patterns=pats, time_limit=0.5 * left, rel_gap=2e-3)
     upper = float(np.floor(ub.dual_bound + 1e-6))

@@ -15,6 +15,8 @@ just before r by the same user and can still be waiting at t.
 from __future__ import annotations
 
 import math
+import os
+import sys
 import time
 from dataclasses import dataclass
 
@@ -31,6 +33,29 @@ class MilpResult:
     dual_bound: float    # proven upper bound on the optimum
     status: str          # "optimal" | "time_limit" | ...
     wall_s: float
+
+
+_quiet = [False]
+
+
+def _highs() -> highspy.Highs:
+    """A silent HiGHS instance (the first one per process prints a banner to fd 1 from C++,
+    which would corrupt ``--json`` output: it is sent to /dev/null)."""
+    if _quiet[0]:
+        h = highspy.Highs()
+    else:
+        sys.stdout.flush()
+        saved, null = os.dup(1), os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(null, 1)
+            h = highspy.Highs()
+        finally:
+            os.dup2(saved, 1)
+            os.close(saved)
+            os.close(null)
+        _quiet[0] = True
+    h.setOptionValue("output_flag", False)
+    return h
 
 
 class _Rows:
@@ -152,8 +177,7 @@ def solve_items(items: Items, sel: np.ndarray | None = None, *, weights=None,
             earlier = g[slot[g] < slot[j]]
             rows.add(np.concatenate([[j], earlier]),
                      np.concatenate([[1.0], -np.ones(earlier.size)]), 0.0)
-    h = highspy.Highs()
-    h.setOptionValue("output_flag", False)
+    h = _highs()
     h.setOptionValue("time_limit", float(max(time_limit, 0.01)))
     h.setOptionValue("threads", int(threads))
     h.setOptionValue("mip_rel_gap", float(rel_gap))
