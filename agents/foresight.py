@@ -16,17 +16,17 @@ from edgellm.agents.base import Policy, SlotViewLike, indices_to_users
 from edgellm.dftsp.solver import Solution, solve
 
 
-def urgency_rank(view: SlotViewLike) -> np.ndarray:
+def urgency_rank(p, users) -> np.ndarray:
     """Rank per candidate, m = soonest to expire, 1 = latest; distinct integers.
 
     A request expires at the end of a slot once its remaining deadline, less slot_s, is at
     most its compute time alone, so it has floor((tau - T_C alone) / slot_s) slots left
-    after this one; ties by remaining deadline, then user id."""
-    p = view.prepared
+    after this one; ties by remaining deadline, then user id. ``p``: the slot's prepared
+    arrays, ``users``: their user ids."""
     tc = p.compute_time(1.0, p.prompt, p.output)
     tau = p.columns["deadline_s"]
     left = np.floor((tau - tc) / p.slot_s)
-    order = np.lexsort((np.asarray(view.users), -tau, -left))  # least urgent first
+    order = np.lexsort((np.asarray(users), -tau, -left))  # least urgent first
     rank = np.empty(p.n, dtype=np.int64)
     rank[order] = np.arange(1, p.n + 1)
     return rank
@@ -51,6 +51,6 @@ class UrgentOraclePolicy(Policy):
         if not view.users:
             self.last = None
             return ()
-        w = lexicographic_weights(view.prepared.weight, urgency_rank(view))
+        w = lexicographic_weights(view.prepared.weight, urgency_rank(view.prepared, view.users))
         self.last = solve(view.prepared, "dftsp", weights=w)
         return indices_to_users(view, self.last.batch)

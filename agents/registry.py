@@ -15,12 +15,14 @@ from edgellm.agents.heuristics import (
 )
 from edgellm.agents.foresight import UrgentOraclePolicy
 from edgellm.agents.oracle import OraclePolicy
+from edgellm.agents.rollout import RolloutPolicy
 from edgellm.errors import EdgeLLMError
 
 #: Built-in policies by registry name.
 POLICIES: dict[str, Callable[..., Policy]] = {
     "oracle": OraclePolicy,
     "oracle-urgent": UrgentOraclePolicy,
+    "rollout": RolloutPolicy,
     "fcfs": FCFSPolicy,
     "sjf": SJFPolicy,
     "edf": EDFPolicy,

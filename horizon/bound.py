@@ -72,7 +72,13 @@ def _policy_chooser(name: str):
 
     pol = make_policy(name)
     pol.reset(0)
-    return lambda env, t: pol.select(env.slot_view())
+
+    def choose(env, t):
+        if hasattr(pol, "cfg"):  # planners read the scenario's distributions
+            pol.cfg = env.config
+        return pol.select(env.slot_view())
+
+    return choose
 
 
 def _plan_chooser(trace: Trace, planned: dict[int, int]):
