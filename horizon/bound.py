@@ -161,7 +161,8 @@ def _patterns(trace: Trace, items: Items, deadline: float, node_cap: int) -> dic
 def make_env(scenario: str, slots: int, overrides: dict | None = None) -> EdgeLLMEnv:
     if not isinstance(slots, (int, np.integer)) or slots < 1:
         raise EdgeLLMError(f"slots: must be an integer >= 1, got {slots!r}")
-    return EdgeLLMEnv(scenario, action_mode="subset", max_slots=int(slots), **(overrides or {}))
+    over = {**(overrides or {}), "max_slots": int(slots)}
+    return EdgeLLMEnv(scenario, action_mode="subset", **over)
 
 
 def bound(scenario: str = "default", seed: int = 0, slots: int = 100,
