@@ -3,13 +3,22 @@
 maximize   sum_i w_i x_i                      x_i in {0, 1}: item i = (r, t) served
 subject to sum_{i of r} x_i <= 1              each request served at most once
            sum_{i of (u, t)} x_i <= 1         one head-of-line request per user and slot
-           sum_{i of t} mem_i x_i <= KV tokens
-           sum_{i of t} down_i x_i <= B_D,  sum_{i of t} up_i x_i <= B_U
-           sum_{j of t} x_j + (n_t - bmax_i) x_i <= n_t   (batch size <= bmax_i if i chosen;
-                                                          n_t = users with items at t)
-and, only for planning (``fifo=True``; not valid for the upper bound since overflow can
-remove a predecessor): x_(r, t) <= sum_{t' < t} x_(r', t') when r' is the request queued
-just before r by the same user and can still be waiting at t.
+
+and per slot t, either exactly (``patterns[t]``: its maximal feasible batches P, binary z_P)
+
+           sum_P z_P <= 1,   x_i <= sum_{P containing i} z_P
+
+or by necessary linear conditions (:mod:`edgellm.horizon.relax`):
+
+           sum mem_i x_i <= KV tokens,  sum down_i x_i <= B_D,  sum up_i x_i <= B_U
+           b_t >= sum x_i,  b_t + (n_t - bmax_i) x_i <= n_t   (batch size; n_t users at t)
+           one leader y (largest s + n among the chosen): y_j <= x_j,
+           x_j <= sum_{l before or at j} y_l,  b_t <= sum_j bmax_j y_j
+           x_a + x_b <= 1 for pairs infeasible together
+
+and, only for planning (not valid for the upper bound: overflow can remove a predecessor):
+x_(r, t) <= sum_{t' < t} x_(r', t') when r' is queued just before r by the same user and can
+still be waiting at t.
 """
 
 from __future__ import annotations
@@ -138,35 +147,41 @@ def solve_items(items: Items, sel: np.ndarray | None = None, *, weights=None,
             zi = np.asarray(cover.get(int(i), []), np.int64)
             rows.add(np.concatenate([[i], n + zi]),
                      np.concatenate([[1.0], -np.ones(zi.size)]), 0.0)
-    for g in _groups(slot):
+    extra_ub: list[float] = []   # auxiliary columns after x and z: upper bound, integer
+    extra_int: list[bool] = []
+
+    def new_cols(k: int, integer: bool, ub: float) -> np.ndarray:
+        start = n + nz + len(extra_ub)
+        extra_ub.extend([ub] * k)
+        extra_int.extend([integer] * k)
+        return start + np.arange(k)
+
+    for g in _groups(slot):  # linear necessary conditions where batches were not enumerated
         if exact[g].all():
             continue
         rows.add(g, items.mem[sel][g], items.mem_cap)
         rows.add(g, items.down[sel][g], items.down_cap)
         rows.add(g, items.up[sel][g], items.up_cap)
         n_t = np.unique(user[g]).size
-        for i in g[bmax[g] < n_t]:
-            coef = np.ones(g.size)
-            coef[g == i] += n_t - bmax[i]
-            rows.add(g, coef, float(n_t))
-    # conflicting pairs; the batch's leader (largest s + n, ties by index) caps its size
-    for a, b in items.conflicts:
+        if g.size < 2:
+            continue
+        (b,) = new_cols(1, False, float(n_t))                # b >= batch size
+        rows.add(np.concatenate([g, [b]]), np.concatenate([np.ones(g.size), [-1.0]]), 0.0)
+        for i in g[bmax[g] < n_t]:                          # b <= bmax_i if x_i
+            rows.add([b, i], [1.0, float(n_t - bmax[i])], float(n_t))
+        # the leader (largest s + n, ties by index) is in the batch and caps its size
+        g = g[np.lexsort((g, -items.mem[sel][g]))]
+        y, Y = new_cols(g.size, True, 1.0), new_cols(g.size, False, 1.0)
+        for k, j in enumerate(g):
+            rows.add([y[k], j], [1.0, -1.0], 0.0)            # y_j <= x_j
+            rows.add([j, Y[k]], [1.0, -1.0], 0.0)            # x_j <= Y_j = sum_{l <= j} y_l
+            rows.add([Y[k], y[k], *([Y[k - 1]] if k else [])], [1.0, -1.0, -1.0][:2 + (k > 0)],
+                     0.0)
+        rows.add(y, 1.0, 1.0)
+        rows.add(np.concatenate([[b], y]), np.concatenate([[1.0], -bmax[g].astype(float)]), 0.0)
+    for a, b in items.conflicts:  # item pairs infeasible together
         if loc[a] >= 0 and loc[b] >= 0 and not exact[loc[a]]:
             rows.add([loc[a], loc[b]], 1.0, 1.0)
-    ny = 0
-    for g in _groups(slot):
-        if g.size < 2 or exact[g].all():
-            continue
-        g = g[np.lexsort((g, -items.mem[sel][g]))]  # leader candidates, largest key first
-        yv = n + nz + ny + np.arange(g.size)
-        ny += g.size
-        for k, j in enumerate(g):
-            rows.add([yv[k], j], [1.0, -1.0], 0.0)                       # y_j <= x_j
-            rows.add(np.concatenate([[j], yv[:k + 1]]),
-                     np.concatenate([[1.0], -np.ones(k + 1)]), 0.0)       # x_j <= sum y
-        rows.add(yv, 1.0, 1.0)
-        rows.add(np.concatenate([g, yv]),
-                 np.concatenate([np.ones(g.size), -bmax[g].astype(float)]), 0.0)
     if fifo_pred is not None:
         by_req = {int(r): g for r, g in zip(req[[g[0] for g in _groups(req)]], _groups(req))}
         for j in range(n):
@@ -182,16 +197,20 @@ def solve_items(items: Items, sel: np.ndarray | None = None, *, weights=None,
     h.setOptionValue("threads", int(threads))
     h.setOptionValue("mip_rel_gap", float(rel_gap))
     h.setOptionValue("random_seed", 0)
-    nv = n + nz + ny
-    h.addCols(nv, np.concatenate([-w, np.zeros(nz + ny)]), np.zeros(nv), np.ones(nv), 0, np.zeros(0, np.int32), np.zeros(0, np.int32),
-              np.zeros(0))
+    ne = len(extra_ub)
+    nv = n + nz + ne
+    h.addCols(nv, np.concatenate([-w, np.zeros(nz + ne)]), np.zeros(nv),
+              np.concatenate([np.ones(n + nz), extra_ub]), 0, np.zeros(0, np.int32),
+              np.zeros(0, np.int32), np.zeros(0))
     m = len(rows.hi)
     if m:
         h.addRows(m, np.full(m, -highspy.kHighsInf), np.asarray(rows.hi, float), rows.nnz,
                   np.asarray(rows.starts, np.int32), np.concatenate(rows.idx),
                   np.concatenate(rows.val))
+    integer = np.concatenate([np.ones(n + nz, bool), np.asarray(extra_int, bool)])
     h.changeColsIntegrality(nv, np.arange(nv, dtype=np.int32),
-                            np.full(nv, highspy.HighsVarType.kInteger))
+                            np.where(integer, highspy.HighsVarType.kInteger,
+                                     highspy.HighsVarType.kContinuous))
     h.run()
     info = h.getInfo()
     status = h.modelStatusToString(h.getModelStatus()).lower().replace(" ", "_")
