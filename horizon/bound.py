@@ -29,6 +29,7 @@ from edgellm.horizon.trace import Trace, episode_trace
 
 NODE_CAP = 20000  # feasible batches visited per slot before falling back to linear rows
 WINDOW = 6        # slots the rolling plan looks ahead
+PATTERN_CAP = 30000  # maximal batches in one MILP (beyond, slots use linear rows)
 
 
 @dataclass
@@ -146,15 +147,23 @@ def _rolling(env: EdgeLLMEnv, seed: int, trace: Trace, items: Items, pats: dict,
 
 
 def _patterns(trace: Trace, items: Items, deadline: float, node_cap: int) -> dict:
-    pats = {}
+    """Maximal batches of as many slots as the budgets allow, smallest slots first: at most
+    ``node_cap`` nodes per slot, PATTERN_CAP batches in all, until ``deadline``."""
+    pats: dict[int, list] = {}
+    if items.n == 0:
+        return pats
     order = np.argsort(items.slot, kind="stable")
     cuts = np.flatnonzero(np.diff(items.slot[order])) + 1
-    for g in np.split(order, cuts) if items.n else []:
-        if time.perf_counter() > deadline:
+    groups = sorted(np.split(order, cuts), key=len)
+    total = 0
+    for g in groups:
+        if time.perf_counter() > deadline or total >= PATTERN_CAP:
             break
-        found = maximal_batches(prepared_items(trace, items, g), items.user[g], node_cap)
+        found = maximal_batches(prepared_items(trace, items, g), items.user[g],
+                                min(node_cap, 4 * (PATTERN_CAP - total)))
         if found is not None:
             pats[int(items.slot[g[0]])] = [g[q] for q in found]
+            total += len(found)
     return pats
 
 

@@ -95,12 +95,15 @@ def _groups(keys: np.ndarray) -> list[np.ndarray]:
 def solve_items(items: Items, sel: np.ndarray | None = None, *, weights=None,
                 fifo_pred: np.ndarray | None = None,
                 fifo_last: np.ndarray | None = None, patterns=None, time_limit: float = 60.0,
-                threads: int = 1, rel_gap: float = 1e-4) -> MilpResult:
+                threads: int = 1, rel_gap: float = 1e-4, solver: str = "highs") -> MilpResult:
     """Solve the MILP on the items ``sel`` (indices into ``items``; all by default).
 
     ``weights`` replaces the objective coefficients; ``fifo_pred[r]`` (request index of the
     request queued just before r by the same user, -1 for none) with ``fifo_last[r]`` (last
-    slot r can wait) adds the planning FIFO rows. Returns the incumbent and HiGHS's dual bound.
+    slot r can wait) adds the planning FIFO rows. Returns the incumbent and the solver's
+    proven dual bound. ``solver="cpsat"`` solves the same model with OR-Tools CP-SAT
+    (``threads`` workers; fractional rows scaled to integers, rounded so they only relax),
+    for comparison (benchmarks/bench_bound.py).
     """
     t0 = time.perf_counter()
     sel = np.arange(items.n) if sel is None else np.asarray(sel, dtype=np.int64)
@@ -192,22 +195,24 @@ def solve_items(items: Items, sel: np.ndarray | None = None, *, weights=None,
             earlier = g[slot[g] < slot[j]]
             rows.add(np.concatenate([[j], earlier]),
                      np.concatenate([[1.0], -np.ones(earlier.size)]), 0.0)
+    ne = len(extra_ub)
+    nv = n + nz + ne
+    ub = np.concatenate([np.ones(n + nz), extra_ub])
+    integer = np.concatenate([np.ones(n + nz, bool), np.asarray(extra_int, bool)])
+    if solver == "cpsat":
+        return _cpsat(w, ub, rows, time_limit, threads, rel_gap, t0)
     h = _highs()
     h.setOptionValue("time_limit", float(max(time_limit, 0.01)))
     h.setOptionValue("threads", int(threads))
     h.setOptionValue("mip_rel_gap", float(rel_gap))
     h.setOptionValue("random_seed", 0)
-    ne = len(extra_ub)
-    nv = n + nz + ne
-    h.addCols(nv, np.concatenate([-w, np.zeros(nz + ne)]), np.zeros(nv),
-              np.concatenate([np.ones(n + nz), extra_ub]), 0, np.zeros(0, np.int32),
+    h.addCols(nv, np.concatenate([-w, np.zeros(nz + ne)]), np.zeros(nv), ub, 0, np.zeros(0, np.int32),
               np.zeros(0, np.int32), np.zeros(0))
     m = len(rows.hi)
     if m:
         h.addRows(m, np.full(m, -highspy.kHighsInf), np.asarray(rows.hi, float), rows.nnz,
                   np.asarray(rows.starts, np.int32), np.concatenate(rows.idx),
                   np.concatenate(rows.val))
-    integer = np.concatenate([np.ones(n + nz, bool), np.asarray(extra_int, bool)])
     h.changeColsIntegrality(nv, np.arange(nv, dtype=np.int32),
                             np.where(integer, highspy.HighsVarType.kInteger,
                                      highspy.HighsVarType.kContinuous))
@@ -223,3 +228,38 @@ def solve_items(items: Items, sel: np.ndarray | None = None, *, weights=None,
         x = np.asarray(h.getSolution().col_value)[:n] > 0.5
         value = float(w[x].sum())
     return MilpResult(x, value, max(dual, value), status, time.perf_counter() - t0)
+
+
+def _cpsat(w, ub, rows: _Rows, time_limit, workers, rel_gap, t0) -> MilpResult:
+    """The same model in CP-SAT (every variable integer: the auxiliary batch-size and prefix
+    columns take integer values at any integer x, y)."""
+    from ortools.sat.python import cp_model
+
+    n, nv = w.size, ub.size
+    m = cp_model.CpModel()
+    v = [m.NewIntVar(0, int(math.floor(u)), f"v{i}") for i, u in enumerate(ub)]
+    for idx, val, hi in zip(rows.idx, rows.val, rows.hi):
+        if np.all(val == np.round(val)):
+            coef, cap = val.astype(np.int64), int(math.floor(hi + 1e-9))
+        else:  # positive fractional coefficients: scale, round down, capacity up (relaxes)
+            scale = 1e6 / max(hi, 1e-300)
+            coef, cap = np.floor(val * scale).astype(np.int64), int(math.ceil(hi * scale))
+        m.Add(sum(int(c) * v[i] for c, i in zip(coef, idx)) <= cap)
+    m.Maximize(sum(int(wi) * v[i] for i, wi in enumerate(w)))
+    s = cp_model.CpSolver()
+    s.parameters.max_time_in_seconds = float(max(time_limit, 0.01))
+    s.parameters.num_workers = int(max(workers, 1))
+    s.parameters.relative_gap_limit = float(rel_gap)
+    s.parameters.random_seed = 0
+    st = s.Solve(m)
+    names = {cp_model.OPTIMAL: "optimal", cp_model.FEASIBLE: "time_limit_reached"}
+    x = np.zeros(n, bool)
+    value = 0.0
+    if st in names:
+        x = np.array([s.Value(v[i]) for i in range(n)]) > 0
+        value = float(w[x].sum())
+        dual = float(s.BestObjectiveBound())
+    else:
+        dual = float(w[w > 0].sum())
+    return MilpResult(x, value, max(dual, value), names.get(st, "unknown"),
+                      time.perf_counter() - t0)
