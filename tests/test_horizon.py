@@ -100,3 +100,26 @@ def test_bound_cli_json(capsys):
     for key in ("upper_bound", "lower_bound", "gap", "status", "method", "wall_s"):
         assert key in d
     assert d["lower_bound"] <= d["upper_bound"]
+
+
+def test_eval_bound_column(tmp_path):
+    from edgellm.eval.report import format_table
+    from edgellm.eval.runner import EvalSpec, run_eval
+
+    spec = EvalSpec(scenario="bursty", policies=("oracle", "oracle-urgent", "edf"), episodes=2,
+                    slots=6, overrides={"n_users": 5}, regret=False, bound=True,
+                    bound_time_limit=20)
+    summary = run_eval(spec, tmp_path, progress=False, plots=False)
+    b = summary["bounds"]
+    assert b["lower_bound"] <= b["upper_bound"]
+    for row in summary["policies"]:
+        assert 0 <= row["ratio_to_bound"] <= 1
+    assert "x bound" in format_table(summary)
+    assert (tmp_path / "bounds.json").exists()
+
+
+def test_scenario_stats_horizon_table(capsys):
+    assert main(["scenario", "stats", "planning", "--slots", "3", "--bound-slots", "4",
+                 "--bound-seeds", "1", "--bound-time-limit", "10"]) == 0
+    out = capsys.readouterr().out
+    assert "best/oracle" in out and "hindsight over 4 slots" in out
