@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from edgellm.agents.base import Policy
+from edgellm.agents.foresight import UrgentOraclePolicy
 from edgellm.agents.heuristics import (
     BestChannelPolicy,
     EDFPolicy,
@@ -13,7 +14,6 @@ from edgellm.agents.heuristics import (
     SJFPolicy,
     StaticBatchPolicy,
 )
-from edgellm.agents.foresight import UrgentOraclePolicy
 from edgellm.agents.oracle import OraclePolicy
 from edgellm.agents.rollout import RolloutPolicy
 from edgellm.errors import EdgeLLMError

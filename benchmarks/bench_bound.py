@@ -69,9 +69,10 @@ def main() -> None:
                   f"upper MILP {r.detail['upper_status']} {r.detail['upper_s']:.1f} s, "
                   f"{r.detail['exact_slots']} exact slots")
     if "tiny" not in skip:
+        from test_horizon import tiny_case
+
         from edgellm.horizon.bound import make_env
         from edgellm.horizon.exact import exact_optimum
-        from test_horizon import tiny_case
 
         print(f"\n## 2. {a.tiny} tiny episodes (K <= 4, H <= 8): bounds against the exact optimum")
         for label, cap in (("enumerated", None), ("linear only", 0)):

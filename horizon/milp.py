@@ -206,8 +206,8 @@ def solve_items(items: Items, sel: np.ndarray | None = None, *, weights=None,
     h.setOptionValue("threads", int(threads))
     h.setOptionValue("mip_rel_gap", float(rel_gap))
     h.setOptionValue("random_seed", 0)
-    h.addCols(nv, np.concatenate([-w, np.zeros(nz + ne)]), np.zeros(nv), ub, 0, np.zeros(0, np.int32),
-              np.zeros(0, np.int32), np.zeros(0))
+    h.addCols(nv, np.concatenate([-w, np.zeros(nz + ne)]), np.zeros(nv), ub, 0,
+              np.zeros(0, np.int32), np.zeros(0, np.int32), np.zeros(0))
     m = len(rows.hi)
     if m:
         h.addRows(m, np.full(m, -highspy.kHighsInf), np.asarray(rows.hi, float), rows.nnz,
@@ -235,7 +235,7 @@ def _cpsat(w, ub, rows: _Rows, time_limit, workers, rel_gap, t0) -> MilpResult:
     columns take integer values at any integer x, y)."""
     from ortools.sat.python import cp_model
 
-    n, nv = w.size, ub.size
+    n = w.size
     m = cp_model.CpModel()
     v = [m.NewIntVar(0, int(math.floor(u)), f"v{i}") for i, u in enumerate(ub)]
     for idx, val, hi in zip(rows.idx, rows.val, rows.hi):

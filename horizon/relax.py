@@ -53,7 +53,7 @@ class Items:
 def items_of(trace: Trace) -> Items:
     """Every (request, slot) pair of the trace's windows that is feasible alone."""
     env = trace.env
-    cfg, rules, system = env.config, env._rules, env._system
+    cfg, system = env.config, env._system
     span = trace.last - trace.arrival + 1
     req = np.repeat(np.arange(trace.n), span)
     slot = trace.arrival[req] + (np.arange(req.size) - np.repeat(np.cumsum(span) - span, span))
@@ -94,8 +94,8 @@ def items_of(trace: Trace) -> Items:
     bmax = np.maximum(bmax, 1)  # feasible alone: a batch of one fits
     sel = np.flatnonzero(ok)
     return Items(req[sel], slot[sel], user[sel], trace.weight[req[sel]], mem[sel], down[sel],
-                 up[sel], bmax[sel], _conflicts(p, sel, slot[sel], user[sel]), cap_tokens * (1 + SLACK), B_D * (1 + SLACK),
-                 B_U * (1 + SLACK))
+                 up[sel], bmax[sel], _conflicts(p, sel, slot[sel], user[sel]),
+                 cap_tokens * (1 + SLACK), B_D * (1 + SLACK), B_U * (1 + SLACK))
 
 
 def _conflicts(p, sel: np.ndarray, slot: np.ndarray, user: np.ndarray) -> np.ndarray:
