@@ -57,11 +57,7 @@ def items_of(trace: Trace) -> Items:
     span = trace.last - trace.arrival + 1
     req = np.repeat(np.arange(trace.n), span)
     slot = trace.arrival[req] + (np.arange(req.size) - np.repeat(np.cumsum(span) - span, span))
-    tau = trace.deadline[req].copy()
-    age = slot - trace.arrival[req]
-    for _ in range(int(age.max(initial=0))):  # the env's repeated subtraction
-        tau = np.where(age > 0, tau - cfg.slot_s, tau)
-        age = age - 1
+    tau = trace.remaining(req, slot)
     user = trace.user[req]
     p = prepare_arrays(system, trace.prompt[req], trace.output[req], tau, trace.tolerance[req],
                        trace.gain[slot, 0, user], trace.gain[slot, 1, user],
@@ -124,11 +120,7 @@ def prepared_items(trace: Trace, items: Items, idx: np.ndarray):
     """Prepared arrays of the items ``idx`` (their slot's gains and remaining deadlines)."""
     env = trace.env
     req, slot = items.req[idx], items.slot[idx]
-    tau = trace.deadline[req].copy()
-    age = slot - trace.arrival[req]
-    for _ in range(int(age.max(initial=0))):
-        tau = np.where(age > 0, tau - env.config.slot_s, tau)
-        age = age - 1
+    tau = trace.remaining(req, slot)
     u = trace.user[req]
     return prepare_arrays(env._system, trace.prompt[req], trace.output[req], tau,
                           trace.tolerance[req], trace.gain[slot, 0, u], trace.gain[slot, 1, u],

@@ -53,9 +53,10 @@ class Trace:
         return self.rid.size
 
     def remaining(self, r: np.ndarray, t: np.ndarray) -> np.ndarray:
-        """Remaining deadline [s] of requests r at slots t (the env's repeated subtraction)."""
+        """Remaining deadline [s] of requests r at slots t (the env's repeated subtraction,
+        so equal bit for bit to what the env's queue holds)."""
         slot_s = self.env.config.slot_s
-        out = self.deadline[r].astype(float).copy()
+        out = self.deadline[r].astype(float)
         age = np.asarray(t) - self.arrival[r]
         for _ in range(int(age.max(initial=0))):
             out = np.where(age > 0, out - slot_s, out)
