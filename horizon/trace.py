@@ -99,4 +99,33 @@ def episode_trace(env: EdgeLLMEnv, seed: int, slots: int) -> Trace:
     i64, f64 = np.int64, float
     types = (i64, i64, i64, i64, f64, f64, f64, f64, i64)
     arr = [np.asarray(c, dtype=ty) for c, ty in zip(cols, types)]
+    if cfg.overflow == "drop_oldest":
+        _pushed_out(arr[1], arr[2], arr[3], cfg.queue_capacity)
     return Trace(env, slots, *arr, gain=np.asarray(gains))
+
+
+def _pushed_out(user: np.ndarray, arrival: np.ndarray, last: np.ndarray, Q: int) -> None:
+    """Shorten windows (in place) by the pushes of ``drop_oldest``, which no policy avoids.
+
+    While request r waits, the later requests of its user queue behind it, so none of them
+    is served before r; they leave only by expiring, which their windows fix. When a later
+    arrival comes after every older request of the user has surely left (its window, already
+    final since requests are taken in arrival order, has closed) and finds r with Q - 1 of
+    those later ones still waiting, the queue is full and r is its head, so r is pushed out:
+    r's last slot is the one before that arrival. (Requests left out of the trace are not
+    counted, which can only keep r longer: still a relaxation.)
+    """
+    for u in np.unique(user):
+        mine = np.flatnonzero(user == u)  # arrival order
+        for p, r in enumerate(mine):
+            older = mine[:p]
+            for j in mine[p + 1:]:
+                a = arrival[j]
+                if last[r] < a:
+                    break
+                if older.size and last[older].max() >= a:
+                    continue  # an older request may still be the head
+                behind = mine[p + 1:np.searchsorted(mine, j)]
+                if 1 + int(np.sum(last[behind] >= a)) >= Q:
+                    last[r] = a - 1
+                    break
