@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from edgellm.agents.base import Policy
+from edgellm.agents.foresight import UrgentOraclePolicy
 from edgellm.agents.heuristics import (
     BestChannelPolicy,
     EDFPolicy,
@@ -14,11 +15,14 @@ from edgellm.agents.heuristics import (
     StaticBatchPolicy,
 )
 from edgellm.agents.oracle import OraclePolicy
+from edgellm.agents.rollout import RolloutPolicy
 from edgellm.errors import EdgeLLMError
 
 #: Built-in policies by registry name.
 POLICIES: dict[str, Callable[..., Policy]] = {
     "oracle": OraclePolicy,
+    "oracle-urgent": UrgentOraclePolicy,
+    "rollout": RolloutPolicy,
     "fcfs": FCFSPolicy,
     "sjf": SJFPolicy,
     "edf": EDFPolicy,
@@ -27,8 +31,10 @@ POLICIES: dict[str, Callable[..., Policy]] = {
     "random": RandomPolicy,
 }
 LEARNED_PREFIX = "learned:"
-#: Every built-in heuristic (everything but the oracle).
-HEURISTICS = tuple(n for n in POLICIES if n != "oracle")
+#: Exact per-slot optimisers (myopic, and the lexicographic foresight variant).
+ORACLES = ("oracle", "oracle-urgent")
+#: Every built-in heuristic (everything but the oracles and the planners).
+HEURISTICS = tuple(n for n in POLICIES if n not in ORACLES and n != "rollout")
 
 
 def valid_names() -> str:

@@ -48,7 +48,7 @@ from __future__ import annotations
 import itertools
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -94,9 +94,11 @@ class Solution:
 
 
 def solve(inst: SlotInstance | Prepared, method: str = "dftsp",
-          time_limit: float | None = None, node_limit: int | None = None) -> Solution:
+          time_limit: float | None = None, node_limit: int | None = None,
+          weights=None) -> Solution:
     """Return a batch of maximal value. Ties go to the first batch found in the method's
-    deterministic search order.
+    deterministic search order. ``weights`` (positive integers, one per request) replace
+    the objective's weights, e.g. for a lexicographic tie-break; ``value`` is then theirs.
 
     ``time_limit`` [s] and ``node_limit`` (full feasibility checks) stop the search early;
     the Solution then carries the incumbent, an upper bound and status "time_limit". With
@@ -108,6 +110,11 @@ def solve(inst: SlotInstance | Prepared, method: str = "dftsp",
     nl = (1 << 62) if node_limit is None else int(
         check_number(node_limit, "node_limit", lo=1, integer=True))
     p = inst if isinstance(inst, Prepared) else prepare(inst)
+    if weights is not None:
+        w = np.asarray(weights, dtype=np.int64)
+        if w.shape != (p.n,) or (w < 1).any():
+            raise ValueError(f"weights: need {p.n} positive integers, got {weights!r}")
+        p = replace(p, weight=w)
     t0 = time.perf_counter()
     batch, value, nodes, upper, done = (_dftsp if method == "dftsp" else _bruteforce)(
         p, tl, nl)
@@ -148,10 +155,15 @@ def _dftsp(p: Prepared, time_limit: float, node_limit: int):
         start, start_val, g_checks = _search.greedy(*_greedy_orders(p, root), *arrays,
                                                     t0 + time_limit)
     batch, value, checks, upper, done = _search.search(
-        root, *arrays, p.system.objective == "requests", time_limit, node_limit,
+        root, *arrays, _unit(p), time_limit, node_limit,
         start, start_val, big, t0)
     return (tuple(int(x) for x in batch), int(value), nodes + int(g_checks + checks),
             int(upper), done)
+
+
+def _unit(p: Prepared) -> bool:
+    """All weights 1 (the requests objective): value bounds are counts."""
+    return bool((p.weight == 1).all())
 
 
 _QUANTILES = (0.25, 0.5, 0.75, 0.9, 1.0)

@@ -15,6 +15,7 @@ COMMAND_MODULES = (
     "edgellm.dftsp.cli",       # solve
     "edgellm.envs.cli",        # scenario
     "edgellm.eval.cli",        # eval, sweep
+    "edgellm.horizon.cli",     # bound
     "edgellm.train.cli",       # train
     "edgellm.profiling.cli",   # profile
     "edgellm.demo",            # demo

@@ -89,7 +89,32 @@ def _show(args) -> int:
 
 def _stats(args) -> int:
     print(oracle_stats(args.name, slots=args.slots, seed=args.seed).table())
+    if args.bound_slots:
+        print(horizon_table(args.name, args.bound_slots, args.seed, args.bound_seeds,
+                            args.bound_time_limit))
     return 0
+
+
+def horizon_table(name: str, slots: int, seed: int, seeds: int, time_limit: float) -> str:
+    """Myopic oracle, urgent oracle, best schedule found and hindsight upper bound over the
+    first ``slots`` slots of seeds ``seed .. seed + seeds - 1`` (``edgellm bound``)."""
+    from edgellm.errors import EdgeLLMError
+    from edgellm.horizon.bound import bound
+
+    if slots < 1 or seeds < 1:
+        raise EdgeLLMError(f"--bound-slots and --bound-seeds: must be >= 1, got {slots}, {seeds}")
+    lines = [f"hindsight over {slots} slots (edgellm bound, {time_limit:g} s per seed):",
+             f"{'seed':>5} {'oracle':>7} {'urgent':>7} {'best':>7} {'upper':>7}  best/oracle"]
+    tot = [0.0, 0.0, 0.0, 0.0]
+    for s in range(seed, seed + seeds):
+        r = bound(name, s, slots, time_limit=time_limit)
+        row = [r.policies["oracle"], r.policies["oracle-urgent"], r.lower_bound, r.upper_bound]
+        tot = [a + b for a, b in zip(tot, row)]
+        lines.append(f"{s:>5} " + " ".join(f"{v:>7g}" for v in row)
+                     + f"  {row[2] / max(row[0], 1):.3f}")
+    lines.append(f"{'all':>5} " + " ".join(f"{v:>7g}" for v in tot)
+                 + f"  {tot[2] / max(tot[0], 1):.3f}")
+    return "\n".join(lines)
 
 
 def register(sub) -> None:
@@ -103,5 +128,11 @@ def register(sub) -> None:
     t.add_argument("name", help="preset name")
     t.add_argument("--slots", type=int, default=300, help="slots to simulate (default 300)")
     t.add_argument("--seed", type=int, default=0, help="seed (default 0)")
+    t.add_argument("--bound-slots", type=int, default=0,
+                   help="also compare the oracle with the best schedule found in hindsight "
+                        "over this many slots (edgellm bound; 0: off)")
+    t.add_argument("--bound-seeds", type=int, default=4, help="seeds for --bound-slots")
+    t.add_argument("--bound-time-limit", type=float, default=60.0,
+                   help="seconds per seed for --bound-slots")
     t.set_defaults(func=_stats)
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])

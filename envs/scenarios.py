@@ -133,6 +133,22 @@ PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
         "deadlines decide the batch.",
         dict(_MULTIMODAL, media_mix=(1.0, 0.0, 0.0)),
     ),
+    "planning": (
+        "Where planning matters: 8 nearly static users (fixed wireless terminals, so the "
+        "small-scale gain decorrelates over minutes: Gauss-Markov rho 0.995 per 4 s slot) of a "
+        "text assistant over a thin radio slice (20 kHz up, 1.5 kHz down), sessions that "
+        "alternate between idle (arrival probability 0.02) and active (a request every slot; "
+        "mean active spell 20 slots, idle 25), Azure-conversation lengths (short and long "
+        "prompts) and deadlines from 4.5 s (interactive) to 2 min (background). Serving the "
+        "urgent requests during a burst and the patient ones after it, on a good channel, "
+        "beats the per-slot optimum by more than 15% (`edgellm bound --scenario planning`).",
+        dict(n_users=8, model="llama-2-7b", quant="w4a16", device="rtx-4090", slot_s=4.0,
+             uplink_hz=20e3, downlink_hz=1.5e3, en_power_w=0.2, tx_power_w=0.1,
+             distance_m=(50.0, 1200.0), fading_rho=0.995, arrival="bursty",
+             arrival_rate=0.02, burst_rate=1.0, p_enter_burst=0.04, p_leave_burst=0.05,
+             trace="azure-conversation-2023", max_prompt=4096, max_output=256,
+             deadline_s=(4.5, 120.0), queue_capacity=32, max_slots=200),
+    ),
 }
 
 SCENARIOS: tuple[str, ...] = tuple(PRESETS)

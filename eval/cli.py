@@ -50,7 +50,8 @@ def _run_eval(args) -> int:
     kw = {"static-batch": {"batch_size": args.batch_size}} if "static-batch" in policies else {}
     spec = EvalSpec(scenario=args.scenario, policies=tuple(policies), episodes=args.episodes,
                     seed=args.seed, slots=args.slots, overrides=_overrides(args.set),
-                    action_mode=args.action_mode, policy_kw=kw, regret=not args.no_regret)
+                    action_mode=args.action_mode, policy_kw=kw, regret=not args.no_regret,
+                    bound=args.bound, bound_time_limit=args.bound_time_limit)
     if args.video:
         from edgellm.eval.video import check_video_path
 
@@ -156,6 +157,11 @@ def register(sub) -> None:
     p.add_argument("--batch-size", type=int, default=4, help="B of static-batch")
     p.add_argument("--no-regret", action="store_true",
                    help="skip the per-slot DFTSP solve on every policy's states")
+    p.add_argument("--bound", action="store_true",
+                   help="also compute the hindsight upper bound of every seed (edgellm bound) "
+                        "and report x bound: value over it")
+    p.add_argument("--bound-time-limit", type=float, default=60.0,
+                   help="seconds per seed for --bound")
     p.add_argument("--no-plots", action="store_true")
     p.add_argument("--fresh", action="store_true", help="discard finished episodes in --out")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -7,6 +7,8 @@ Metrics (means over every slot of every episode; all policies ran the same seeds
 * ``ratio_to_oracle``: value per slot over the oracle's (blank without an oracle run). Not
   clipped at 1: the oracle is optimal per slot only, and a policy that keeps better queues
   can beat it over an episode; ``episodes_above_oracle`` counts such episodes;
+* ``ratio_to_bound`` (``x bound``, with ``--bound``): total value over the sum of the
+  hindsight upper bounds of the same seeds and slots (``edgellm bound``); no policy exceeds 1;
 * ``regret_per_slot``: DFTSP optimum of the policy's own state minus the value it served,
   averaged; ``regret_slot_frac``: share of slots with positive regret;
 * ``dropped_<cause>_per_slot`` and ``deadline_misses_per_slot`` (drops whose cause is a
@@ -55,8 +57,10 @@ def ratio_to_oracle(value_per_slot: float, oracle_value_per_slot: float) -> floa
             else float("nan"))
 
 
-def summarize(spec, config: dict, config_hash: str, records: dict) -> dict:
-    """Summary dict from ``{(policy, seed): record}`` for the policies and seeds of ``spec``."""
+def summarize(spec, config: dict, config_hash: str, records: dict,
+              bounds: dict | None = None) -> dict:
+    """Summary dict from ``{(policy, seed): record}`` for the policies and seeds of ``spec``;
+    ``bounds`` (``{seed: edgellm bound dict}``) adds ``ratio_to_bound``."""
     seeds = spec.seeds
     causes = sorted({"expired", "overflow"}.union(
         *[set(r["dropped"]) for r in records.values()]))
@@ -81,6 +85,7 @@ def summarize(spec, config: dict, config_hash: str, records: dict) -> dict:
             "requests_per_slot": _r(col("served").mean()),
             "tokens_per_slot": _r(col("served_tokens").mean()),
             "ratio_to_oracle": None,
+            "ratio_to_bound": None,
             "episodes_above_oracle": None,
             "regret_per_slot": _r(regret.mean()) if has_opt else None,
             "regret_max": _r(regret.max()) if has_opt else None,
@@ -106,11 +111,26 @@ def summarize(spec, config: dict, config_hash: str, records: dict) -> dict:
                                                         base["value_per_slot"] or 0.0))
             row["episodes_above_oracle"] = int(np.sum(per_ep_value[row["policy"]]
                                                       > per_ep_value["oracle"]))
+    if bounds:
+        upper = sum(bounds[s]["upper_bound"] for s in seeds)
+        for row in rows:
+            row["ratio_to_bound"] = (_r(per_ep_value[row["policy"]].sum() / upper)
+                                     if upper else None)
     objective = config.get("scenario_config", {}).get("objective")
     return {"schema": SUMMARY_SCHEMA, "scenario": spec.scenario, "config_hash": config_hash,
             "config": config, "objective": objective, "seeds": seeds,
             "episodes": spec.episodes, "drop_causes": causes, "policies": rows,
-            "timing": timing}
+            "timing": timing, "bounds": _bound_summary(bounds, seeds)}
+
+
+def _bound_summary(bounds: dict | None, seeds) -> dict | None:
+    """Sums over the seeds of the hindsight bounds (value over the whole episodes)."""
+    if not bounds:
+        return None
+    return {"upper_bound": sum(bounds[s]["upper_bound"] for s in seeds),
+            "lower_bound": sum(bounds[s]["lower_bound"] for s in seeds),
+            "status": sorted({bounds[s]["status"] for s in seeds}),
+            "method": bounds[seeds[0]]["method"]}
 
 
 def table_rows(summary: dict) -> list[dict]:
@@ -127,15 +147,20 @@ def to_csv(summary: dict) -> str:
 def format_table(summary: dict) -> str:
     """The terminal table: one line per policy."""
     causes = summary["drop_causes"]
-    head = (["policy", "req/slot", "tok/slot", "value/slot", "x oracle", "regret/slot"]
+    has_bound = bool(summary.get("bounds"))
+    head = (["policy", "req/slot", "tok/slot", "value/slot", "x oracle"]
+            + (["x bound"] if has_bound else []) + ["regret/slot"]
             + [f"{c}/slot" for c in causes] + ["misses/slot", "ms/slot"])
     lines = []
     for row in table_rows(summary):
         ratio = row["ratio_to_oracle"]
         lines.append([row["policy"], f"{row['requests_per_slot']:.3f}",
                       f"{row['tokens_per_slot']:.1f}", f"{row['value_per_slot']:.3f}",
-                      "-" if ratio is None else f"{ratio:.3f}",
-                      "-" if row["regret_per_slot"] is None else f"{row['regret_per_slot']:.3f}"]
+                      "-" if ratio is None else f"{ratio:.3f}"]
+                     + ([f"{row['ratio_to_bound']:.3f}" if row["ratio_to_bound"] is not None
+                         else "-"] if has_bound else [])
+                     + ["-" if row["regret_per_slot"] is None
+                        else f"{row['regret_per_slot']:.3f}"]
                      + [f"{row[f'dropped_{c}_per_slot']:.3f}" for c in causes]
                      + [f"{row['deadline_misses_per_slot']:.3f}",
                         f"{row['decision_ms_mean']:.2f}"])
@@ -146,8 +171,12 @@ def format_table(summary: dict) -> str:
     title = (f"scenario {summary['scenario']}: {summary['episodes']} episodes x "
              f"{summary['policies'][0]['slots'] // summary['episodes']} slots, seeds "
              f"{summary['seeds'][0]}..{summary['seeds'][-1]}, objective {obj}")
-    return "\n".join([title, fmt(head), fmt(["-" * w for w in widths]),
-                      *(fmt(x) for x in lines)])
+    out = [title, fmt(head), fmt(["-" * w for w in widths]), *(fmt(x) for x in lines)]
+    if has_bound:
+        b = summary["bounds"]
+        out.append(f"hindsight bounds (sum over seeds): upper {b['upper_bound']:g}, best "
+                   f"schedule found {b['lower_bound']:g} ({', '.join(b['status'])})")
+    return "\n".join(out)
 
 
 def write_outputs(summary: dict, out: str | Path, plots: bool = True) -> list[Path]:

@@ -10,6 +10,7 @@ visits. Decision time is the wall time of the policy's ``select`` / ``predict`` 
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -46,6 +47,8 @@ class EvalSpec:
     action_mode: str = DEFAULT_ACTION_MODE
     policy_kw: dict = field(default_factory=dict)  # {policy name: constructor kwargs}
     regret: bool = True  # solve DFTSP on every visited state (costly for large K)
+    bound: bool = False  # hindsight upper bound per seed (edgellm.horizon), for x bound
+    bound_time_limit: float = 60.0  # seconds per seed
 
     @property
     def seeds(self) -> list[int]:
@@ -228,7 +231,8 @@ def run_eval(spec: EvalSpec, out: str | Path, *, fresh: bool = False, progress: 
     finally:
         if bar is not None:
             bar.close()
-    summary = summarize(spec, config, chash, records)
+    bounds = episode_bounds(spec, out, chash, progress) if spec.bound else None
+    summary = summarize(spec, config, chash, records, bounds)
     write_outputs(summary, out, plots=plots)
     return summary
 
@@ -256,6 +260,27 @@ def _run_ray(spec: EvalSpec, cfg, todo: list, save, bar, n_slots, address) -> No
         save(name, seed, rec)
         if bar is not None:
             bar.update(n_slots or 0)
+def episode_bounds(spec: EvalSpec, out: Path, chash: str, progress: bool) -> dict:
+    """``{seed: hindsight bound dict}`` of every seed (``edgellm bound`` on the same
+    scenario, seed and slots), kept in ``out/bounds.json`` per config hash."""
+    from edgellm.horizon.bound import bound
+
+    path = out / "bounds.json"
+    kept = json.loads(path.read_text()) if path.exists() else {}
+    kept = kept if kept.get("config_hash") == chash else {"config_hash": chash, "seeds": {}}
+    cfg = scenario_config(spec)
+    over = {**spec.overrides, "max_slots": cfg.max_slots}
+    for seed in spec.seeds:
+        if str(seed) in kept["seeds"]:
+            continue
+        if progress:
+            print(f"bound {spec.scenario} seed {seed} ...", flush=True)
+        res = bound(spec.scenario, seed, cfg.max_slots, over,
+                    time_limit=spec.bound_time_limit).to_dict()
+        res.pop("schedule")
+        kept["seeds"][str(seed)] = res
+        store.write_json(path, kept)
+    return {s: kept["seeds"][str(s)] for s in spec.seeds}
 
 
 def _progress(total, enabled: bool, desc: str):

@@ -432,7 +432,7 @@ def test_unknown_preset_and_field():
 def test_presets_valid_and_distinct():
     cfgs = {n: get_scenario(n) for n in SCENARIOS}
     assert set(SCENARIOS) == {"default", "paper", "bursty", "narrowband", "memory-tight",
-                              "azure-conv", "azure-code", "multimodal", "text-only"}
+                              "azure-conv", "azure-code", "multimodal", "text-only", "planning"}
     assert len({repr(c) for c in cfgs.values()}) == len(SCENARIOS)
     assert all(isinstance(c, ScenarioConfig) for c in cfgs.values())
     assert cfgs["paper"].arrival_rate == 1.0 and cfgs["paper"].queue_capacity == 1

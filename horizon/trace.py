@@ -1,0 +1,135 @@
+"""The exogenous process of one episode, generated ahead (SPEC section 7).
+
+Arrivals, request attributes and channel gains never depend on the actions (common random
+numbers), so a scenario, a seed and a horizon H fix them all. :func:`episode_trace` steps
+the env's own traffic generator exactly as ``reset`` and H dispatches do, and applies the
+action-independent parts of admission (rejection of unservable requests, expiry at
+arrival). What stays action-dependent is only whether a request ever reaches the head of
+its queue (FIFO order, overflow): the bounds treat that separately.
+
+A request's remaining deadline at slot t is its deadline at arrival minus (t - arrival)
+slot lengths, whatever the policy did (the env ages every queued request by slot_s per
+slot); it can be served at slot t only while that exceeds its compute time alone, so its
+possible slots form one window [arrival, last].
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from edgellm.envs.env import EdgeLLMEnv
+from edgellm.envs.traffic import Traffic
+from edgellm.errors import EdgeLLMError
+from edgellm.system._kernel import compute_s, kv_cache_bytes
+
+
+@dataclass(frozen=True, eq=False)
+class Trace:
+    """Every admissible request of an episode and every slot's channel gains.
+
+    Request arrays (index r, in arrival order = the env's request id order):
+    ``rid`` env request id, ``user``, ``arrival`` (first slot it can be served), ``last``
+    (last slot it can be served, capped at H - 1), ``prompt``, ``output``, ``deadline``
+    (at arrival [s]), ``tolerance``, ``weight`` (objective value). ``gain[t]`` is the (2, K)
+    array of uplink and downlink gains of slot t.
+    """
+
+    env: EdgeLLMEnv
+    slots: int
+    rid: np.ndarray
+    user: np.ndarray
+    arrival: np.ndarray
+    last: np.ndarray
+    prompt: np.ndarray
+    output: np.ndarray
+    deadline: np.ndarray
+    tolerance: np.ndarray
+    weight: np.ndarray
+    gain: np.ndarray  # (H, 2, K)
+
+    @property
+    def n(self) -> int:
+        return self.rid.size
+
+    def remaining(self, r: np.ndarray, t: np.ndarray) -> np.ndarray:
+        """Remaining deadline [s] of requests r at slots t (the env's repeated subtraction,
+        so equal bit for bit to what the env's queue holds)."""
+        slot_s = self.env.config.slot_s
+        out = self.deadline[r].astype(float)
+        age = np.asarray(t) - self.arrival[r]
+        for _ in range(int(age.max(initial=0))):
+            out = np.where(age > 0, out - slot_s, out)
+            age = age - 1
+        return out
+
+
+def episode_trace(env: EdgeLLMEnv, seed: int, slots: int) -> Trace:
+    """The exogenous process that ``env.reset(seed=seed)`` and ``slots`` dispatches produce.
+
+    Requests that the env rejects or expires at arrival, or that no batch could ever serve
+    (inadmissible accuracy, KV alone over capacity, compute alone at least the slot), are
+    left out: no schedule serves them.
+    """
+    env.reset(seed=seed)  # applies the scenario; the trace uses its own generator copy
+    cfg, rules = env.config, env._rules
+    if cfg.has_media:
+        raise EdgeLLMError("bound: scenarios with media requests (media_mix) are not "
+                           "supported yet; use a text-only scenario")
+    traffic = Traffic(cfg, np.random.SeedSequence(seed))
+    P, L, d, W, kv, C, M = rules.cost
+    rows, gains, next_id = [], [], 0
+    for t in range(slots):
+        draw = traffic.draw(advance_fading=t > 0)
+        gains.append(np.array([draw.uplink_gain, draw.downlink_gain]))
+        for k in np.flatnonzero(draw.arrive):
+            rid, next_id = next_id, next_id + 1
+            s, n = float(draw.prompt_tokens[k]), float(draw.output_tokens[k])
+            tau, tol = float(draw.deadline_s[k]), float(draw.ppl_tolerance[k])
+            tc = compute_s(1.0, s, n, P, L, d, W, kv, C, M)
+            if (rules.ppl_increase > tol or tc >= cfg.slot_s
+                    or kv_cache_bytes(1.0, s, n, s + n, kv, rules.padded) > rules.kv_capacity
+                    or tc >= tau):
+                continue  # rejected, expired at arrival, or never servable
+            last, left = t, tau
+            while last + 1 < slots:  # the env's ageing: subtract, expire when tc >= left
+                left -= cfg.slot_s
+                if tc >= left:
+                    break
+                last += 1
+            rows.append((rid, k, t, last, s, n, tau, tol, n if rules.tokens else 1))
+    cols = list(zip(*rows)) if rows else [()] * 9
+    i64, f64 = np.int64, float
+    types = (i64, i64, i64, i64, f64, f64, f64, f64, i64)
+    arr = [np.asarray(c, dtype=ty) for c, ty in zip(cols, types)]
+    if cfg.overflow == "drop_oldest":
+        _pushed_out(arr[1], arr[2], arr[3], cfg.queue_capacity)
+    return Trace(env, slots, *arr, gain=np.asarray(gains))
+
+
+def _pushed_out(user: np.ndarray, arrival: np.ndarray, last: np.ndarray, Q: int) -> None:
+    """Shorten windows (in place) by the pushes of ``drop_oldest``, which no policy avoids.
+
+    While request r waits, the later requests of its user queue behind it, so none of them
+    is served before r; they leave only by expiring, which their windows fix. When a later
+    arrival comes after every older request of the user has surely left (its window, already
+    final since requests are taken in arrival order, has closed) and finds r with Q - 1 of
+    those later ones still waiting, the queue is full and r is its head, so r is pushed out:
+    r's last slot is the one before that arrival. (Requests left out of the trace are not
+    counted, which can only keep r longer: still a relaxation.)
+    """
+    for u in np.unique(user):
+        mine = np.flatnonzero(user == u)  # arrival order
+        for p, r in enumerate(mine):
+            older = mine[:p]
+            for j in mine[p + 1:]:
+                a = arrival[j]
+                if last[r] < a:
+                    break
+                if older.size and last[older].max() >= a:
+                    continue  # an older request may still be the head
+                behind = mine[p + 1:np.searchsorted(mine, j)]
+                if 1 + int(np.sum(last[behind] >= a)) >= Q:
+                    last[r] = a - 1
+                    break
