@@ -39,8 +39,19 @@ def gauss_markov(rng: np.random.Generator, h: np.ndarray, rho: float) -> np.ndar
     (2, ...)); the power gain is ``h[0]**2 + h[1]**2``. ``rho = 0`` draws independent fading
     each slot; the power gain stays unit-mean exponential.
     """
-    w = rng.standard_normal(h.shape) * _INV_SQRT2  # real parts first, then imaginary
-    return rho * h + math.sqrt(1.0 - rho * rho) * w
+    return gauss_markov_path(rng, h, rho, 1)[0]
+
+
+def gauss_markov_path(rng: np.random.Generator, h: np.ndarray, rho: float,
+                      steps: int) -> np.ndarray:
+    """``steps`` successive :func:`gauss_markov` steps from ``h``, shape (steps, *h.shape);
+    the same draws and values as ``steps`` calls (one normal draw per step)."""
+    w = rng.standard_normal((steps, *h.shape)) * _INV_SQRT2  # real parts first, then imaginary
+    c = math.sqrt(1.0 - rho * rho)
+    out = np.empty_like(w)
+    for t in range(steps):
+        h = out[t] = rho * h + c * w[t]
+    return out
 
 
 def power_gain(h: np.ndarray) -> np.ndarray:

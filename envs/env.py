@@ -207,7 +207,7 @@ class EdgeLLMEnv(gym.Env):
         self.counts = {"arrived": 0, "served": 0, **{c: 0 for c in DROP_CAUSES}}
         self._slot = 0
         self._last = None  # (users, value, binding, dropped) of the last slot, for render
-        drops, _ = self._end_slot(_NO_USERS, self._traffic.draw(advance_fading=False))
+        drops, _ = self._end_slot(_NO_USERS, self._traffic.draw())
         self._begin_slot()
         return self._obs.copy(), {"slot_done": False, "action_mask": self._mask_info(),
                                   "dropped": drops}

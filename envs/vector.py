@@ -8,9 +8,9 @@ arrays; adding users, rechecking candidates, evaluating the dispatched batch, th
 mechanics and the observation are compiled loops over the envs that call the oracle's
 kernel (:func:`edgellm.dftsp._kernel.check_rows_kernel`, ``allocation``), the queues'
 compiled end of slot (:func:`edgellm.envs.queues._end_slot`) and
-:func:`edgellm.dftsp.feasibility.prepare_arrays`: one cost model, no copy. Only the
-exogenous traffic is drawn in Python, one :class:`~edgellm.envs.traffic.Traffic` per env, in
-the single env's order.
+:func:`edgellm.dftsp.feasibility.prepare_arrays`: one cost model, no copy. The exogenous
+traffic comes from one :class:`~edgellm.envs.traffic.Traffic` per env, drawn in blocks of
+many slots (the same draws as the single env's).
 """
 
 from __future__ import annotations
@@ -44,6 +44,7 @@ from edgellm.errors import EdgeLLMError
 
 _jit = njit(cache=True, nogil=True)
 _F = len(USER_FEATURES)
+_BLOCK = 64  # slots of traffic drawn at once per env
 _REASON_NAMES = tuple(REASONS[c] for c in sorted(REASONS))  # codes 1 .. 6
 
 
@@ -445,6 +446,15 @@ class EdgeLLMVectorEnv(VectorEnv):
         self._steps = f(N, np.int64)
         self._mask = f((N, K + (self.action_mode == "sequential")), bool)
         self._obs = f((N, _F * K + len(GLOBAL_FEATURES)), np.float32)
+        # each env's next traffic draws (blocks of _BLOCK slots), cursor = next slot
+        B = _BLOCK
+        self._arrive = f((N, B, K), bool)
+        self._prompt = f((N, B, K), np.int64)
+        self._output = f((N, B, K), np.int64)
+        self._deadline = f((N, B, K))
+        self._tol = f((N, B, K))
+        self._gains = f((N, B, 2, K))
+        self._cursor = np.full(N, B, np.int64)
 
     # ------------------------------------------------------------------ gym API
     def reset(self, *, seed: int | list | None = None, options: dict | None = None):
@@ -574,14 +584,14 @@ class EdgeLLMVectorEnv(VectorEnv):
         value, tokens, t_up, t_c, mem, binding, refused = _dispatch(
             envs, self._cand, self._weight, self._weight_bytes, self._sysc, self._present,
             self._inb, self._ok, self._code)
+        served = self._nb[envs].copy()
         batches = np.empty(envs.size, dtype=object)
         ids = np.empty(envs.size, dtype=object)
-        for j, e in enumerate(envs.tolist()):
-            users = np.flatnonzero(self._inb[e])
-            batches[j] = tuple(users.tolist())
-            ids[j] = tuple(self._ids[e, users].astype(np.int64).tolist())
+        users = np.argsort(~self._inb[envs], axis=1, kind="stable")  # batch users first
+        req = np.take_along_axis(self._ids[envs], users, axis=1).astype(np.int64)
+        for j, (b, u, r) in enumerate(zip(served.tolist(), users.tolist(), req.tolist())):
+            batches[j], ids[j] = tuple(u[:b]), tuple(r[:b])
         slot = self._slot[envs].copy()
-        served = self._nb[envs].copy()
         self._slot[envs] += 1
         drops, dropped_w = self._end_and_begin(envs)
         has = np.zeros(N, bool)
@@ -630,21 +640,21 @@ class EdgeLLMVectorEnv(VectorEnv):
             info["dropped"][f"_{name}"][envs] = True
         info["_dropped"][envs] = True
 
-    def _end_and_begin(self, envs: np.ndarray, first: bool = False):
+    def _end_and_begin(self, envs: np.ndarray):
         """End the slot of each env in ``envs`` (serve its batch, draw and admit the next
         arrivals) and begin the next one. Returns the drops (E, 3) and their weights (E,)."""
-        K, E = self.n_users, envs.size
-        arrive = np.empty((E, K), bool)
-        prompt = np.empty((E, K), np.int64)
-        output = np.empty((E, K), np.int64)
-        deadline = np.empty((E, K))
-        tol = np.empty((E, K))
-        gains = np.empty((E, 2, K))
-        for j, e in enumerate(envs.tolist()):
-            d = self._traffic[e].draw(advance_fading=not first)
-            arrive[j], prompt[j], output[j] = d.arrive, d.prompt, d.output
-            deadline[j], tol[j] = d.deadline, d.tolerance
-            gains[j, 0], gains[j, 1] = d.uplink_gain, d.downlink_gain
+        refill = envs[self._cursor[envs] == _BLOCK]
+        for e in refill.tolist():
+            d = self._traffic[e].draw_block(_BLOCK)
+            self._arrive[e], self._prompt[e], self._output[e] = d.arrive, d.prompt, d.output
+            self._deadline[e], self._tol[e] = d.deadline, d.tolerance
+            self._gains[e, :, 0], self._gains[e, :, 1] = d.uplink_gain, d.downlink_gain
+        self._cursor[refill] = 0
+        t = self._cursor[envs]
+        self._cursor[envs] += 1
+        arrive, prompt, output = self._arrive[envs, t], self._prompt[envs, t], \
+            self._output[envs, t]
+        deadline, tol, gains = self._deadline[envs, t], self._tol[envs, t], self._gains[envs, t]
         drops, weight = _end_slots(envs, self._inb, self._qdata, self._qlen, self._next_id,
                                    arrive, prompt, output, deadline, tol, *self._rules_args)
         self._begin(envs, gains)
@@ -691,7 +701,8 @@ class EdgeLLMVectorEnv(VectorEnv):
         self._next_id[envs] = 0
         self._slot[envs] = 0
         self._inb[envs] = False
-        drops, _ = self._end_and_begin(envs, first=True)
+        self._cursor[envs] = _BLOCK
+        drops, _ = self._end_and_begin(envs)
         return drops
 
     def _reset_same_step(self, obs: np.ndarray, info: dict) -> dict:
