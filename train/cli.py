@@ -23,7 +23,8 @@ def _run(args) -> int:
         checkpoint_freq=args.checkpoint_freq, eval_freq=args.eval_freq,
         eval_episodes=args.eval_episodes, eval_slots=args.eval_slots,
         final_eval_episodes=args.final_eval_episodes, final_eval_slots=args.final_eval_slots,
-        max_seconds=args.max_seconds, progress=not args.quiet, verbose=args.verbose)
+        max_seconds=args.max_seconds, n_envs=args.n_envs, vec_env=args.vec_env,
+        progress=not args.quiet, verbose=args.verbose)
     res = train(targs)
     run = targs.run_dir
     print(f"{targs.algo} on {targs.scenario}: {res['num_timesteps']} steps in "
@@ -81,6 +82,11 @@ def register(sub) -> None:
     p.add_argument("--final-eval-slots", type=_int_or_none, default=None)
     p.add_argument("--max-seconds", type=float, default=None,
                    help="stop training after this wall time [s] (then save)")
+    p.add_argument("--n-envs", type=int, default=None,
+                   help="parallel training envs (SB3 algorithms; default: n_envs of the YAML)")
+    p.add_argument("--vec-env", default="native", choices=("native", "dummy"),
+                   help="native: all envs stepped in one compiled call (EdgeLLMVectorEnv); "
+                        "dummy: SB3 DummyVecEnv of single envs")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--verbose", type=int, default=0, help="SB3 verbosity")
     p.set_defaults(func=_run)

@@ -53,6 +53,8 @@ ALLOWED_MODES = {"ppo": ("priority", "sequential", "subset"),
                  "bc": ("sequential",), "dagger": ("sequential",)}
 #: rl-zoo3 keys handled by the trainer, not passed to the algorithm's constructor.
 ZOO_KEYS = ("n_timesteps", "policy", "n_envs", "env_kwargs")
+MAX_ENVS = 4096
+VEC_ENVS = ("native", "dummy")
 #: Constructor arguments the trainer sets itself.
 RESERVED = ("self", "policy", "env", "tensorboard_log", "verbose", "seed", "device",
             "_init_setup_model")
@@ -80,6 +82,8 @@ class TrainArgs:
     final_eval_episodes: int = 4        # held-out episodes of the final evaluation
     final_eval_slots: int | None = None  # None: the scenario's max_slots
     max_seconds: float | None = None    # wall-time cap on training [s] (then save and stop)
+    n_envs: int | None = None           # parallel training envs; None: n_envs of the YAML
+    vec_env: str = "native"             # native (batched EdgeLLMVectorEnv) | dummy (SB3)
     progress: bool = True
     verbose: int = 0
 
@@ -121,6 +125,14 @@ class TrainArgs:
             if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
                 raise EdgeLLMError(f"--{name.replace('_', '-')}: must be an integer >= 1, "
                                    f"got {v!r}")
+        if self.n_envs is not None and (isinstance(self.n_envs, bool) or
+                                        not isinstance(self.n_envs, int) or
+                                        not 1 <= self.n_envs <= MAX_ENVS):
+            raise EdgeLLMError(f"--n-envs: must be an integer in [1, {MAX_ENVS}], "
+                               f"got {self.n_envs!r}")
+        if self.vec_env not in VEC_ENVS:
+            raise EdgeLLMError(f"--vec-env: must be one of {', '.join(VEC_ENVS)}, "
+                               f"got {self.vec_env!r}")
         if not isinstance(self.eval_freq, int) or self.eval_freq < 0:
             raise EdgeLLMError(f"--eval-freq: must be an integer >= 0, got {self.eval_freq!r}")
         if self.max_seconds is not None and not (self.max_seconds > 0):
@@ -181,7 +193,7 @@ _SB3_RULES = {
     "exploration_initial_eps": (lambda v: _is_num(v) and 0 <= v <= 1, "a number in [0, 1]"),
     "exploration_final_eps": (lambda v: _is_num(v) and 0 <= v <= 1, "a number in [0, 1]"),
     "n_timesteps": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
-    "n_envs": (lambda v: _is_int(v) and 1 <= v <= 64, "an integer in [1, 64]"),
+    "n_envs": (lambda v: _is_int(v) and 1 <= v <= MAX_ENVS, f"an integer in [1, {MAX_ENVS}]"),
     "policy": (lambda v: v in ("MlpPolicy",), "MlpPolicy"),
     "env_kwargs": (lambda v: isinstance(v, dict), "a mapping of scenario overrides"),
 }
