@@ -148,3 +148,42 @@ def test_gymnasium_async_vector_env_of_single_envs():
         assert info["slot_done"].all()
     finally:
         envs.close()
+
+
+@pytest.mark.parametrize("mode", list(ENV_IDS))
+def test_sb3_adapter_matches_dummy_vec_env(mode):
+    """Same seeds, same actions: the native SB3 VecEnv and a DummyVecEnv of single envs
+    return the same observations, rewards, dones, terminal observations and masks."""
+    from sb3_contrib.common.maskable.utils import get_action_masks, is_masking_supported
+    from stable_baselines3.common.vec_env import DummyVecEnv
+
+    from edgellm.train.vec import EdgeLLMSB3VecEnv
+
+    native = EdgeLLMSB3VecEnv(3, "bursty", action_mode=mode, **SMALL)
+    dummy = DummyVecEnv([lambda: EdgeLLMEnv("bursty", action_mode=mode, **SMALL)
+                         for _ in range(3)])
+    assert is_masking_supported(native)
+    for v in (native, dummy):
+        v.seed(11)
+    o1, o2 = native.reset(), dummy.reset()
+    assert np.array_equal(o1, o2)
+    rng = np.random.default_rng(1)
+    dones = 0
+    for _ in range(40):
+        m1, m2 = get_action_masks(native), get_action_masks(dummy)
+        assert np.array_equal(m1, m2)
+        if mode == "sequential":
+            acts = np.array([rng.choice(np.flatnonzero(m)) for m in m1])
+        else:
+            acts = np.stack([native.action_space.sample() for _ in range(3)])
+        o1, r1, d1, i1 = native.step(acts)
+        o2, r2, d2, i2 = dummy.step(acts)
+        assert np.array_equal(o1, o2) and np.array_equal(r1, r2) and np.array_equal(d1, d2)
+        for a, b in zip(i1, i2):
+            if "terminal_observation" in b:
+                assert np.array_equal(a["terminal_observation"], b["terminal_observation"])
+                assert a["TimeLimit.truncated"] == b["TimeLimit.truncated"]
+            if b.get("slot_done"):
+                assert a["served"] == b["served"] and a["dropped"] == b["dropped"]
+        dones += int(d1.sum())
+    assert dones >= 3
