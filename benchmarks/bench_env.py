@@ -71,13 +71,16 @@ def rate(venv, policy: str, seconds: float, repeats: int, warmup: int = 20) -> f
 
 
 def train_rate(vec_env: str, n_envs: int, hyperparams: dict, seconds: float) -> float:
-    """MaskablePPO env steps/s over ``seconds`` of ``learn`` (after one warm-up rollout)."""
+    """MaskablePPO env steps/s over ``seconds`` of ``learn`` (after one warm-up rollout),
+    with one torch thread as ``edgellm train`` uses by default."""
+    import torch
     from sb3_contrib import MaskablePPO
 
     from edgellm.envs import get_scenario
     from edgellm.train.config import policy_kwargs
     from edgellm.train.rl import make_vec_env
 
+    torch.set_num_threads(1)
     venv = make_vec_env(get_scenario("default"), "sequential", n_envs, vec_env)
     hp = {k: v for k, v in hyperparams.items()
           if k not in ("n_timesteps", "policy", "n_envs", "policy_kwargs")}
@@ -109,7 +112,7 @@ def main(argv=None) -> int:
     print(f"# bench_env: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
           f"python {platform.python_version()}, gymnasium {gym.__version__}, load average "
           f"{os.getloadavg()[0]:.1f}; best of {args.repeats} x {args.seconds:.0f} s windows")
-    print(f"\n1. masked-random sequential steps/s (K = 16, scenario default)")
+    print("\n1. masked-random sequential steps/s (K = 16, scenario default)")
     print(f"{'N':>5} {'native':>10} {'sync':>10} {'CartPole':>11} {'native/sync':>11} "
           f"{'native/CartPole':>15}")
     seq: dict[int, float] = {}
@@ -126,7 +129,7 @@ def main(argv=None) -> int:
                     args.seconds, args.repeats)
         print(f"{N:>5} {nat:>10.0f} {sync:>10.0f} {cart:>11.0f} {nat / sync:>11.2f} "
               f"{nat / cart:>15.3f}", flush=True)
-    print(f"\n2. subset mode, random subsets, slots/s (K = 16)")
+    print("\n2. subset mode, random subsets, slots/s (K = 16)")
     print(f"{'N':>5} {'native':>10} {'sync':>10} {'native/sync':>11}")
     sub: dict[int, float] = {}
     for N in sizes:

@@ -18,23 +18,22 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from gymnasium import spaces
 from gymnasium.utils import seeding
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 from numba import njit
 
-from edgellm.dftsp import catalog, prepare, prepare_arrays
+from edgellm.dftsp import prepare, prepare_arrays
 from edgellm.dftsp._kernel import allocation, check_rows_kernel
 from edgellm.dftsp.feasibility import REASONS
 from edgellm.envs.config import ScenarioConfig
 from edgellm.envs.env import (
     ACTION_MODES,
-    GAIN_DB_LO,
-    GAIN_DB_SPAN,
     GLOBAL_FEATURES,
     USER_FEATURES,
     EdgeLLMEnv,
+    gain_features,
+    request_features,
 )
 from edgellm.envs.queues import DEADLINE, DROP_CAUSES, FIELDS, ID, OUTPUT, PROMPT, TOLERANCE
 from edgellm.envs.queues import _end_slot as _queue_end_slot
@@ -43,7 +42,10 @@ from edgellm.envs.traffic import Traffic
 from edgellm.errors import EdgeLLMError
 
 _jit = njit(cache=True, nogil=True)
-_F = len(USER_FEATURES)
+_F = len(USER_FEATURES)  # observation columns per user, then the global ones
+(_PRESENT, _PROMPT, _OUTPUT, _DEADLINE, _ADMISSIBLE, _UPLINK, _DOWNLINK, _QUEUE, _IN_BATCH,
+ _ADDABLE) = range(_F)
+_MEMORY_LEFT, _COMPUTE, _SLOT, _BATCH = range(len(GLOBAL_FEATURES))
 _BLOCK = 64  # slots of traffic drawn at once per env
 _REASON_NAMES = tuple(REASONS[c] for c in sorted(REASONS))  # codes 1 .. 6
 
@@ -65,34 +67,36 @@ def _check(e, idx, cand, sysc):
 
 
 @_jit
-def _recheck(e, cand, sysc, present, inb, ok, code, ctc, ckv, nb):
-    """Re-check every candidate outside the batch against batch + it (one kernel call)."""
+def _recheck(e, cand, sysc, present, inb, ok, code, ctc, ckv, nb, addable):
+    """Re-check the candidates outside the batch against batch + it (one kernel call):
+    those still addable (``addable``), or the others (their refusal reasons, needed only
+    when the slot ends: feasible sets are down-closed, so they never become addable)."""
     K = present.shape[1]
     m = 0
     for k in range(K):
-        if present[e, k] and not inb[e, k]:
+        if present[e, k] and not inb[e, k] and ok[e, k] == addable:
             m += 1
     if m == 0:
         return
     idx = np.empty((m, nb[e] + 1), np.int64)
+    rows = np.empty(m, np.int64)
     r = 0
     for k in range(K):
-        if present[e, k] and not inb[e, k]:
+        if present[e, k] and not inb[e, k] and ok[e, k] == addable:
             c = 0
             for j in range(K):  # batch + k, ascending
                 if inb[e, j] or j == k:
                     idx[r, c] = j
                     c += 1
+            rows[r] = k
             r += 1
     res = _check(e, idx, cand, sysc)
-    r = 0
-    for k in range(K):
-        if present[e, k] and not inb[e, k]:
-            code[e, k] = res[0][r]
-            ok[e, k] = ok[e, k] and res[0][r] == 0
-            ckv[e, k] = res[3][r]
-            ctc[e, k] = res[4][r]
-            r += 1
+    for r in range(m):
+        k = rows[r]
+        code[e, k] = res[0][r]
+        ok[e, k] = ok[e, k] and res[0][r] == 0
+        ckv[e, k] = res[3][r]
+        ctc[e, k] = res[4][r]
 
 
 @_jit
@@ -102,7 +106,7 @@ def _add(e, i, cand, sysc, present, inb, ok, code, ctc, ckv, nb, tc, kv):
     ok[e, i] = False
     tc[e] = ctc[e, i]
     kv[e] = ckv[e, i]
-    _recheck(e, cand, sysc, present, inb, ok, code, ctc, ckv, nb)
+    _recheck(e, cand, sysc, present, inb, ok, code, ctc, ckv, nb, True)
 
 
 @_jit
@@ -120,12 +124,12 @@ def _refresh(e, sysc, present, inb, ok, nb, tc, kv, mask, obs):
     for k in range(K):
         if present[e, k]:
             mask[e, k] = ok[e, k]
-            obs[e, k * 10 + 8] = 1.0 if inb[e, k] else 0.0
-            obs[e, k * 10 + 9] = 1.0 if ok[e, k] else 0.0
-    g = K * 10
-    obs[e, g] = min(max(1.0 - kv[e] / sysc[7], 0.0), 1.0)
-    obs[e, g + 1] = min(tc[e] / sysc[11], 1.0)
-    obs[e, g + 3] = nb[e] / K
+            obs[e, k * _F + _IN_BATCH] = 1.0 if inb[e, k] else 0.0
+            obs[e, k * _F + _ADDABLE] = 1.0 if ok[e, k] else 0.0
+    g = K * _F
+    obs[e, g + _MEMORY_LEFT] = min(max(1.0 - kv[e] / sysc[7], 0.0), 1.0)
+    obs[e, g + _COMPUTE] = min(tc[e] / sysc[11], 1.0)
+    obs[e, g + _BATCH] = nb[e] / K
 
 
 @_jit
@@ -188,7 +192,7 @@ def _step_subset(act, live, reject, cand, sysc, present, inb, ok, code, ctc, ckv
                 nb[e] = b
                 kv[e] = res[3][0]
                 tc[e] = res[4][0]
-                _recheck(e, cand, sysc, present, inb, ok, code, ctc, ckv, nb)
+                _recheck(e, cand, sysc, present, inb, ok, code, ctc, ckv, nb, True)
                 continue
         if reject:
             invalid[e] = True
@@ -218,10 +222,11 @@ def _step_priority(act, live, cand, sysc, present, inb, ok, code, ctc, ckv, nb, 
 
 
 @_jit
-def _dispatch(envs, cand, weight, weight_bytes, sysc, present, inb, ok, code):
-    """Evaluate each listed env's batch as ``evaluate`` does; count the refusals by reason
-    and find the binding one (0: none). Returns per listed env: value, served tokens,
-    uplink phase, compute time, memory bytes, binding code, refusal counts (E, 7)."""
+def _dispatch(envs, cand, weight, weight_bytes, sysc, present, inb, ok, code, ctc, ckv, nb):
+    """Evaluate each listed env's batch as ``evaluate`` does; count the refusals (against
+    the final batch) by reason and find the binding one (0: none). Returns per listed env:
+    value, served tokens, uplink phase, compute time, memory bytes, binding code, refusal
+    counts (E, 7)."""
     E, K = envs.size, present.shape[1]
     value = np.zeros(E, np.int64)
     tokens = np.zeros(E, np.int64)
@@ -233,6 +238,8 @@ def _dispatch(envs, cand, weight, weight_bytes, sysc, present, inb, ok, code):
     prompt, output, window, admissible, up_bits, snr, down_c = cand
     for j in range(E):
         e = envs[j]
+        if nb[e] > 0:  # reasons of the non-addable candidates against the final batch
+            _recheck(e, cand, sysc, present, inb, ok, code, ctc, ckv, nb, False)
         b = 0
         n_out = 0
         any_ok = False
@@ -324,12 +331,12 @@ def _begin_slots(envs, cand, sysc, qlen, Q, slot, max_slots, feats, present, inb
         kv[e] = 0.0
         steps[e] = 0
         for k in range(K):
-            obs[e, k * 10 + 7] = qlen[e, k] / Q
-        g = K * 10
-        obs[e, g] = 1.0
-        obs[e, g + 1] = 0.0
-        obs[e, g + 2] = min(slot[e] / max_slots, 1.0)
-        obs[e, g + 3] = 0.0
+            obs[e, k * _F + _QUEUE] = qlen[e, k] / Q
+        g = K * _F
+        obs[e, g + _MEMORY_LEFT] = 1.0
+        obs[e, g + _COMPUTE] = 0.0
+        obs[e, g + _SLOT] = min(slot[e] / max_slots, 1.0)
+        obs[e, g + _BATCH] = 0.0
         if m == 0:
             continue
         idx = np.empty((m, 1), np.int64)
@@ -346,13 +353,13 @@ def _begin_slots(envs, cand, sysc, qlen, Q, slot, max_slots, feats, present, inb
             ckv[e, k] = res[3][r]
             ctc[e, k] = res[4][r]
             mask[e, k] = ok[e, k]
-            o = k * 10
-            obs[e, o] = 1.0
-            obs[e, o + 1] = feats[j, 0, k]
-            obs[e, o + 2] = feats[j, 1, k]
-            obs[e, o + 3] = feats[j, 2, k]
-            obs[e, o + 4] = 1.0 if admissible[e, k] else 0.0
-            obs[e, o + 9] = 1.0 if ok[e, k] else 0.0
+            o = k * _F
+            obs[e, o + _PRESENT] = 1.0
+            obs[e, o + _PROMPT] = feats[j, 0, k]
+            obs[e, o + _OUTPUT] = feats[j, 1, k]
+            obs[e, o + _DEADLINE] = feats[j, 2, k]
+            obs[e, o + _ADMISSIBLE] = 1.0 if admissible[e, k] else 0.0
+            obs[e, o + _ADDABLE] = 1.0 if ok[e, k] else 0.0
 
 
 # ----------------------------------------------------------------------------- the vector env
@@ -405,12 +412,7 @@ class EdgeLLMVectorEnv(VectorEnv):
         self.single_action_space = single.action_space
         self.observation_space = batch_space(self.single_observation_space, N)
         self.action_space = batch_space(self.single_action_space, N)
-        self._system = system = catalog.build_instance(
-            cfg.model, cfg.quant, cfg.device, (),
-            radio=dict(uplink_hz=cfg.uplink_hz, downlink_hz=cfg.downlink_hz,
-                       noise_psd_w_per_hz=cfg.noise_psd_w_per_hz, en_power_w=cfg.en_power_w,
-                       bits_per_token=cfg.bits_per_token),
-            slot_s=cfg.slot_s, kv_cache=cfg.kv_cache, objective=cfg.objective)
+        self._system = system = single._system
         self._rules = rules = single._rules
         p0 = prepare(system)
         self._sysc = (*p0.cost_constants, p0.kv_capacity, p0.padded, p0.uplink_hz,
@@ -486,7 +488,7 @@ class EdgeLLMVectorEnv(VectorEnv):
     def step(self, actions):
         if not self._started:
             raise EdgeLLMError("EdgeLLMVectorEnv.step: call reset() first")
-        N, K = self.num_envs, self.n_users
+        N = self.num_envs
         same_step = self.metadata["autoreset_mode"] == AutoresetMode.SAME_STEP
         reset_now = self._needs_reset.copy() if not same_step else np.zeros(N, bool)
         live = ~reset_now
@@ -583,7 +585,7 @@ class EdgeLLMVectorEnv(VectorEnv):
         cfg, N = self.config, self.num_envs
         value, tokens, t_up, t_c, mem, binding, refused = _dispatch(
             envs, self._cand, self._weight, self._weight_bytes, self._sysc, self._present,
-            self._inb, self._ok, self._code)
+            self._inb, self._ok, self._code, self._ctc, self._ckv, self._nb)
         served = self._nb[envs].copy()
         batches = np.empty(envs.size, dtype=object)
         ids = np.empty(envs.size, dtype=object)
@@ -672,15 +674,11 @@ class EdgeLLMVectorEnv(VectorEnv):
             arr[envs] = col.reshape(E, K)
         self._weight[envs] = p.weight.reshape(E, K)
         self._ids[envs] = heads[..., ID]
-        feats = np.empty((E, 3, K))
-        np.divide(s, cfg.max_prompt, out=feats[:, 0])
-        np.divide(n, cfg.max_output, out=feats[:, 1])
-        np.minimum(tau / cfg.deadline_s[1], 1.0, out=feats[:, 2])
-        db = (10.0 * np.log10(gains) - GAIN_DB_LO) / GAIN_DB_SPAN
+        feats = np.ascontiguousarray(request_features(cfg, s, n, tau).transpose(1, 0, 2))
         o = self._obs[envs]
         o[:, :_F * K] = 0.0
-        u = o[:, :_F * K].reshape(E, K, _F)
-        u[:, :, 5:7] = np.minimum(np.maximum(db, 0.0), 1.0).transpose(0, 2, 1)
+        o[:, :_F * K].reshape(E, K, _F)[:, :, _UPLINK:_UPLINK + 2] = \
+            gain_features(gains).transpose(0, 2, 1)
         self._obs[envs] = o
         _begin_slots(envs, self._cand, self._sysc, self._qlen, cfg.queue_capacity, self._slot,
                      cfg.max_slots, feats, self._present, self._inb, self._ok, self._code,

@@ -90,7 +90,7 @@ def test_same_step_autoreset_and_list_seeds():
     single = EdgeLLMEnv("default", action_mode="subset", **SMALL)
     venv.reset(seed=[5, 9])
     o, _ = single.reset(seed=9)
-    for t in range(SMALL["max_slots"] * 2):
+    for _ in range(SMALL["max_slots"] * 2):
         act = np.ones((2, SMALL["n_users"]), np.int8)
         obs, _, _, trunc, info = venv.step(act)
         o2, _, _, tr, _ = single.step(act[1])

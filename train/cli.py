@@ -24,6 +24,7 @@ def _run(args) -> int:
         eval_episodes=args.eval_episodes, eval_slots=args.eval_slots,
         final_eval_episodes=args.final_eval_episodes, final_eval_slots=args.final_eval_slots,
         max_seconds=args.max_seconds, n_envs=args.n_envs, vec_env=args.vec_env,
+        torch_threads=args.torch_threads,
         progress=not args.quiet, verbose=args.verbose)
     res = train(targs)
     run = targs.run_dir
@@ -87,6 +88,9 @@ def register(sub) -> None:
     p.add_argument("--vec-env", default="native", choices=("native", "dummy"),
                    help="native: all envs stepped in one compiled call (EdgeLLMVectorEnv); "
                         "dummy: SB3 DummyVecEnv of single envs")
+    p.add_argument("--torch-threads", type=int, default=1,
+                   help="torch intra-op threads (1 is fastest for these small networks, "
+                        "and on a busy machine by far)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--verbose", type=int, default=0, help="SB3 verbosity")
     p.set_defaults(func=_run)

@@ -84,6 +84,7 @@ class TrainArgs:
     max_seconds: float | None = None    # wall-time cap on training [s] (then save and stop)
     n_envs: int | None = None           # parallel training envs; None: n_envs of the YAML
     vec_env: str = "native"             # native (batched EdgeLLMVectorEnv) | dummy (SB3)
+    torch_threads: int = 1              # torch intra-op threads (small MLPs: 1 is fastest)
     progress: bool = True
     verbose: int = 0
 
@@ -119,7 +120,8 @@ class TrainArgs:
         if self.mode not in ALLOWED_MODES[self.algo]:
             raise EdgeLLMError(f"--action-mode: {self.algo} supports "
                                f"{', '.join(ALLOWED_MODES[self.algo])}, got {self.mode!r}")
-        for name in ("timesteps", "checkpoint_freq", "eval_episodes", "final_eval_episodes",
+        for name in ("timesteps", "torch_threads", "checkpoint_freq", "eval_episodes",
+                     "final_eval_episodes",
                      "eval_slots", "final_eval_slots"):
             v = getattr(self, name)
             if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):

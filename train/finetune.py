@@ -10,6 +10,7 @@ is saved as an ``sb3-policy`` (MaskableActorCriticPolicy) by the caller.
 
 from __future__ import annotations
 
+
 def finetune_maskable_ppo(net, args, hp: dict, cfg, writer, start_step: int):
     """Return a MaskablePPO model initialised from ``net`` and trained ``finetune_steps``."""
     import torch
