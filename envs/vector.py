@@ -413,13 +413,11 @@ class EdgeLLMVectorEnv(VectorEnv):
         self.observation_space = batch_space(self.single_observation_space, N)
         self.action_space = batch_space(self.single_action_space, N)
         self._system = system = single._system
-        self._rules = rules = single._rules
+        self._rules_args = tuple(single._rules)  # the arguments of the queues' end of slot
         p0 = prepare(system)
         self._sysc = (*p0.cost_constants, p0.kv_capacity, p0.padded, p0.uplink_hz,
                       p0.downlink_hz, p0.slot_s)
         self._weight_bytes = p0.weight_bytes
-        self._rules_args = (rules.slot_s, rules.tokens, rules.reject_unservable, rules.drop_new,
-                            rules.ppl_increase, rules.kv_capacity, rules.padded, rules.cost)
         self._alloc(N, K, cfg.queue_capacity)
         self._rngs: list[np.random.Generator | None] = [None] * N
         self._traffic: list[Traffic | None] = [None] * N
