@@ -113,12 +113,14 @@ def main(argv=None) -> int:
           f"python {platform.python_version()}, gymnasium {gym.__version__}, load average "
           f"{os.getloadavg()[0]:.1f}; best of {args.repeats} x {args.seconds:.0f} s windows")
     print("\n1. masked-random sequential steps/s (K = 16, scenario default)")
-    print(f"{'N':>5} {'native':>10} {'sync':>10} {'CartPole':>11} {'native/sync':>11} "
-          f"{'native/CartPole':>15}")
+    print(f"{'N':>5} {'native':>10} {'lean':>10} {'sync':>10} {'CartPole':>11} "
+          f"{'native/sync':>11} {'native/CartPole':>15}")
     seq: dict[int, float] = {}
     for N in sizes:
         nat = rate(gym.make_vec(SEQ, num_envs=N, vectorization_mode="vector_entry_point"),
                    "masked", args.seconds, args.repeats)
+        lean = rate(gym.make_vec(SEQ, num_envs=N, vectorization_mode="vector_entry_point",
+                                 slot_info=False), "masked", args.seconds, args.repeats)
         seq[N] = nat
         sync = float("nan")
         if N <= args.sync_max:
@@ -127,20 +129,23 @@ def main(argv=None) -> int:
         cart = rate(gym.make_vec("CartPole-v1", num_envs=N,
                                  vectorization_mode="vector_entry_point"), "random",
                     args.seconds, args.repeats)
-        print(f"{N:>5} {nat:>10.0f} {sync:>10.0f} {cart:>11.0f} {nat / sync:>11.2f} "
-              f"{nat / cart:>15.3f}", flush=True)
+        print(f"{N:>5} {nat:>10.0f} {lean:>10.0f} {sync:>10.0f} {cart:>11.0f} "
+              f"{nat / sync:>11.2f} {nat / cart:>15.3f}", flush=True)
     print("\n2. subset mode, random subsets, slots/s (K = 16)")
-    print(f"{'N':>5} {'native':>10} {'sync':>10} {'native/sync':>11}")
+    print(f"{'N':>5} {'native':>10} {'lean':>10} {'sync':>10} {'native/sync':>11}")
     sub: dict[int, float] = {}
     for N in sizes:
         nat = rate(gym.make_vec(SUB, num_envs=N, vectorization_mode="vector_entry_point"),
                    "random", args.seconds, args.repeats)
+        lean = rate(gym.make_vec(SUB, num_envs=N, vectorization_mode="vector_entry_point",
+                                 slot_info=False), "random", args.seconds, args.repeats)
         sub[N] = nat
         sync = float("nan")
         if N <= args.sync_max:
             sync = rate(gym.make_vec(SUB, num_envs=N, vectorization_mode="sync"), "random",
                         args.seconds, args.repeats, warmup=2)
-        print(f"{N:>5} {nat:>10.0f} {sync:>10.0f} {nat / sync:>11.2f}", flush=True)
+        print(f"{N:>5} {nat:>10.0f} {lean:>10.0f} {sync:>10.0f} {nat / sync:>11.2f}",
+              flush=True)
     if args.train_seconds > 0:
         from edgellm.train.config import load_yaml
 

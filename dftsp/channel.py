@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from numba import njit
 
 PL_A_DB = 128.1   # 3GPP TR 36.814, macro-cell path loss at a 2 GHz carrier
 PL_B_DB = 37.6
@@ -47,10 +48,20 @@ def gauss_markov_path(rng: np.random.Generator, h: np.ndarray, rho: float,
     """``steps`` successive :func:`gauss_markov` steps from ``h``, shape (steps, *h.shape);
     the same draws and values as ``steps`` calls (one normal draw per step)."""
     w = rng.standard_normal((steps, *h.shape)) * _INV_SQRT2  # real parts first, then imaginary
-    c = math.sqrt(1.0 - rho * rho)
-    out = np.empty_like(w)
-    for t in range(steps):
-        h = out[t] = rho * h + c * w[t]
+    cw = math.sqrt(1.0 - rho * rho) * w
+    out = _ar1(np.array(h, dtype=float).reshape(-1), float(rho),  # a copy: updated in place
+               cw.reshape(steps, -1))
+    return out.reshape(w.shape)
+
+
+@njit(cache=True, nogil=True)
+def _ar1(h, rho, cw):
+    """x_t = rho x_{t-1} + cw_t from x_0 = h, for t = 1 .. len(cw) (rows of the result)."""
+    out = np.empty_like(cw)
+    for t in range(cw.shape[0]):
+        for i in range(h.size):
+            h[i] = rho * h[i] + cw[t, i]
+            out[t, i] = h[i]
     return out
 
 

@@ -222,11 +222,12 @@ def _step_priority(act, live, cand, sysc, present, inb, ok, code, ctc, ckv, nb, 
 
 
 @_jit
-def _dispatch(envs, cand, weight, weight_bytes, sysc, present, inb, ok, code, ctc, ckv, nb):
-    """Evaluate each listed env's batch as ``evaluate`` does; count the refusals (against
-    the final batch) by reason and find the binding one (0: none). Returns per listed env:
-    value, served tokens, uplink phase, compute time, memory bytes, binding code, refusal
-    counts (E, 7)."""
+def _dispatch(envs, cand, weight, weight_bytes, sysc, present, inb, ok, code, ctc, ckv, nb,
+              details):
+    """Value and served tokens of each listed env's batch; with ``details``, also evaluate
+    it as ``evaluate`` does, count the refusals (against the final batch) by reason and find
+    the binding one (0: none). Returns per listed env: value, served tokens, uplink phase,
+    compute time, memory bytes, binding code, refusal counts (E, 7)."""
     E, K = envs.size, present.shape[1]
     value = np.zeros(E, np.int64)
     tokens = np.zeros(E, np.int64)
@@ -238,7 +239,7 @@ def _dispatch(envs, cand, weight, weight_bytes, sysc, present, inb, ok, code, ct
     prompt, output, window, admissible, up_bits, snr, down_c = cand
     for j in range(E):
         e = envs[j]
-        if nb[e] > 0:  # reasons of the non-addable candidates against the final batch
+        if details and nb[e] > 0:  # reasons of the non-addable candidates, final batch
             _recheck(e, cand, sysc, present, inb, ok, code, ctc, ckv, nb, False)
         b = 0
         n_out = 0
@@ -264,6 +265,10 @@ def _dispatch(envs, cand, weight, weight_bytes, sysc, present, inb, ok, code, ct
             if inb[e, k]:
                 arr[c] = k
                 c += 1
+        value[j] = weight[e][arr].sum()
+        tokens[j] = np.int64(output[e][arr].sum())
+        if not details:
+            continue
         res = _check(e, arr.reshape(1, b), cand, sysc)
         if res[0][0] != 0:
             raise AssertionError("env built an infeasible batch")
@@ -272,8 +277,6 @@ def _dispatch(envs, cand, weight, weight_bytes, sysc, present, inb, ok, code, ct
                              tcv, res[5][0], sysc[9])[0]
         t_c[j] = tcv
         mem[j] = weight_bytes + res[3][0]
-        value[j] = weight[e][arr].sum()
-        tokens[j] = np.int64(output[e][arr].sum())
     return value, tokens, t_up, t_c, mem, binding, refused
 
 
@@ -378,6 +381,12 @@ class EdgeLLMVectorEnv(VectorEnv):
     step that truncates it, returning the first observation of the new episode with
     ``info["final_obs"]`` / ``info["final_info"]`` (what SB3's ``VecEnv`` needs).
 
+    ``slot_info=False`` leaves out of ``info`` what only reports on the dispatched batch
+    (``batch``, ``served_ids``, ``t_uplink_s``, ``t_compute_s``, ``memory_bytes``,
+    ``binding``, ``refused``) and skips computing it (the exact uplink phase and the refusal
+    reasons are a large share of a slot); observations, rewards and the other keys are
+    unchanged. Training uses it.
+
     ``action_masks()`` returns an (N, K + 1) bool array in sequential mode and the single
     env's 2K subset masks as (N, 2K); ``reset(seed=s)`` seeds env i with ``s + i`` (a list
     of N seeds is also accepted). Per-episode scenario options are not supported.
@@ -387,7 +396,7 @@ class EdgeLLMVectorEnv(VectorEnv):
 
     def __init__(self, num_envs: int, scenario: str | ScenarioConfig = "default",
                  action_mode: str = "subset", autoreset_mode: str = "next-step",
-                 **overrides: Any):
+                 slot_info: bool = True, **overrides: Any):
         if isinstance(num_envs, bool) or not isinstance(num_envs, (int, np.integer)) \
                 or num_envs < 1:
             raise EdgeLLMError(f"num_envs: must be an integer >= 1, got {num_envs!r}")
@@ -401,6 +410,7 @@ class EdgeLLMVectorEnv(VectorEnv):
         overrides.pop("render_mode", None)
         overrides.pop("max_episode_steps", None)
         self.metadata = {**self.metadata, "autoreset_mode": modes[autoreset_mode]}
+        self.slot_info = bool(slot_info)
         self.config = cfg = get_scenario(scenario, **overrides)
         self.num_envs = N = int(num_envs)
         self.action_mode = action_mode
@@ -583,14 +593,15 @@ class EdgeLLMVectorEnv(VectorEnv):
         cfg, N = self.config, self.num_envs
         value, tokens, t_up, t_c, mem, binding, refused = _dispatch(
             envs, self._cand, self._weight, self._weight_bytes, self._sysc, self._present,
-            self._inb, self._ok, self._code, self._ctc, self._ckv, self._nb)
+            self._inb, self._ok, self._code, self._ctc, self._ckv, self._nb, self.slot_info)
         served = self._nb[envs].copy()
         batches = np.empty(envs.size, dtype=object)
         ids = np.empty(envs.size, dtype=object)
-        users = np.argsort(~self._inb[envs], axis=1, kind="stable")  # batch users first
-        req = np.take_along_axis(self._ids[envs], users, axis=1).astype(np.int64)
-        for j, (b, u, r) in enumerate(zip(served.tolist(), users.tolist(), req.tolist())):
-            batches[j], ids[j] = tuple(u[:b]), tuple(r[:b])
+        if self.slot_info:
+            users = np.argsort(~self._inb[envs], axis=1, kind="stable")  # batch users first
+            req = np.take_along_axis(self._ids[envs], users, axis=1).astype(np.int64)
+            for j, (b, u, r) in enumerate(zip(served.tolist(), users.tolist(), req.tolist())):
+                batches[j], ids[j] = tuple(u[:b]), tuple(r[:b])
         slot = self._slot[envs].copy()
         self._slot[envs] += 1
         drops, dropped_w = self._end_and_begin(envs)
@@ -600,15 +611,19 @@ class EdgeLLMVectorEnv(VectorEnv):
         terms["drops"][envs] = -cfg.drop_penalty * dropped_w
         terms["invalid"][envs] = np.where(invalid[envs], -cfg.invalid_penalty, 0.0)
         rewards[envs] = terms["served"][envs] + terms["drops"][envs] + terms["invalid"][envs]
-        for key, v, dtype in (("slot", slot, np.int64), ("batch", batches, object),
-                              ("value", value, np.int64),
-                              ("served", served, np.int64),
-                              ("served_tokens", tokens, np.int64), ("served_ids", ids, object),
-                              ("t_uplink_s", t_up, float), ("t_compute_s", t_c, float),
-                              ("memory_bytes", mem, float)):
+        items = [("slot", slot, np.int64), ("value", value, np.int64),
+                 ("served", served, np.int64), ("served_tokens", tokens, np.int64)]
+        if self.slot_info:
+            items += [("batch", batches, object), ("served_ids", ids, object),
+                      ("t_uplink_s", t_up, float), ("t_compute_s", t_c, float),
+                      ("memory_bytes", mem, float)]
+        for key, v, dtype in items:
             arr = np.zeros(N, dtype) if dtype is not object else np.full(N, None, object)
             arr[envs] = v
             info[key], info[f"_{key}"] = arr, has
+        self._merge_drops(info, envs, drops)
+        if not self.slot_info:
+            return
         bind = np.full(N, None, object)
         names = (None,) + _REASON_NAMES
         for j, e in enumerate(envs.tolist()):
@@ -624,7 +639,6 @@ class EdgeLLMVectorEnv(VectorEnv):
                 m[envs[present]] = True
                 ref[name], ref[f"_{name}"] = arr, m
         info["refused"], info["_refused"] = ref, has
-        self._merge_drops(info, envs, drops)
 
     @staticmethod
     def _merge_drops(info: dict, envs: np.ndarray, drops: np.ndarray) -> None:

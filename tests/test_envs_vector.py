@@ -187,3 +187,26 @@ def test_sb3_adapter_matches_dummy_vec_env(mode):
                 assert a["served"] == b["served"] and a["dropped"] == b["dropped"]
         dones += int(d1.sum())
     assert dones >= 3
+
+
+def test_without_slot_info_same_trajectories():
+    """slot_info=False drops only the per-batch report keys; everything else is equal."""
+    full = EdgeLLMVectorEnv(3, "default", action_mode="sequential", **SMALL)
+    lean = EdgeLLMVectorEnv(3, "default", action_mode="sequential", slot_info=False, **SMALL)
+    dropped = {"batch", "served_ids", "t_uplink_s", "t_compute_s", "memory_bytes", "binding",
+               "refused"}
+    o1, _ = full.reset(seed=3)
+    o2, _ = lean.reset(seed=3)
+    rng = np.random.default_rng(2)
+    for _ in range(60):
+        masked = full.action_masks()
+        assert np.array_equal(masked, lean.action_masks())
+        a = np.argmax(np.where(masked, rng.random(masked.shape), -1.0), axis=1)
+        r1, r2 = full.step(a), lean.step(a)
+        for x, y in zip(r1[:4], r2[:4]):
+            assert np.array_equal(x, y)
+        i1, i2 = r1[4], r2[4]
+        assert set(i1) - set(i2) == dropped | {f"_{k}" for k in dropped} or \
+            not i1["slot_done"].any()
+        for k in i2:
+            _same(i1[k], i2[k], k)

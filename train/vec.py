@@ -27,7 +27,8 @@ class EdgeLLMSB3VecEnv(VecEnv):
     def __init__(self, n_envs: int, scenario: str | ScenarioConfig = "default",
                  action_mode: str = "sequential", **overrides: Any):
         self.venv = EdgeLLMVectorEnv(n_envs, scenario, action_mode=action_mode,
-                                     autoreset_mode="same-step", **overrides)
+                                     autoreset_mode="same-step", slot_info=False,
+                                     **overrides)
         super().__init__(self.venv.num_envs, self.venv.single_observation_space,
                          self.venv.single_action_space)
         self._actions: np.ndarray | None = None
