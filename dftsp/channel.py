@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
 
 PL_A_DB = 128.1   # 3GPP TR 36.814, macro-cell path loss at a 2 GHz carrier
 PL_B_DB = 37.6
@@ -40,29 +39,8 @@ def gauss_markov(rng: np.random.Generator, h: np.ndarray, rho: float) -> np.ndar
     (2, ...)); the power gain is ``h[0]**2 + h[1]**2``. ``rho = 0`` draws independent fading
     each slot; the power gain stays unit-mean exponential.
     """
-    return gauss_markov_path(rng, h, rho, 1)[0]
-
-
-def gauss_markov_path(rng: np.random.Generator, h: np.ndarray, rho: float,
-                      steps: int) -> np.ndarray:
-    """``steps`` successive :func:`gauss_markov` steps from ``h``, shape (steps, *h.shape);
-    the same draws and values as ``steps`` calls (one normal draw per step)."""
-    w = rng.standard_normal((steps, *h.shape)) * _INV_SQRT2  # real parts first, then imaginary
-    cw = math.sqrt(1.0 - rho * rho) * w
-    out = _ar1(np.array(h, dtype=float).reshape(-1), float(rho),  # a copy: updated in place
-               cw.reshape(steps, -1))
-    return out.reshape(w.shape)
-
-
-@njit(cache=True, nogil=True)
-def _ar1(h, rho, cw):
-    """x_t = rho x_{t-1} + cw_t from x_0 = h, for t = 1 .. len(cw) (rows of the result)."""
-    out = np.empty_like(cw)
-    for t in range(cw.shape[0]):
-        for i in range(h.size):
-            h[i] = rho * h[i] + cw[t, i]
-            out[t, i] = h[i]
-    return out
+    w = rng.standard_normal(h.shape) * _INV_SQRT2  # real parts first, then imaginary
+    return rho * h + math.sqrt(1.0 - rho * rho) * w
 
 
 def power_gain(h: np.ndarray) -> np.ndarray:

@@ -28,19 +28,6 @@ _REASON_ORDER = tuple(sorted(REASONS))     # check_rows codes in test order
 _NO_USERS = np.zeros(0, dtype=np.int64)
 
 
-def request_features(cfg: ScenarioConfig, prompt, output, deadline) -> np.ndarray:
-    """Observation columns 1-3 (prompt, output, deadline) of requests, stacked on a new
-    first axis: s / max_prompt, n / max_output, min(tau / deadline_s[1], 1)."""
-    return np.stack((np.divide(prompt, cfg.max_prompt), np.divide(output, cfg.max_output),
-                     np.minimum(np.divide(deadline, cfg.deadline_s[1]), 1.0)))
-
-
-def gain_features(gains) -> np.ndarray:
-    """Observation columns 5-6: (10 log10 g + 150) / 100 clipped to [0, 1], elementwise."""
-    db = (10.0 * np.log10(gains) - GAIN_DB_LO) / GAIN_DB_SPAN
-    return np.minimum(np.maximum(db, 0.0), 1.0)
-
-
 @dataclass(frozen=True, eq=False)
 class SlotView:
     """The current decision state (see :meth:`EdgeLLMEnv.slot_view`).
@@ -220,7 +207,7 @@ class EdgeLLMEnv(gym.Env):
         self.counts = {"arrived": 0, "served": 0, **{c: 0 for c in DROP_CAUSES}}
         self._slot = 0
         self._last = None  # (users, value, binding, dropped) of the last slot, for render
-        drops, _ = self._end_slot(_NO_USERS, self._traffic.draw())
+        drops, _ = self._end_slot(_NO_USERS, self._traffic.draw(advance_fading=False))
         self._begin_slot()
         return self._obs.copy(), {"slot_done": False, "action_mask": self._mask_info(),
                                   "dropped": drops}
@@ -436,11 +423,16 @@ class EdgeLLMEnv(gym.Env):
         # observation (see the class docstring); remaining deadlines are > 0
         F = len(USER_FEATURES)
         self._obs = obs = np.zeros(K * F + len(GLOBAL_FEATURES), dtype=np.float32)
+        rows = np.empty((m, 5))
+        rows[:, 0] = 1.0
+        np.divide(s, cfg.max_prompt, out=rows[:, 1])
+        np.divide(n, cfg.max_output, out=rows[:, 2])
+        np.minimum(tau / cfg.deadline_s[1], 1.0, out=rows[:, 3])
+        rows[:, 4] = self._p.admissible
         u = obs[:K * F].reshape(K, F)
-        u[users, 0] = 1.0
-        u[users, 1:4] = request_features(cfg, s, n, tau).T
-        u[users, 4] = self._p.admissible
-        u[:, 5:7] = gain_features(gains).T
+        u[users, :5] = rows
+        db = (10.0 * np.log10(gains) - GAIN_DB_LO) / GAIN_DB_SPAN
+        u[:, 5:7] = np.minimum(np.maximum(db, 0.0), 1.0).T
         u[:, 7] = q_len / cfg.queue_capacity
         u[users, 9] = self._ok
         obs[K * F:] = (1.0, 0.0, min(self._slot / cfg.max_slots, 1.0), 0.0)

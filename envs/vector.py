@@ -8,9 +8,9 @@ arrays; adding users, rechecking candidates, evaluating the dispatched batch, th
 mechanics and the observation are compiled loops over the envs that call the oracle's
 kernel (:func:`edgellm.dftsp._kernel.check_rows_kernel`, ``allocation``), the queues'
 compiled end of slot (:func:`edgellm.envs.queues._end_slot`) and
-:func:`edgellm.dftsp.feasibility.prepare_arrays`: one cost model, no copy. The exogenous
-traffic comes from one :class:`~edgellm.envs.traffic.Traffic` per env, drawn in blocks of
-many slots (the same draws as the single env's).
+:func:`edgellm.dftsp.feasibility.prepare_arrays`: one cost model, no copy. Only the
+exogenous traffic is drawn in Python, one :class:`~edgellm.envs.traffic.Traffic` per env, in
+the single env's order (so the single env's trajectories are unchanged).
 """
 
 from __future__ import annotations
@@ -29,11 +29,11 @@ from edgellm.dftsp.feasibility import REASONS
 from edgellm.envs.config import ScenarioConfig
 from edgellm.envs.env import (
     ACTION_MODES,
+    GAIN_DB_LO,
+    GAIN_DB_SPAN,
     GLOBAL_FEATURES,
     USER_FEATURES,
     EdgeLLMEnv,
-    gain_features,
-    request_features,
 )
 from edgellm.envs.queues import DEADLINE, DROP_CAUSES, FIELDS, ID, OUTPUT, PROMPT, TOLERANCE
 from edgellm.envs.queues import _end_slot as _queue_end_slot
@@ -46,7 +46,6 @@ _F = len(USER_FEATURES)  # observation columns per user, then the global ones
 (_PRESENT, _PROMPT, _OUTPUT, _DEADLINE, _ADMISSIBLE, _UPLINK, _DOWNLINK, _QUEUE, _IN_BATCH,
  _ADDABLE) = range(_F)
 _MEMORY_LEFT, _COMPUTE, _SLOT, _BATCH = range(len(GLOBAL_FEATURES))
-_BLOCK = 64  # slots of traffic drawn at once per env
 _REASON_NAMES = tuple(REASONS[c] for c in sorted(REASONS))  # codes 1 .. 6
 
 
@@ -456,15 +455,6 @@ class EdgeLLMVectorEnv(VectorEnv):
         self._steps = f(N, np.int64)
         self._mask = f((N, K + (self.action_mode == "sequential")), bool)
         self._obs = f((N, _F * K + len(GLOBAL_FEATURES)), np.float32)
-        # each env's next traffic draws (blocks of _BLOCK slots), cursor = next slot
-        B = _BLOCK
-        self._arrive = f((N, B, K), bool)
-        self._prompt = f((N, B, K), np.int64)
-        self._output = f((N, B, K), np.int64)
-        self._deadline = f((N, B, K))
-        self._tol = f((N, B, K))
-        self._gains = f((N, B, 2, K))
-        self._cursor = np.full(N, B, np.int64)
 
     # ------------------------------------------------------------------ gym API
     def reset(self, *, seed: int | list | None = None, options: dict | None = None):
@@ -654,21 +644,21 @@ class EdgeLLMVectorEnv(VectorEnv):
             info["dropped"][f"_{name}"][envs] = True
         info["_dropped"][envs] = True
 
-    def _end_and_begin(self, envs: np.ndarray):
+    def _end_and_begin(self, envs: np.ndarray, first: bool = False):
         """End the slot of each env in ``envs`` (serve its batch, draw and admit the next
         arrivals) and begin the next one. Returns the drops (E, 3) and their weights (E,)."""
-        refill = envs[self._cursor[envs] == _BLOCK]
-        for e in refill.tolist():
-            d = self._traffic[e].draw_block(_BLOCK)
-            self._arrive[e], self._prompt[e], self._output[e] = d.arrive, d.prompt, d.output
-            self._deadline[e], self._tol[e] = d.deadline, d.tolerance
-            self._gains[e, :, 0], self._gains[e, :, 1] = d.uplink_gain, d.downlink_gain
-        self._cursor[refill] = 0
-        t = self._cursor[envs]
-        self._cursor[envs] += 1
-        arrive, prompt, output = self._arrive[envs, t], self._prompt[envs, t], \
-            self._output[envs, t]
-        deadline, tol, gains = self._deadline[envs, t], self._tol[envs, t], self._gains[envs, t]
+        K, E = self.n_users, envs.size
+        arrive = np.empty((E, K), bool)
+        prompt = np.empty((E, K), np.int64)
+        output = np.empty((E, K), np.int64)
+        deadline = np.empty((E, K))
+        tol = np.empty((E, K))
+        gains = np.empty((E, 2, K))
+        for j, e in enumerate(envs.tolist()):  # each env's Traffic, as the single env draws
+            d = self._traffic[e].draw(advance_fading=not first)
+            arrive[j], prompt[j], output[j] = d.arrive, d.prompt, d.output
+            deadline[j], tol[j] = d.deadline, d.tolerance
+            gains[j, 0], gains[j, 1] = d.uplink_gain, d.downlink_gain
         drops, weight = _end_slots(envs, self._inb, self._qdata, self._qlen, self._next_id,
                                    arrive, prompt, output, deadline, tol, *self._rules_args)
         self._begin(envs, gains)
@@ -686,11 +676,16 @@ class EdgeLLMVectorEnv(VectorEnv):
             arr[envs] = col.reshape(E, K)
         self._weight[envs] = p.weight.reshape(E, K)
         self._ids[envs] = heads[..., ID]
-        feats = np.ascontiguousarray(request_features(cfg, s, n, tau).transpose(1, 0, 2))
+        # the single env's observation normalization (EdgeLLMEnv._begin_slot), elementwise
+        feats = np.empty((E, 3, K))
+        np.divide(s, cfg.max_prompt, out=feats[:, 0])
+        np.divide(n, cfg.max_output, out=feats[:, 1])
+        np.minimum(tau / cfg.deadline_s[1], 1.0, out=feats[:, 2])
+        db = (10.0 * np.log10(gains) - GAIN_DB_LO) / GAIN_DB_SPAN
         o = self._obs[envs]
         o[:, :_F * K] = 0.0
         o[:, :_F * K].reshape(E, K, _F)[:, :, _UPLINK:_UPLINK + 2] = \
-            gain_features(gains).transpose(0, 2, 1)
+            np.minimum(np.maximum(db, 0.0), 1.0).transpose(0, 2, 1)
         self._obs[envs] = o
         _begin_slots(envs, self._cand, self._sysc, self._qlen, cfg.queue_capacity, self._slot,
                      cfg.max_slots, feats, self._present, self._inb, self._ok, self._code,
@@ -711,8 +706,7 @@ class EdgeLLMVectorEnv(VectorEnv):
         self._next_id[envs] = 0
         self._slot[envs] = 0
         self._inb[envs] = False
-        self._cursor[envs] = _BLOCK
-        drops, _ = self._end_and_begin(envs)
+        drops, _ = self._end_and_begin(envs, first=True)
         return drops
 
     def _reset_same_step(self, obs: np.ndarray, info: dict) -> dict:
