@@ -109,6 +109,18 @@ def _add(e, i, cand, sysc, present, inb, ok, code, ctc, ckv, nb, tc, kv):
 
 
 @_jit
+def _members(e, inb):
+    """The users in env e's batch, ascending."""
+    out = np.empty(inb.shape[1], np.int64)
+    b = 0
+    for k in range(inb.shape[1]):
+        if inb[e, k]:
+            out[b] = k
+            b += 1
+    return out[:b]
+
+
+@_jit
 def _any_ok(e, present, ok):
     for k in range(present.shape[1]):
         if present[e, k] and ok[e, k]:
@@ -258,12 +270,7 @@ def _dispatch(envs, cand, weight, weight_bytes, sysc, present, inb, ok, code, ct
             binding[j] = best
         if b == 0:
             continue
-        arr = np.empty(b, np.int64)
-        c = 0
-        for k in range(K):
-            if inb[e, k]:
-                arr[c] = k
-                c += 1
+        arr = _members(e, inb)
         value[j] = weight[e][arr].sum()
         tokens[j] = np.int64(output[e][arr].sum())
         if not details:
@@ -284,23 +291,14 @@ def _end_slots(envs, inb, qdata, qlen, next_id, arrive, prompt, output, deadline
                slot_s, tokens, reject_unservable, drop_new, ppl_increase, kv_capacity, padded,
                cost):
     """The queues' end of slot (serve the batch, age, admit ``arrive``...) for each env."""
-    E, K = envs.size, inb.shape[1]
+    E = envs.size
     drops = np.zeros((E, 3), np.int64)
     weight = np.zeros(E)
     for j in range(E):
         e = envs[j]
-        n = 0
-        for k in range(K):
-            if inb[e, k]:
-                n += 1
-        served = np.empty(n, np.int64)
-        n = 0
-        for k in range(K):
-            if inb[e, k]:
-                served[n] = k
-                n += 1
-        d, w, rid = _queue_end_slot(qdata[e], qlen[e], served, arrive[j], prompt[j], output[j],
-                                    deadline[j], tolerance[j], next_id[e], slot_s, tokens,
+        d, w, rid = _queue_end_slot(qdata[e], qlen[e], _members(e, inb), arrive[j],
+                                    prompt[j], output[j], deadline[j], tolerance[j],
+                                    next_id[e], slot_s, tokens,
                                     reject_unservable, drop_new, ppl_increase, kv_capacity,
                                     padded, cost)
         drops[j] = d
