@@ -95,7 +95,7 @@ def learning_curve(run: Path, png: Path, title: str) -> None:
     import matplotlib.pyplot as plt
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    from edgellm.dftsp._io import atomic_path
+    from edgellm.io import atomic_path
 
     acc = EventAccumulator(str(run / "tb"))
     acc.Reload()
