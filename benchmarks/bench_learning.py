@@ -12,12 +12,21 @@ Steps (each training is an ordinary ``edgellm train`` run under ``--out``):
 3. ``bursty``: train DAgger (``--timesteps-bursty``), optionally followed by MaskablePPO
    fine-tuning (``--finetune-bursty``), and compare episode throughput with the oracle's
    on the same seeds: does it beat the myopic oracle?
+4. ``rl`` (issue 11): MaskablePPO **from scratch** on ``default`` with the native vector env
+   (maskable-ppo.yml, ``--n-envs``), capped at ``--rl-seconds`` of wall time; evaluated
+   like step 1, with its training throughput and a learning-curve PNG drawn from the run's
+   TensorBoard scalars (``eval/oracle_ratio`` and ``rollout/ep_rew_mean`` vs env steps).
+   Optionally (``--finetune-default N``) DAgger followed by N steps of MaskablePPO
+   fine-tuning on ``default``, to try to beat the myopic oracle over whole episodes.
+
+``--only rl`` (or ``imitation``) runs only those steps.
 
 Usage::
 
     .venv/bin/python benchmarks/bench_learning.py               # full (about 15 min, 2 cores)
     .venv/bin/python benchmarks/bench_learning.py --quick       # smoke run
     .venv/bin/python benchmarks/bench_learning.py --model runs/x/model.json ...
+    .venv/bin/python benchmarks/bench_learning.py --only rl --rl-seconds 900  # 15 min RL
 
 Prints the figures side by side and writes ``<out>/learning.json``.
 """
@@ -59,6 +68,57 @@ def _train(out: Path, name: str, scenario: str, steps: int, overrides: dict, see
     return run / "model.json", res
 
 
+def _train_rl(out: Path, name: str, seconds: float, n_envs: int | None, seed: int,
+              progress: bool, timesteps: int) -> tuple[Path, dict]:
+    """MaskablePPO from scratch on ``default`` (native vector env), wall-time capped."""
+    from edgellm.train import TrainArgs, train
+
+    run = out / name
+    if (run / "model.json").is_file():
+        return run / "model.json", json.loads((run / "eval.json").read_text())
+    args = TrainArgs(algo="maskable-ppo", scenario="default", timesteps=timesteps, seed=seed,
+                     logdir=str(out), run_name=name, eval_freq=100_000, eval_episodes=2,
+                     final_eval_episodes=2, max_seconds=seconds, n_envs=n_envs,
+                     checkpoint_freq=200_000, progress=progress,
+                     resume=(run / "checkpoints").is_dir())
+    t0 = time.perf_counter()
+    res = train(args)
+    res["bench_wall_s"] = time.perf_counter() - t0
+    return run / "model.json", res
+
+
+def learning_curve(run: Path, png: Path, title: str) -> None:
+    """Plot eval/oracle_ratio and rollout/ep_rew_mean of a run's TensorBoard logs."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from edgellm.io import atomic_path
+
+    acc = EventAccumulator(str(run / "tb"))
+    acc.Reload()
+    tags = acc.Tags()["scalars"]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    for ax, tag, label in ((axes[0], "eval/oracle_ratio", "held-out value/slot x oracle"),
+                           (axes[1], "rollout/ep_rew_mean", "training episode return")):
+        if tag in tags:
+            ev = acc.Scalars(tag)
+            ax.plot([e.step for e in ev], [e.value for e in ev], marker=".")
+        if tag == "eval/oracle_ratio":
+            ax.axhline(1.0, color="k", lw=0.8, ls="--")
+            ax.axhline(0.95, color="g", lw=0.8, ls=":")
+        ax.set_xlabel("env steps")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+    fig.suptitle(title)
+    fig.tight_layout()
+    with atomic_path(png) as tmp:
+        fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+
+
 def _eval(out: Path, scenario: str, policies: list[str], episodes: int, slots: int | None,
           overrides: dict, progress: bool) -> dict:
     from edgellm.eval.runner import EvalSpec, run_eval
@@ -91,6 +151,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--episodes", type=int, default=5, help="held-out evaluation episodes")
     p.add_argument("--slots", type=int, default=None, help="slots per episode (scenario's)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--only", choices=("imitation", "rl"), default=None,
+                   help="run only the imitation steps (1-3) or the RL step (4)")
+    p.add_argument("--rl-seconds", type=float, default=900.0,
+                   help="wall-time budget of MaskablePPO from scratch [s]")
+    p.add_argument("--rl-timesteps", type=int, default=20_000_000,
+                   help="step cap of MaskablePPO from scratch (the time budget usually ends it)")
+    p.add_argument("--n-envs", type=int, default=None, help="RL envs (default: the YAML's)")
+    p.add_argument("--finetune-default", type=int, default=0,
+                   help="DAgger + this many MaskablePPO fine-tuning steps on default (0: skip)")
+    p.add_argument("--figures", default="docs/figures",
+                   help="folder of the learning-curve PNG")
     p.add_argument("--quick", action="store_true", help="tiny budgets (smoke test)")
     p.add_argument("--quiet", action="store_true")
     a = p.parse_args(argv)
@@ -99,13 +170,15 @@ def main(argv: list[str] | None = None) -> int:
     out, progress = Path(a.out), not a.quiet
     if a.quick:
         a.timesteps, a.timesteps_32, a.timesteps_bursty = 2000, 1000, 2000
-        a.episodes, a.slots = 1, 30
+        a.episodes, a.slots, a.rl_seconds, a.rl_timesteps = 1, 30, 20.0, 8192
     hp = {"grad_steps": 500}
     t_all = time.perf_counter()
     report: dict = {"machine": f"{_cpu()}, {__import__('os').cpu_count()} cores",
                     "python": sys.version.split()[0], "episodes": a.episodes,
                     "slots": a.slots}
 
+    if a.only == "rl":
+        return _rl_main(a, out, report, progress)
     # 1. default, 16 users
     train16 = None
     if a.model is None:
@@ -187,6 +260,57 @@ def main(argv: list[str] | None = None) -> int:
     from edgellm.train.common import write_json
 
     write_json(out / "learning.json", report)
+    return 0
+
+
+def _rl_main(a, out: Path, report: dict, progress: bool) -> int:
+    """Step 4: MaskablePPO from scratch (and optionally DAgger + fine-tuning) on default."""
+    from edgellm.agents import HEURISTICS
+    from edgellm.train.common import write_json
+
+    t_all = time.perf_counter()
+    model, res = _train_rl(out / "train", "maskable-ppo-default", a.rl_seconds, a.n_envs,
+                           a.seed, progress, a.rl_timesteps)
+    pols = {"maskable-ppo (scratch)": f"learned:{model}"}
+    trained = {"maskable-ppo (scratch)": res}
+    if a.finetune_default:
+        hpf = {"grad_steps": 500, "finetune_steps": a.finetune_default}
+        mf, rf = _train(out / "train", "dagger-finetune-default", "default", a.timesteps, {},
+                        a.seed, hpf, progress)
+        pols["dagger + maskable-ppo"] = f"learned:{mf}"
+        trained["dagger + maskable-ppo"] = rf
+    summ = _eval(out / "eval-default-rl", "default", ["oracle", *HEURISTICS, *pols.values()],
+                 a.episodes, a.slots, {}, progress)
+    rows = _rows(summ)
+    fig = Path(a.figures) / "learning_maskable_ppo_default.png"
+    learning_curve(model.parent, fig, f"MaskablePPO from scratch, default "
+                                      f"({res['num_timesteps']:,} steps, {res['train_s']:.0f} s)")
+    report["rl_default"] = {
+        "policies": {k: {c: rows[k][c] for c in ("value_per_slot", "ratio_to_oracle",
+                                                 "episodes_above_oracle", "decision_ms_mean")}
+                     for k in rows},
+        "learned": pols,
+        "training": {k: {"timesteps": r["num_timesteps"], "train_s": r["train_s"],
+                         "steps_per_s": r["num_timesteps"] / max(r["train_s"], 1e-9)}
+                     for k, r in trained.items()},
+        "figure": str(fig)}
+    report["wall_s"] = time.perf_counter() - t_all
+    print(f"\nmachine: {report['machine']}; held-out seeds 20000+, {a.episodes} episodes "
+          f"of {a.slots or 'all'} slots")
+    for k, r in trained.items():
+        print(f"{k}: trained {r['num_timesteps']:,} env steps in {r['train_s']:.0f} s "
+              f"({r['num_timesteps'] / max(r['train_s'], 1e-9):,.0f} steps/s incl. updates "
+              f"and periodic evaluation)")
+    print(f"  {'policy':<24} {'value/slot':>10} {'x oracle':>9} {'ep>oracle':>9} "
+          f"{'ms/slot':>8}")
+    names = {v: k for k, v in pols.items()}
+    for name, r in rows.items():
+        print(f"  {names.get(name, name):<24} {r['value_per_slot']:>10.3f} "
+              f"{r['ratio_to_oracle']:>9.3f} {r['episodes_above_oracle']:>9d} "
+              f"{r['decision_ms_mean']:>8.3f}")
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "learning_rl.json", report)
+    print(f"learning curve: {fig}; total wall time {report['wall_s']:.0f} s")
     return 0
 
 

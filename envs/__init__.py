@@ -1,7 +1,9 @@
 """Multi-slot Gymnasium environment of edge LLM batch scheduling (SPEC section 4).
 
 Importing this package registers one versioned id per action mode, so any project can
-``gym.make("edgellm.envs:EdgeLLM-Subset-v0", scenario="bursty")``:
+``gym.make("edgellm.envs:EdgeLLM-Subset-v0", scenario="bursty")``, and
+``gym.make_vec(id, num_envs=N, ...)`` returns the native batched
+:class:`~edgellm.envs.vector.EdgeLLMVectorEnv` (N envs stepped in compiled calls):
 
 ===========================  ==================================================
 id                           action space
@@ -31,6 +33,7 @@ def _register() -> None:
     for mode, env_id in ENV_IDS.items():
         if env_id not in gym.registry:
             gym.register(id=env_id, entry_point="edgellm.envs.env:EdgeLLMEnv",
+                         vector_entry_point="edgellm.envs.vector:EdgeLLMVectorEnv",
                          kwargs={"action_mode": mode})
 
 

@@ -200,22 +200,21 @@ def test_rl_zoo3_trains_with_the_project_yaml(tmp_path):
 
 
 def test_masked_vector_wrapper_matches_the_single_env_observations():
-    """The wrapper that serves RLlib a native vector env (once the env id has a
+    """The wrapper that serves RLlib the native vector env (the env ids have a
     vector_entry_point) gives the same Dict observations as MaskedObservation per env."""
-    import gymnasium as gym
     import numpy as np
 
     from edgellm.envs import EdgeLLMEnv
-    from edgellm.train.rllib import MaskedObservation, _MaskedVector
+    from edgellm.envs.vector import EdgeLLMVectorEnv
+    from edgellm.train.rllib import MaskedObservation, _MaskedVector, vectorize_mode
 
-    class Vec(gym.vector.SyncVectorEnv):  # stands in for the native vector env
-        def action_masks(self):
-            return np.stack([e.unwrapped.action_masks() for e in self.envs])
+    assert vectorize_mode() == "vector_entry_point"
+    small = dict(n_users=4, max_slots=5)
 
     def make():
-        return EdgeLLMEnv("default", action_mode="sequential", n_users=4, max_slots=5)
+        return EdgeLLMEnv("default", action_mode="sequential", **small)
 
-    venv = _MaskedVector(Vec([make, make]))
+    venv = _MaskedVector(EdgeLLMVectorEnv(2, "default", action_mode="sequential", **small))
     singles = [MaskedObservation(make()) for _ in range(2)]
     obs, _ = venv.reset(seed=7)
     ref = [e.reset(seed=7 + i)[0] for i, e in enumerate(singles)]

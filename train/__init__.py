@@ -18,8 +18,11 @@ from edgellm.train.config import TRAIN_ALGOS, TrainArgs, resolve_hyperparams
 
 def train(args: TrainArgs) -> dict:
     """Train as ``args`` says; return the final held-out evaluation (also in eval.json)."""
+    import torch
+
     args.check()
     hp = resolve_hyperparams(args)
+    torch.set_num_threads(args.torch_threads)
     if args.algo in IMITATION_ALGOS:
         from edgellm.train.imitation import train_imitation
 

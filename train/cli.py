@@ -23,7 +23,8 @@ def _run(args) -> int:
         checkpoint_freq=args.checkpoint_freq, eval_freq=args.eval_freq,
         eval_episodes=args.eval_episodes, eval_slots=args.eval_slots,
         final_eval_episodes=args.final_eval_episodes, final_eval_slots=args.final_eval_slots,
-        max_seconds=args.max_seconds, progress=not args.quiet, verbose=args.verbose,
+        max_seconds=args.max_seconds, n_envs=args.n_envs, vec_env=args.vec_env,
+        torch_threads=args.torch_threads, progress=not args.quiet, verbose=args.verbose,
         ray_address=args.ray_address)
     res = train(targs)
     run = targs.run_dir
@@ -83,6 +84,14 @@ def register(sub) -> None:
     p.add_argument("--final-eval-slots", type=_int_or_none, default=None)
     p.add_argument("--max-seconds", type=float, default=None,
                    help="stop training after this wall time [s] (then save)")
+    p.add_argument("--n-envs", type=int, default=None,
+                   help="parallel training envs (SB3 algorithms; default: n_envs of the YAML)")
+    p.add_argument("--vec-env", default="native", choices=("native", "dummy"),
+                   help="native: all envs stepped in one compiled call (EdgeLLMVectorEnv); "
+                        "dummy: SB3 DummyVecEnv of single envs")
+    p.add_argument("--torch-threads", type=int, default=1,
+                   help="torch intra-op threads (1 is fastest for these small networks, "
+                        "and on a busy machine by far)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--verbose", type=int, default=0, help="SB3 verbosity")
     p.add_argument("--ray-address", default=None,

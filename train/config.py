@@ -49,6 +49,8 @@ ALLOWED_MODES = {"ppo": ("priority", "sequential", "subset"),
                  "rllib-ppo": ("sequential",)}
 #: rl-zoo3 keys handled by the trainer, not passed to the algorithm's constructor.
 ZOO_KEYS = ("n_timesteps", "policy", "n_envs", "env_kwargs")
+MAX_ENVS = 4096
+VEC_ENVS = ("native", "dummy")
 #: Constructor arguments the trainer sets itself.
 RESERVED = ("self", "policy", "env", "tensorboard_log", "verbose", "seed", "device",
             "_init_setup_model")
@@ -77,6 +79,9 @@ class TrainArgs:
     final_eval_slots: int | None = None  # None: the scenario's max_slots
     max_seconds: float | None = None    # wall-time cap on training [s] (then save and stop)
     ray_address: str | None = None      # rllib-ppo: a Ray cluster; None: local Ray
+    n_envs: int | None = None           # parallel training envs; None: n_envs of the YAML
+    vec_env: str = "native"             # native (batched EdgeLLMVectorEnv) | dummy (SB3)
+    torch_threads: int = 1              # torch intra-op threads (small MLPs: 1 is fastest)
     progress: bool = True
     verbose: int = 0
 
@@ -107,13 +112,16 @@ class TrainArgs:
         check_choice(self.algo, "--algo", TRAIN_ALGOS)
         check_choice(self.scenario, "--scenario", SCENARIOS)
         check_choice(self.mode, f"--action-mode ({self.algo})", ALLOWED_MODES[self.algo])
-        for name, lo in (("timesteps", 1), ("checkpoint_freq", 1), ("eval_episodes", 1),
-                         ("final_eval_episodes", 1), ("eval_slots", 1),
+        check_choice(self.vec_env, "--vec-env", VEC_ENVS)
+        for name, lo in (("timesteps", 1), ("torch_threads", 1), ("checkpoint_freq", 1),
+                         ("eval_episodes", 1), ("final_eval_episodes", 1), ("eval_slots", 1),
                          ("final_eval_slots", 1), ("eval_freq", 0)):
             if getattr(self, name) is not None or name == "eval_freq":
                 setattr(self, name, check_number(getattr(self, name),
                                                  f"--{name.replace('_', '-')}", lo=lo,
                                                  integer=True))
+        if self.n_envs is not None:
+            self.n_envs = check_number(self.n_envs, "--n-envs", lo=1, hi=MAX_ENVS, integer=True)
         if self.max_seconds is not None:
             check_number(self.max_seconds, "--max-seconds", lo=0, lo_open=True)
 
@@ -194,7 +202,7 @@ _SB3_RULES = {
     "exploration_initial_eps": (lambda v: is_number(v) and 0 <= v <= 1, "a number in [0, 1]"),
     "exploration_final_eps": (lambda v: is_number(v) and 0 <= v <= 1, "a number in [0, 1]"),
     "n_timesteps": (lambda v: is_integer(v) and v >= 1, "an integer >= 1"),
-    "n_envs": (lambda v: is_integer(v) and 1 <= v <= 64, "an integer in [1, 64]"),
+    "n_envs": (lambda v: is_integer(v) and 1 <= v <= MAX_ENVS, f"an integer in [1, {MAX_ENVS}]"),
     "policy": (lambda v: v in ("MlpPolicy",), "MlpPolicy"),
     "env_kwargs": (lambda v: isinstance(v, dict), "a mapping of scenario overrides"),
 }

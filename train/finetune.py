@@ -10,23 +10,20 @@ is saved as an ``sb3-policy`` (MaskableActorCriticPolicy) by the caller.
 
 from __future__ import annotations
 
-from functools import partial
-
 
 def finetune_maskable_ppo(net, args, hp: dict, cfg, writer, start_step: int):
     """Return a MaskablePPO model initialised from ``net`` and trained ``finetune_steps``."""
     import torch
     from sb3_contrib import MaskablePPO
     from stable_baselines3.common.logger import configure
-    from stable_baselines3.common.vec_env import DummyVecEnv
 
     from edgellm.agents.learned import activation_class
     from edgellm.train.common import train_seed
-    from edgellm.train.rl import _env_fn
+    from edgellm.train.rl import make_vec_env
 
     act = activation_class(hp["activation"])
     hidden = list(hp["net_arch"])
-    venv = DummyVecEnv([partial(_env_fn, cfg, "sequential") for _ in range(4)])
+    venv = make_vec_env(cfg, "sequential", args.n_envs or 4, args.vec_env)
     model = MaskablePPO("MlpPolicy", venv, seed=args.seed, device="cpu", learning_rate=1e-4,
                         n_steps=512, batch_size=256, n_epochs=5, gamma=0.99, ent_coef=0.0,
                         clip_range=0.1,

@@ -1,7 +1,9 @@
 """Reinforcement learning with stable-baselines3 / sb3-contrib (PPO, A2C, DQN, MaskablePPO).
 
-Top to bottom: build ``n_envs`` copies of the env in the algorithm's action mode (Monitor
-+ DummyVecEnv), build the algorithm from the validated YAML hyperparameters (or load the
+Top to bottom: build ``n_envs`` envs in the algorithm's action mode (by default the native
+batched :class:`~edgellm.train.vec.EdgeLLMSB3VecEnv` + VecMonitor; ``--vec-env dummy``:
+Monitor + DummyVecEnv of single envs, the same trajectories), build the algorithm from the
+validated YAML hyperparameters (or load the
 last checkpoint with ``--resume``), attach the callbacks, ``learn`` the remaining steps,
 save ``model.zip`` + ``model.json`` + ``eval.json`` + ``config.yaml``.
 
@@ -49,6 +51,18 @@ def _env_fn(cfg, mode: str):
     from stable_baselines3.common.monitor import Monitor
 
     return Monitor(EdgeLLMEnv(cfg, action_mode=mode))
+
+
+def make_vec_env(cfg, mode: str, n_envs: int, kind: str = "native"):
+    """``n_envs`` training envs for SB3: the native batched env (``kind="native"``) or a
+    DummyVecEnv of single envs (``"dummy"``), each with episode statistics."""
+    from stable_baselines3.common.vec_env import DummyVecEnv, VecMonitor
+
+    if kind == "native":
+        from edgellm.train.vec import EdgeLLMSB3VecEnv
+
+        return VecMonitor(EdgeLLMSB3VecEnv(n_envs, cfg, action_mode=mode))
+    return DummyVecEnv([partial(_env_fn, cfg, mode) for _ in range(n_envs)])
 
 
 def _callbacks(args: TrainArgs, total: int, held: HeldOut, masked: bool, start: int):
@@ -134,15 +148,14 @@ def train_sb3(args: TrainArgs, hp: dict) -> dict:
     """Train an SB3 algorithm as configured; write the run folder; return the final eval."""
     import torch
     from stable_baselines3.common.logger import configure
-    from stable_baselines3.common.vec_env import DummyVecEnv
 
     run = args.run_dir
     resume_from = prepare_run_dir(args, CKPT_SUFFIX)
     overrides = {**dict(hp.get("env_kwargs") or {}), **args.scenario_overrides}
     cfg = build_scenario(args.scenario, overrides)
     total = int(args.timesteps or hp["n_timesteps"])
-    n_envs = int(hp.get("n_envs", 1))
-    venv = DummyVecEnv([partial(_env_fn, cfg, args.mode) for _ in range(n_envs)])
+    n_envs = int(args.n_envs or hp.get("n_envs", 1))
+    venv = make_vec_env(cfg, args.mode, n_envs, args.vec_env)
     Algo = algo_class(args.algo)
     masked = args.algo == "maskable-ppo"
     torch.manual_seed(args.seed)

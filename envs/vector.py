@@ -1,0 +1,776 @@
+"""Native batched vector env: N EdgeLLM envs stepped together in compiled calls.
+
+:class:`EdgeLLMVectorEnv` is a :class:`gymnasium.vector.VectorEnv` whose N sub-envs are
+bit-identical to N :class:`~edgellm.envs.env.EdgeLLMEnv` (same observations, rewards,
+truncations and info values under the same actions; sub-env i of ``reset(seed=s)`` is
+``EdgeLLMEnv.reset(seed=s + i)``). The per-slot state of all N envs lives in (N, K)
+arrays; adding users, rechecking candidates, evaluating the dispatched batch, the queue
+mechanics and the observation are compiled loops over the envs that call the oracle's
+kernel (:func:`edgellm.system._kernel.check_rows_kernel`, ``allocation``), the queues'
+compiled end of slot (:func:`edgellm.envs.queues._end_slot`) and
+:func:`edgellm.system.prepare_arrays`: one cost model, no copy. Only the
+exogenous traffic is drawn in Python, one :class:`~edgellm.envs.traffic.Traffic` per env, in
+the single env's order (so the single env's trajectories are unchanged).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from gymnasium.utils import seeding
+from gymnasium.vector import AutoresetMode, VectorEnv
+from gymnasium.vector.utils import batch_space
+from numba import njit
+
+from edgellm.envs.config import ScenarioConfig
+from edgellm.envs.env import (
+    ACTION_MODES,
+    GAIN_DB_LO,
+    GAIN_DB_SPAN,
+    GLOBAL_FEATURES,
+    MEDIA_BITS_SCALE,
+    USER_FEATURES,
+    EdgeLLMEnv,
+)
+from edgellm.envs.queues import (
+    DEADLINE_S,
+    DOWNLINK_MEDIA_BITS,
+    DROP_CAUSES,
+    FIELDS,
+    ID,
+    MEDIA_TOKENS,
+    OUTPUT_TOKENS,
+    PPL_TOLERANCE,
+    PROMPT_TOKENS,
+)
+from edgellm.envs.queues import _end_slot as _queue_end_slot
+from edgellm.envs.scenarios import get_scenario
+from edgellm.envs.traffic import Traffic
+from edgellm.errors import EdgeLLMError
+from edgellm.system import prepare, prepare_arrays
+from edgellm.system._kernel import allocation, check_rows_kernel
+from edgellm.system.feasibility import REASONS
+
+_jit = njit(cache=True, nogil=True)
+_F = len(USER_FEATURES)  # text observation columns per user (media rows add 2 after them)
+(_PRESENT, _PROMPT, _OUTPUT, _DEADLINE, _ADMISSIBLE, _UPLINK, _DOWNLINK, _QUEUE, _IN_BATCH,
+ _ADDABLE) = range(_F)
+_UP_BITS, _DOWN_BITS = _F, _F + 1  # media scenarios only
+_MEMORY_LEFT, _COMPUTE, _SLOT, _BATCH = range(len(GLOBAL_FEATURES))
+_REASON_NAMES = tuple(REASONS[c] for c in sorted(REASONS))  # codes 1 .. 6
+
+
+# ----------------------------------------------------------------------------- compiled core
+# ``cand``: per-user arrays of the slot's head-of-line requests, each (N, K):
+#   (prefill tokens, output, window, admissible, up_bits, snr, down_c, enc_s)
+# ``sysc``: (P, L, d, W, kv, C, M, kv_capacity, padded, B_U, B_D, slot_s)
+# ``st``: the batch state, see EdgeLLMVectorEnv._alloc
+# ``F``: observation columns per user (10, or 12 with media)
+
+
+@_jit
+def _check(e, idx, cand, sysc):
+    prompt, output, window, admissible, up_bits, snr, down_c, enc_s = cand
+    P, L, d, W, kv, C, M, cap, padded, B_U, B_D, slot = sysc
+    return check_rows_kernel(idx, prompt[e], output[e], window[e], admissible[e], up_bits[e],
+                             snr[e], down_c[e], enc_s[e], P, L, d, W, kv, C, M, cap, padded,
+                             B_U, B_D, slot)
+
+
+@_jit
+def _recheck(e, cand, sysc, present, inb, ok, code, ctc, ckv, nb, addable):
+    """Re-check the candidates outside the batch against batch + it (one kernel call):
+    those still addable (``addable``), or the others (their refusal reasons, needed only
+    when the slot ends: feasible sets are down-closed, so they never become addable)."""
+    K = present.shape[1]
+    m = 0
+    for k in range(K):
+        if present[e, k] and not inb[e, k] and ok[e, k] == addable:
+            m += 1
+    if m == 0:
+        return
+    idx = np.empty((m, nb[e] + 1), np.int64)
+    rows = np.empty(m, np.int64)
+    r = 0
+    for k in range(K):
+        if present[e, k] and not inb[e, k] and ok[e, k] == addable:
+            c = 0
+            for j in range(K):  # batch + k, ascending
+                if inb[e, j] or j == k:
+                    idx[r, c] = j
+                    c += 1
+            rows[r] = k
+            r += 1
+    res = _check(e, idx, cand, sysc)
+    for r in range(m):
+        k = rows[r]
+        code[e, k] = res[0][r]
+        ok[e, k] = ok[e, k] and res[0][r] == 0
+        ckv[e, k] = res[3][r]
+        ctc[e, k] = res[4][r]
+
+
+@_jit
+def _add(e, i, cand, sysc, present, inb, ok, code, ctc, ckv, nb, tc, kv):
+    nb[e] += 1
+    inb[e, i] = True
+    ok[e, i] = False
+    tc[e] = ctc[e, i]
+    kv[e] = ckv[e, i]
+    _recheck(e, cand, sysc, present, inb, ok, code, ctc, ckv, nb, True)
+
+
+@_jit
+def _members(e, inb):
+    """The users in env e's batch, ascending."""
+    out = np.empty(inb.shape[1], np.int64)
+    b = 0
+    for k in range(inb.shape[1]):
+        if inb[e, k]:
+            out[b] = k
+            b += 1
+    return out[:b]
+
+
+@_jit
+def _any_ok(e, present, ok):
+    for k in range(present.shape[1]):
+        if present[e, k] and ok[e, k]:
+            return True
+    return False
+
+
+@_jit
+def _refresh(e, F, sysc, present, inb, ok, nb, tc, kv, mask, obs):
+    """The batch-dependent observation entries and the mask after an addition."""
+    K = present.shape[1]
+    for k in range(K):
+        if present[e, k]:
+            mask[e, k] = ok[e, k]
+            obs[e, k * F + _IN_BATCH] = 1.0 if inb[e, k] else 0.0
+            obs[e, k * F + _ADDABLE] = 1.0 if ok[e, k] else 0.0
+    g = K * F
+    obs[e, g + _MEMORY_LEFT] = min(max(1.0 - kv[e] / sysc[7], 0.0), 1.0)
+    obs[e, g + _COMPUTE] = min(tc[e] / sysc[11], 1.0)
+    obs[e, g + _BATCH] = nb[e] / K
+
+
+@_jit
+def _fill(e, order, cand, sysc, present, inb, ok, code, ctc, ckv, nb, tc, kv):
+    """Greedy: add the users of ``order`` that keep the batch feasible."""
+    for i in order:
+        if ok[e, i]:
+            _add(e, i, cand, sysc, present, inb, ok, code, ctc, ckv, nb, tc, kv)
+
+
+@_jit
+def _step_sequential(act, live, F, cand, sysc, present, inb, ok, code, ctc, ckv, nb, tc, kv,
+                     steps, mask, obs, invalid, done):
+    K = present.shape[1]
+    for e in range(act.size):
+        if not live[e]:
+            continue
+        a = act[e]
+        steps[e] += 1
+        d = False
+        if a == K:
+            d = True
+        elif a < 0 or a > K or not present[e, a] or not ok[e, a]:
+            invalid[e] = True
+        else:
+            _add(e, a, cand, sysc, present, inb, ok, code, ctc, ckv, nb, tc, kv)
+            _refresh(e, F, sysc, present, inb, ok, nb, tc, kv, mask, obs)
+            if not _any_ok(e, present, ok):
+                d = True
+        done[e] = d or steps[e] >= K + 1
+
+
+@_jit
+def _step_subset(act, live, reject, cand, sysc, present, inb, ok, code, ctc, ckv, nb, tc, kv,
+                 invalid, repaired):
+    K = present.shape[1]
+    for e in range(act.shape[0]):
+        if not live[e] or invalid[e]:
+            continue
+        users = np.empty(K, np.int64)
+        b = 0
+        all_ok = True
+        for k in range(K):
+            if act[e, k] > 0.5 and present[e, k]:
+                users[b] = k
+                b += 1
+                all_ok = all_ok and ok[e, k]
+        if b == 0:
+            continue
+        users = users[:b]
+        if all_ok:
+            if b == 1:
+                _add(e, users[0], cand, sysc, present, inb, ok, code, ctc, ckv, nb, tc, kv)
+                continue
+            res = _check(e, users.reshape(1, b), cand, sysc)
+            if res[0][0] == 0:
+                for i in users:
+                    inb[e, i] = True
+                    ok[e, i] = False
+                nb[e] = b
+                kv[e] = res[3][0]
+                tc[e] = res[4][0]
+                _recheck(e, cand, sysc, present, inb, ok, code, ctc, ckv, nb, True)
+                continue
+        if reject:
+            invalid[e] = True
+            continue
+        repaired[e] = True
+        _fill(e, users, cand, sysc, present, inb, ok, code, ctc, ckv, nb, tc, kv)
+
+
+@_jit
+def _step_priority(act, live, cand, sysc, present, inb, ok, code, ctc, ckv, nb, tc, kv):
+    K = present.shape[1]
+    for e in range(act.shape[0]):
+        if not live[e]:
+            continue
+        users = np.empty(K, np.int64)
+        score = np.empty(K)
+        b = 0
+        for k in range(K):
+            if act[e, k] > 0 and present[e, k]:
+                users[b] = k
+                score[b] = -act[e, k]
+                b += 1
+        if b == 0:
+            continue
+        order = users[:b][np.argsort(score[:b], kind="mergesort")]  # ties: lower id first
+        _fill(e, order, cand, sysc, present, inb, ok, code, ctc, ckv, nb, tc, kv)
+
+
+@_jit
+def _dispatch(envs, cand, weight, weight_bytes, sysc, present, inb, ok, code, ctc, ckv, nb,
+              details):
+    """Value and served tokens of each listed env's batch; with ``details``, also evaluate
+    it as ``evaluate`` does, count the refusals (against the final batch) by reason and find
+    the binding one (0: none). Returns per listed env: value, served tokens, uplink phase,
+    compute time, memory bytes, binding code, refusal counts (E, 7)."""
+    E, K = envs.size, present.shape[1]
+    value = np.zeros(E, np.int64)
+    tokens = np.zeros(E, np.int64)
+    t_up = np.zeros(E)
+    t_c = np.zeros(E)
+    mem = np.full(E, weight_bytes)
+    binding = np.zeros(E, np.int64)
+    refused = np.zeros((E, 7), np.int64)
+    output, window, up_bits, snr, down_c = cand[1], cand[2], cand[4], cand[5], cand[6]
+    for j in range(E):
+        e = envs[j]
+        if details and nb[e] > 0:  # reasons of the non-addable candidates, final batch
+            _recheck(e, cand, sysc, present, inb, ok, code, ctc, ckv, nb, False)
+        b = 0
+        n_out = 0
+        any_ok = False
+        for k in range(K):
+            if inb[e, k]:
+                b += 1
+            elif present[e, k]:
+                n_out += 1
+                refused[j, code[e, k]] += 1
+                any_ok = any_ok or ok[e, k]
+        if n_out > 0 and not any_ok:
+            best = 1
+            for c in range(2, 7):
+                if refused[j, c] > refused[j, best]:
+                    best = c
+            binding[j] = best
+        if b == 0:
+            continue
+        arr = _members(e, inb)
+        value[j] = weight[e][arr].sum()
+        tokens[j] = np.int64(output[e][arr].sum())
+        if not details:
+            continue
+        res = _check(e, arr.reshape(1, b), cand, sysc)
+        if res[0][0] != 0:
+            raise AssertionError("env built an infeasible batch")
+        tcv = res[4][0]
+        t_up[j] = allocation(up_bits[e][arr], snr[e][arr], down_c[e][arr], window[e][arr],
+                             tcv, res[5][0], sysc[9])[0]
+        t_c[j] = tcv
+        mem[j] = weight_bytes + res[3][0]
+    return value, tokens, t_up, t_c, mem, binding, refused
+
+
+@_jit
+def _end_slots(envs, inb, qdata, qlen, next_id, arrive, prompt, output, deadline, tolerance,
+               media, slot_s, tokens, reject_unservable, drop_new, ppl_increase, kv_capacity,
+               padded, cost, encoder_rate):
+    """The queues' end of slot (serve the batch, age, admit ``arrive``...) for each env."""
+    E = envs.size
+    drops = np.zeros((E, 3), np.int64)
+    weight = np.zeros(E)
+    for j in range(E):
+        e = envs[j]
+        d, w, rid = _queue_end_slot(qdata[e], qlen[e], _members(e, inb), arrive[j],
+                                    prompt[j], output[j], deadline[j], tolerance[j],
+                                    media[j], next_id[e], slot_s, tokens,
+                                    reject_unservable, drop_new, ppl_increase, kv_capacity,
+                                    padded, cost, encoder_rate)
+        drops[j] = d
+        weight[j] = w
+        next_id[e] = rid
+    return drops, weight
+
+
+@_jit
+def _begin_slots(envs, F, cand, sysc, qlen, Q, slot, max_slots, feats, present, inb, ok, code,
+                 ctc, ckv, nb, tc, kv, steps, mask, obs, seq):
+    """Singleton checks, mask and observation of a fresh slot for each listed env.
+    ``feats`` (E, 3, K) holds the prompt, output and deadline columns (float64)."""
+    K = present.shape[1]
+    admissible = cand[3]
+    for j in range(envs.size):
+        e = envs[j]
+        m = 0
+        for k in range(K):
+            present[e, k] = qlen[e, k] > 0
+            inb[e, k] = False
+            ok[e, k] = False
+            mask[e, k] = False
+            if present[e, k]:
+                m += 1
+        if seq:
+            mask[e, K] = True
+        nb[e] = 0
+        tc[e] = 0.0
+        kv[e] = 0.0
+        steps[e] = 0
+        for k in range(K):
+            obs[e, k * F + _QUEUE] = qlen[e, k] / Q
+        g = K * F
+        obs[e, g + _MEMORY_LEFT] = 1.0
+        obs[e, g + _COMPUTE] = 0.0
+        obs[e, g + _SLOT] = min(slot[e] / max_slots, 1.0)
+        obs[e, g + _BATCH] = 0.0
+        if m == 0:
+            continue
+        idx = np.empty((m, 1), np.int64)
+        r = 0
+        for k in range(K):
+            if present[e, k]:
+                idx[r, 0] = k
+                r += 1
+        res = _check(e, idx, cand, sysc)
+        for r in range(m):
+            k = idx[r, 0]
+            code[e, k] = res[0][r]
+            ok[e, k] = res[0][r] == 0
+            ckv[e, k] = res[3][r]
+            ctc[e, k] = res[4][r]
+            mask[e, k] = ok[e, k]
+            o = k * F
+            obs[e, o + _PRESENT] = 1.0
+            obs[e, o + _PROMPT] = feats[j, 0, k]
+            obs[e, o + _OUTPUT] = feats[j, 1, k]
+            obs[e, o + _DEADLINE] = feats[j, 2, k]
+            obs[e, o + _ADMISSIBLE] = 1.0 if admissible[e, k] else 0.0
+            obs[e, o + _ADDABLE] = 1.0 if ok[e, k] else 0.0
+
+
+# ----------------------------------------------------------------------------- the vector env
+class EdgeLLMVectorEnv(VectorEnv):
+    """N :class:`~edgellm.envs.env.EdgeLLMEnv` stepped as one batch (see the module docstring).
+
+    ``EdgeLLMVectorEnv(num_envs, scenario="default", action_mode="subset", **overrides)``, or
+    ``gym.make_vec("edgellm.envs:EdgeLLM-Sequential-v0", num_envs=N, scenario=...)``
+    (registered as every id's ``vector_entry_point``). Everything the single env's docstring
+    says holds per sub-env; batched spaces; ``info`` is a dict of arrays with ``_key`` masks
+    (gymnasium's convention: a key is present for env i when ``info["_key"][i]``).
+
+    **Autoreset** (``metadata["autoreset_mode"]``): ``NEXT_STEP`` (gymnasium's default): the
+    step after an env is truncated resets it, ignores its action and returns its reset
+    observation, reward 0 and its reset info. ``autoreset_mode="same-step"`` resets it in the
+    step that truncates it, returning the first observation of the new episode with
+    ``info["final_obs"]`` / ``info["final_info"]`` (what SB3's ``VecEnv`` needs).
+
+    ``slot_info=False`` leaves out of ``info`` what only reports on the dispatched batch
+    (``batch``, ``served_ids``, ``t_uplink_s``, ``t_compute_s``, ``memory_bytes``,
+    ``binding``, ``refused``) and skips computing it (the exact uplink phase and the refusal
+    reasons are a large share of a slot); observations, rewards and the other keys are
+    unchanged. Training uses it.
+
+    ``action_masks()`` returns an (N, K + 1) bool array in sequential mode and the single
+    env's 2K subset masks as (N, 2K); ``reset(seed=s)`` seeds env i with ``s + i`` (a list
+    of N seeds is also accepted). Per-episode scenario options are not supported, nor
+    rendering (``render_mode`` must be None: render a single env). Every preset works,
+    media scenarios (12 observation columns per user) and trace workloads (``overlength``
+    in ``info``) included.
+    """
+
+    metadata = {"autoreset_mode": AutoresetMode.NEXT_STEP, "render_modes": []}
+
+    def __init__(self, num_envs: int, scenario: str | ScenarioConfig = "default",
+                 action_mode: str = "subset", autoreset_mode: str = "next-step",
+                 slot_info: bool = True, **overrides: Any):
+        if isinstance(num_envs, bool) or not isinstance(num_envs, (int, np.integer)) \
+                or num_envs < 1:
+            raise EdgeLLMError(f"num_envs: must be an integer >= 1, got {num_envs!r}")
+        if action_mode not in ACTION_MODES:
+            raise EdgeLLMError(f"action_mode: must be one of {', '.join(ACTION_MODES)}, "
+                               f"got {action_mode!r}")
+        modes = {"next-step": AutoresetMode.NEXT_STEP, "same-step": AutoresetMode.SAME_STEP}
+        if autoreset_mode not in modes:
+            raise EdgeLLMError(f"autoreset_mode: must be 'next-step' or 'same-step', "
+                               f"got {autoreset_mode!r}")
+        render_mode = overrides.pop("render_mode", None)
+        if render_mode is not None:
+            raise EdgeLLMError(f"render_mode: EdgeLLMVectorEnv renders nothing, got "
+                               f"{render_mode!r} (render a single EdgeLLMEnv instead)")
+        overrides.pop("max_episode_steps", None)
+        self.metadata = {**self.metadata, "autoreset_mode": modes[autoreset_mode]}
+        self.slot_info = bool(slot_info)
+        self.config = cfg = get_scenario(scenario, **overrides)
+        self.num_envs = N = int(num_envs)
+        self.action_mode = action_mode
+        self.n_users = K = cfg.n_users
+        self.render_mode = None
+        # the single env's spaces, batched
+        single = EdgeLLMEnv(cfg, action_mode=action_mode)
+        self.single_observation_space = single.observation_space
+        self.single_action_space = single.action_space
+        self.observation_space = batch_space(self.single_observation_space, N)
+        self.action_space = batch_space(self.single_action_space, N)
+        self._system = system = single._system
+        self._rules_args = tuple(single._rules)  # the arguments of the queues' end of slot
+        self._F = single._F  # observation columns per user
+        p0 = prepare(system)
+        self._sysc = (*p0.cost_constants, p0.kv_capacity, p0.padded, p0.uplink_hz,
+                      p0.downlink_hz, p0.slot_s)
+        self._weight_bytes = p0.weight_bytes + p0.encoder_bytes
+        self._alloc(N, K, cfg.queue_capacity)
+        self._rngs: list[np.random.Generator | None] = [None] * N
+        self._traffic: list[Traffic | None] = [None] * N
+        self._needs_reset = np.ones(N, dtype=bool)   # NEXT_STEP: reset at the next step
+        self._started = False
+
+    def _alloc(self, N: int, K: int, Q: int) -> None:
+        f = np.zeros
+        self._qdata = f((N, K, Q, len(FIELDS)))
+        self._qlen = f((N, K), np.int64)
+        self._next_id = f(N, np.int64)
+        self._slot = f(N, np.int64)
+        self._cand = tuple(f((N, K)) for _ in range(3)) + (f((N, K), bool),) + \
+            tuple(f((N, K)) for _ in range(4))
+        self._weight = f((N, K), np.int64)
+        self._ids = f((N, K))
+        self._present = f((N, K), bool)
+        self._inb = f((N, K), bool)
+        self._ok = f((N, K), bool)
+        self._code = f((N, K), np.int8)
+        self._ctc = f((N, K))
+        self._ckv = f((N, K))
+        self._nb = f(N, np.int64)
+        self._tc = f(N)
+        self._kv = f(N)
+        self._steps = f(N, np.int64)
+        self._mask = f((N, K + (self.action_mode == "sequential")), bool)
+        self._obs = f((N, self._F * K + len(GLOBAL_FEATURES)), np.float32)
+
+    # ------------------------------------------------------------------ gym API
+    def reset(self, *, seed: int | list | None = None, options: dict | None = None):
+        if options:
+            raise EdgeLLMError("EdgeLLMVectorEnv.reset: options are not supported (create "
+                               "the vector env with the scenario overrides instead)")
+        N = self.num_envs
+        if seed is None:
+            seeds = [None] * N
+        elif isinstance(seed, (int, np.integer)):
+            seeds = [int(seed) + i for i in range(N)]
+        else:
+            seeds = list(seed)
+            if len(seeds) != N:
+                raise EdgeLLMError(f"reset: seed must be an int or {N} seeds, got {len(seeds)}")
+        for i, s in enumerate(seeds):
+            if s is not None:
+                self._rngs[i], _ = seeding.np_random(int(s))
+        envs = np.arange(N)
+        drops = self._reset_envs(envs, seeds)
+        self._needs_reset[:] = False
+        self._started = True
+        info = {"slot_done": np.zeros(N, bool), "_slot_done": np.ones(N, bool),
+                "action_mask": self._mask.copy(), "_action_mask": np.ones(N, bool),
+                "dropped": _cause_dict(drops, np.ones(N, bool)),
+                "_dropped": np.ones(N, bool)}
+        return self._obs.copy(), info
+
+    def step(self, actions):
+        if not self._started:
+            raise EdgeLLMError("EdgeLLMVectorEnv.step: call reset() first")
+        N = self.num_envs
+        same_step = self.metadata["autoreset_mode"] == AutoresetMode.SAME_STEP
+        reset_now = self._needs_reset.copy() if not same_step else np.zeros(N, bool)
+        live = ~reset_now
+        invalid = np.zeros(N, bool)
+        repaired = np.zeros(N, bool)
+        st = (self._present, self._inb, self._ok, self._code, self._ctc, self._ckv, self._nb,
+              self._tc, self._kv)
+        mode = self.action_mode
+        if mode == "sequential":
+            act = self._sequential_actions(actions)
+            done = np.zeros(N, bool)
+            _step_sequential(act, live, self._F, self._cand, self._sysc, *st, self._steps,
+                             self._mask, self._obs, invalid, done)
+        else:
+            act, bad = self._box_actions(actions)
+            invalid |= bad & live
+            if mode == "subset":
+                _step_subset(act, live, self.config.subset_infeasible == "reject", self._cand,
+                             self._sysc, *st, invalid, repaired)
+            else:
+                _step_priority(act, live, self._cand, self._sysc, *st)
+            done = live.copy()
+        cfg = self.config
+        pen = np.where(invalid, cfg.invalid_penalty, 0.0)
+        rewards = -pen
+        terms = {"served": np.zeros(N), "drops": np.zeros(N), "invalid": -pen}
+        info: dict[str, Any] = {
+            "slot_done": done & live, "_slot_done": np.ones(N, bool),
+            "invalid_action": invalid, "_invalid_action": live.copy(),
+            "repaired": repaired, "_repaired": live.copy()}
+        d_envs = np.flatnonzero(done & live)
+        if d_envs.size:
+            self._dispatch_envs(d_envs, invalid, info, terms, rewards)
+        info["reward_terms"] = _masked(terms, live)
+        info["_reward_terms"] = live.copy()
+        truncated = np.zeros(N, bool)
+        truncated[d_envs] = self._slot[d_envs] >= cfg.max_slots
+        terminated = np.zeros(N, bool)
+        r_envs = np.flatnonzero(reset_now)
+        if r_envs.size:  # NEXT_STEP: reset those truncated at the previous step
+            drops = self._reset_envs(r_envs, [None] * r_envs.size)
+            rewards[r_envs] = 0.0
+            self._merge_drops(info, r_envs, drops)
+        self._needs_reset = truncated | terminated
+        info["action_mask"] = self._mask.copy()
+        info["_action_mask"] = np.ones(N, bool)
+        obs = self._obs.copy()
+        if same_step and self._needs_reset.any():
+            info = self._reset_same_step(obs, info)
+        return obs, rewards, terminated, truncated, info
+
+    def action_masks(self) -> np.ndarray:
+        """(N, K + 1) masks in sequential mode, (N, 2K) in subset mode, (N, K) in priority
+        mode: each row is the single env's ``action_masks()``."""
+        if self.action_mode == "subset":
+            m = np.ones((self.num_envs, self.n_users, 2), dtype=bool)
+            m[:, :, 1] = self._mask
+            return m.reshape(self.num_envs, -1)
+        return self._mask.copy()
+
+    # ------------------------------------------------------------------ actions
+    def _sequential_actions(self, actions) -> np.ndarray:
+        a = np.asarray(actions).reshape(-1)
+        if a.size != self.num_envs:
+            raise EdgeLLMError(f"step: expected {self.num_envs} actions, got shape "
+                               f"{np.shape(actions)}")
+        if a.dtype.kind in "iub":
+            return a.astype(np.int64)
+        try:
+            f = a.astype(float)
+        except (TypeError, ValueError):
+            return np.full(self.num_envs, -1, np.int64)
+        good = np.isfinite(f) & (f == np.floor(f)) & (np.abs(f) < 2 ** 62)
+        return np.where(good, f, -1).astype(np.int64)
+
+    def _box_actions(self, actions) -> tuple[np.ndarray, np.ndarray]:
+        N, K = self.num_envs, self.n_users
+        try:
+            a = np.asarray(actions, dtype=float).reshape(N, K)
+        except (TypeError, ValueError) as err:
+            raise EdgeLLMError(f"step: expected actions of shape ({N}, {K}), got "
+                               f"{np.shape(actions)}") from err
+        finite = np.isfinite(a)
+        bad = ~finite.all(axis=1)
+        if self.action_mode == "priority":
+            a = np.where(finite, a, -1.0)
+        else:
+            a = np.where(finite, a, 0.0)
+        return np.ascontiguousarray(a), bad
+
+    # ------------------------------------------------------------------ slot mechanics
+    def _dispatch_envs(self, envs: np.ndarray, invalid: np.ndarray, info: dict, terms: dict,
+                       rewards: np.ndarray) -> None:
+        cfg, N = self.config, self.num_envs
+        value, tokens, t_up, t_c, mem, binding, refused = _dispatch(
+            envs, self._cand, self._weight, self._weight_bytes, self._sysc, self._present,
+            self._inb, self._ok, self._code, self._ctc, self._ckv, self._nb, self.slot_info)
+        served = self._nb[envs].copy()
+        batches = np.empty(envs.size, dtype=object)
+        ids = np.empty(envs.size, dtype=object)
+        if self.slot_info:
+            users = np.argsort(~self._inb[envs], axis=1, kind="stable")  # batch users first
+            req = np.take_along_axis(self._ids[envs], users, axis=1).astype(np.int64)
+            for j, (b, u, r) in enumerate(zip(served.tolist(), users.tolist(), req.tolist())):
+                batches[j], ids[j] = tuple(u[:b]), tuple(r[:b])
+        slot = self._slot[envs].copy()
+        self._slot[envs] += 1
+        drops, dropped_w, overlength = self._end_and_begin(envs)
+        has = np.zeros(N, bool)
+        has[envs] = True
+        terms["served"][envs] = value
+        terms["drops"][envs] = -cfg.drop_penalty * dropped_w
+        terms["invalid"][envs] = np.where(invalid[envs], -cfg.invalid_penalty, 0.0)
+        rewards[envs] = terms["served"][envs] + terms["drops"][envs] + terms["invalid"][envs]
+        items = [("slot", slot, np.int64), ("value", value, np.int64),
+                 ("served", served, np.int64), ("served_tokens", tokens, np.int64),
+                 ("overlength", overlength, np.int64)]
+        if self.slot_info:
+            items += [("batch", batches, object), ("served_ids", ids, object),
+                      ("t_uplink_s", t_up, float), ("t_compute_s", t_c, float),
+                      ("memory_bytes", mem, float)]
+        for key, v, dtype in items:
+            arr = np.zeros(N, dtype) if dtype is not object else np.full(N, None, object)
+            arr[envs] = v
+            info[key], info[f"_{key}"] = arr, has
+        self._merge_drops(info, envs, drops)
+        if not self.slot_info:
+            return
+        bind = np.full(N, None, object)
+        names = (None,) + _REASON_NAMES
+        for j, e in enumerate(envs.tolist()):
+            bind[e] = names[binding[j]]
+        info["binding"], info["_binding"] = bind, has
+        ref: dict[str, np.ndarray] = {}
+        for c, name in enumerate(_REASON_NAMES, start=1):
+            present = refused[:, c] > 0
+            if present.any():
+                arr = np.zeros(N, np.int64)
+                arr[envs] = refused[:, c]
+                m = np.zeros(N, bool)
+                m[envs[present]] = True
+                ref[name], ref[f"_{name}"] = arr, m
+        info["refused"], info["_refused"] = ref, has
+
+    @staticmethod
+    def _merge_drops(info: dict, envs: np.ndarray, drops: np.ndarray) -> None:
+        N = info["_slot_done"].size
+        old = info.get("dropped")
+        if old is None:
+            mask = np.zeros(N, bool)
+            mask[envs] = True
+            info["dropped"] = _cause_dict(np.zeros((N, 3), np.int64), mask)
+            info["_dropped"] = mask
+        for c, name in enumerate(DROP_CAUSES):
+            info["dropped"][name][envs] = drops[:, c]
+            info["dropped"][f"_{name}"][envs] = True
+        info["_dropped"][envs] = True
+
+    def _end_and_begin(self, envs: np.ndarray, first: bool = False):
+        """End the slot of each env in ``envs`` (serve its batch, draw and admit the next
+        arrivals) and begin the next one. Returns the drops (E, 3), their weights (E,) and
+        the overlength arrivals (E,)."""
+        K, E = self.n_users, envs.size
+        arrive = np.empty((E, K), bool)
+        prompt = np.empty((E, K), np.int64)
+        output = np.empty((E, K), np.int64)
+        deadline = np.empty((E, K))
+        tol = np.empty((E, K))
+        gains = np.empty((E, 2, K))
+        media = np.zeros((E, K, len(FIELDS) - MEDIA_TOKENS))
+        overlength = np.zeros(E, np.int64)
+        for j, e in enumerate(envs.tolist()):  # each env's Traffic, as the single env draws
+            d = self._traffic[e].draw(advance_fading=not first)
+            arrive[j], prompt[j], output[j] = d.arrive, d.prompt_tokens, d.output_tokens
+            deadline[j], tol[j] = d.deadline_s, d.ppl_tolerance
+            gains[j, 0], gains[j, 1] = d.uplink_gain, d.downlink_gain
+            overlength[j] = d.overlength
+            if d.media is not None:
+                media[j] = d.media
+        drops, weight = _end_slots(envs, self._inb, self._qdata, self._qlen, self._next_id,
+                                   arrive, prompt, output, deadline, tol, media,
+                                   *self._rules_args)
+        self._begin(envs, gains)
+        return drops, weight, overlength
+
+    def _begin(self, envs: np.ndarray, gains: np.ndarray) -> None:
+        cfg, K, E, F = self.config, self.n_users, envs.size, self._F
+        heads = self._qdata[envs, :, 0, :]            # (E, K, fields), stale where empty
+        s, n, tau = heads[..., PROMPT_TOKENS], heads[..., OUTPUT_TOKENS], heads[..., DEADLINE_S]
+        media = (heads[..., MEDIA_TOKENS + c].ravel() for c in range(len(FIELDS) - MEDIA_TOKENS)) \
+            if cfg.has_media else ()
+        p = prepare_arrays(self._system, s.ravel(), n.ravel(), tau.ravel(),
+                           heads[..., PPL_TOLERANCE].ravel(), gains[:, 0].ravel(),
+                           gains[:, 1].ravel(), np.full(E * K, cfg.tx_power_w), *media)
+        for arr, col in zip(self._cand, (p.prefill_tokens, p.output_tokens, p.window,
+                                         p.admissible, p.up_bits, p.snr_hz, p.down_c,
+                                         p.enc_s)):
+            arr[envs] = col.reshape(E, K)
+        self._weight[envs] = p.weight.reshape(E, K)
+        self._ids[envs] = heads[..., ID]
+        # the single env's observation normalization (EdgeLLMEnv._begin_slot), elementwise
+        feats = np.empty((E, 3, K))
+        np.minimum(p.prefill_tokens.reshape(E, K) / cfg.max_prompt, 1.0, out=feats[:, 0])
+        np.divide(n, cfg.max_output, out=feats[:, 1])
+        np.minimum(tau / cfg.deadline_s[1], 1.0, out=feats[:, 2])
+        db = (10.0 * np.log10(gains) - GAIN_DB_LO) / GAIN_DB_SPAN
+        o = self._obs[envs]
+        o[:, :F * K] = 0.0
+        u = o[:, :F * K].reshape(E, K, F)
+        u[:, :, _UPLINK:_UPLINK + 2] = np.minimum(np.maximum(db, 0.0), 1.0).transpose(0, 2, 1)
+        if cfg.has_media:  # the payload columns of the users with a request
+            present = self._qlen[envs] > 0
+            down = n * cfg.bits_per_token + heads[..., DOWNLINK_MEDIA_BITS]
+            up = np.minimum(p.up_bits.reshape(E, K) / MEDIA_BITS_SCALE, 1.0)
+            u[:, :, _UP_BITS] = np.where(present, up, 0.0)
+            u[:, :, _DOWN_BITS] = np.where(present, np.minimum(down / MEDIA_BITS_SCALE, 1.0),
+                                           0.0)
+        self._obs[envs] = o
+        _begin_slots(envs, F, self._cand, self._sysc, self._qlen, cfg.queue_capacity, self._slot,
+                     cfg.max_slots, feats, self._present, self._inb, self._ok, self._code,
+                     self._ctc, self._ckv, self._nb, self._tc, self._kv, self._steps,
+                     self._mask, self._obs, self.action_mode == "sequential")
+
+    def _reset_envs(self, envs: np.ndarray, seeds: list) -> np.ndarray:
+        """Start a new episode in each env of ``envs`` (seed ``seeds[j]``, or one drawn from
+        the env's generator as the single env does). Returns the drops of the first slot."""
+        cfg = self.config
+        for e, s in zip(envs.tolist(), seeds):
+            if s is None:
+                if self._rngs[e] is None:
+                    self._rngs[e], _ = seeding.np_random()
+                s = int(self._rngs[e].integers(2 ** 63))
+            self._traffic[e] = Traffic(cfg, np.random.SeedSequence(s))
+        self._qlen[envs] = 0
+        self._next_id[envs] = 0
+        self._slot[envs] = 0
+        self._inb[envs] = False
+        drops, _, _ = self._end_and_begin(envs, first=True)
+        return drops
+
+    def _reset_same_step(self, obs: np.ndarray, info: dict) -> dict:
+        """SAME_STEP: reset the envs that just ended; ``obs`` gets their first observation."""
+        done = self._needs_reset.copy()
+        envs = np.flatnonzero(done)
+        final_obs = np.full(self.num_envs, None, object)
+        for e in envs.tolist():
+            final_obs[e] = obs[e].copy()
+        self._reset_envs(envs, [None] * envs.size)
+        self._needs_reset[:] = False
+        obs[envs] = self._obs[envs]
+        new = {**info, "final_obs": final_obs, "_final_obs": done,
+               "final_info": info, "_final_info": done, "action_mask": self._mask.copy()}
+        return new
+
+
+def _cause_dict(drops: np.ndarray, mask: np.ndarray) -> dict:
+    out: dict[str, np.ndarray] = {}
+    for c, name in enumerate(DROP_CAUSES):
+        out[name] = drops[:, c].copy()
+        out[f"_{name}"] = mask.copy()
+    return out
+
+
+def _masked(terms: dict, mask: np.ndarray) -> dict:
+    out: dict[str, np.ndarray] = {}
+    for k, v in terms.items():
+        out[k] = np.where(mask, v, 0.0)
+        out[f"_{k}"] = mask.copy()
+    return out
