@@ -51,12 +51,27 @@ def _cpu() -> str:
     return platform.processor() or "unknown CPU"
 
 
+REUSE = False  # --reuse: evaluate models an earlier run left under --out
+
+
+def _finished(run: Path, reuse: bool) -> bool:
+    """Whether ``run`` holds a model from an earlier bench run to evaluate again: only with
+    ``--reuse``, and said so; otherwise stop rather than mix old results into new ones."""
+    if not (run / "model.json").is_file():
+        return False
+    if not reuse:
+        raise SystemExit(f"bench_learning: {run} already holds a trained model; pass --reuse "
+                         "to evaluate it again, or choose another --out")
+    print(f"# reusing the model trained earlier in {run} (--reuse)", flush=True)
+    return True
+
+
 def _train(out: Path, name: str, scenario: str, steps: int, overrides: dict, seed: int,
            hp: dict, progress: bool) -> tuple[Path, dict]:
     from edgellm.train import TrainArgs, train
 
     run = out / name
-    if (run / "model.json").is_file():  # already trained by an earlier bench run
+    if _finished(run, REUSE):
         return run / "model.json", json.loads((run / "eval.json").read_text())
     args = TrainArgs(algo="dagger", scenario=scenario, timesteps=steps, seed=seed,
                      logdir=str(out), run_name=name, scenario_overrides=overrides,
@@ -74,7 +89,7 @@ def _train_rl(out: Path, name: str, seconds: float, n_envs: int | None, seed: in
     from edgellm.train import TrainArgs, train
 
     run = out / name
-    if (run / "model.json").is_file():
+    if _finished(run, REUSE):
         return run / "model.json", json.loads((run / "eval.json").read_text())
     args = TrainArgs(algo="maskable-ppo", scenario="default", timesteps=timesteps, seed=seed,
                      logdir=str(out), run_name=name, eval_freq=100_000, eval_episodes=2,
@@ -163,8 +178,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--figures", default="docs/figures",
                    help="folder of the learning-curve PNG")
     p.add_argument("--quick", action="store_true", help="tiny budgets (smoke test)")
+    p.add_argument("--reuse", action="store_true",
+                   help="evaluate models already trained under --out instead of stopping")
     p.add_argument("--quiet", action="store_true")
     a = p.parse_args(argv)
+    global REUSE
+    REUSE = a.reuse
     from edgellm.agents import HEURISTICS
 
     out, progress = Path(a.out), not a.quiet
