@@ -51,9 +51,6 @@ def _cpu() -> str:
     return platform.processor() or "unknown CPU"
 
 
-REUSE = False  # --reuse: evaluate models an earlier run left under --out
-
-
 def _finished(run: Path, reuse: bool) -> bool:
     """Whether ``run`` holds a model from an earlier bench run to evaluate again: only with
     ``--reuse``, and said so; otherwise stop rather than mix old results into new ones."""
@@ -67,11 +64,11 @@ def _finished(run: Path, reuse: bool) -> bool:
 
 
 def _train(out: Path, name: str, scenario: str, steps: int, overrides: dict, seed: int,
-           hp: dict, progress: bool) -> tuple[Path, dict]:
+           hp: dict, progress: bool, reuse: bool) -> tuple[Path, dict]:
     from edgellm.train import TrainArgs, train
 
     run = out / name
-    if _finished(run, REUSE):
+    if _finished(run, reuse):
         return run / "model.json", json.loads((run / "eval.json").read_text())
     args = TrainArgs(algo="dagger", scenario=scenario, timesteps=steps, seed=seed,
                      logdir=str(out), run_name=name, scenario_overrides=overrides,
@@ -84,12 +81,12 @@ def _train(out: Path, name: str, scenario: str, steps: int, overrides: dict, see
 
 
 def _train_rl(out: Path, name: str, seconds: float, n_envs: int | None, seed: int,
-              progress: bool, timesteps: int) -> tuple[Path, dict]:
+              progress: bool, timesteps: int, reuse: bool) -> tuple[Path, dict]:
     """MaskablePPO from scratch on ``default`` (native vector env), wall-time capped."""
     from edgellm.train import TrainArgs, train
 
     run = out / name
-    if _finished(run, REUSE):
+    if _finished(run, reuse):
         return run / "model.json", json.loads((run / "eval.json").read_text())
     args = TrainArgs(algo="maskable-ppo", scenario="default", timesteps=timesteps, seed=seed,
                      logdir=str(out), run_name=name, eval_freq=100_000, eval_episodes=2,
@@ -182,8 +179,6 @@ def main(argv: list[str] | None = None) -> int:
                    help="evaluate models already trained under --out instead of stopping")
     p.add_argument("--quiet", action="store_true")
     a = p.parse_args(argv)
-    global REUSE
-    REUSE = a.reuse
     from edgellm.agents import HEURISTICS
 
     out, progress = Path(a.out), not a.quiet
@@ -202,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
     train16 = None
     if a.model is None:
         model16, train16 = _train(out / "train", "dagger-default-k16", "default", a.timesteps,
-                                  {}, a.seed, hp, progress)
+                                  {}, a.seed, hp, progress, a.reuse)
     else:
         model16 = Path(a.model)
     pol16 = f"learned:{model16}"
@@ -213,7 +208,8 @@ def main(argv: list[str] | None = None) -> int:
     train32 = None
     if a.model_32 is None:
         model32, train32 = _train(out / "train", "dagger-default-k32", "default",
-                                  a.timesteps_32, {"n_users": 32}, a.seed, hp, progress)
+                                  a.timesteps_32, {"n_users": 32}, a.seed, hp, progress,
+                                  a.reuse)
     else:
         model32 = Path(a.model_32)
     pol32 = f"learned:{model32}"
@@ -225,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
     if a.model_bursty is None:
         hpb = {**hp, "finetune_steps": a.finetune_bursty}
         modelb, trainb = _train(out / "train", "dagger-bursty", "bursty", a.timesteps_bursty,
-                                {}, a.seed, hpb, progress)
+                                {}, a.seed, hpb, progress, a.reuse)
     else:
         modelb = Path(a.model_bursty)
     polb = f"learned:{modelb}"
@@ -289,13 +285,13 @@ def _rl_main(a, out: Path, report: dict, progress: bool) -> int:
 
     t_all = time.perf_counter()
     model, res = _train_rl(out / "train", "maskable-ppo-default", a.rl_seconds, a.n_envs,
-                           a.seed, progress, a.rl_timesteps)
+                           a.seed, progress, a.rl_timesteps, a.reuse)
     pols = {"maskable-ppo (scratch)": f"learned:{model}"}
     trained = {"maskable-ppo (scratch)": res}
     if a.finetune_default:
         hpf = {"grad_steps": 500, "finetune_steps": a.finetune_default}
         mf, rf = _train(out / "train", "dagger-finetune-default", "default", a.timesteps, {},
-                        a.seed, hpf, progress)
+                        a.seed, hpf, progress, a.reuse)
         pols["dagger + maskable-ppo"] = f"learned:{mf}"
         trained["dagger + maskable-ppo"] = rf
     summ = _eval(out / "eval-default-rl", "default", ["oracle", *HEURISTICS, *pols.values()],
