@@ -98,6 +98,21 @@ def train_rate(vec_env: str, n_envs: int, hyperparams: dict, seconds: float) -> 
     return steps / (time.perf_counter() - t0)
 
 
+def edgellm_rates(env_id: str, N: int, policy: str, args) -> tuple[float, float, float]:
+    """(native, lean, sync) rates of ``env_id`` with N envs: the native vector env with full
+    info, the same with ``slot_info=False``, and gymnasium's SyncVectorEnv of single envs
+    (NaN above ``--sync-max``)."""
+    native = rate(gym.make_vec(env_id, num_envs=N, vectorization_mode="vector_entry_point"),
+                  policy, args.seconds, args.repeats)
+    lean = rate(gym.make_vec(env_id, num_envs=N, vectorization_mode="vector_entry_point",
+                             slot_info=False), policy, args.seconds, args.repeats)
+    sync = float("nan")
+    if N <= args.sync_max:
+        sync = rate(gym.make_vec(env_id, num_envs=N, vectorization_mode="sync"), policy,
+                    args.seconds, args.repeats, warmup=2)
+    return native, lean, sync
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=2.0, help="seconds per timed window")
@@ -117,15 +132,8 @@ def main(argv=None) -> int:
           f"{'native/sync':>11} {'native/CartPole':>15}")
     seq: dict[int, float] = {}
     for N in sizes:
-        nat = rate(gym.make_vec(SEQ, num_envs=N, vectorization_mode="vector_entry_point"),
-                   "masked", args.seconds, args.repeats)
-        lean = rate(gym.make_vec(SEQ, num_envs=N, vectorization_mode="vector_entry_point",
-                                 slot_info=False), "masked", args.seconds, args.repeats)
+        nat, lean, sync = edgellm_rates(SEQ, N, "masked", args)
         seq[N] = nat
-        sync = float("nan")
-        if N <= args.sync_max:
-            sync = rate(gym.make_vec(SEQ, num_envs=N, vectorization_mode="sync"), "masked",
-                        args.seconds, args.repeats, warmup=2)
         cart = rate(gym.make_vec("CartPole-v1", num_envs=N,
                                  vectorization_mode="vector_entry_point"), "random",
                     args.seconds, args.repeats)
@@ -135,15 +143,8 @@ def main(argv=None) -> int:
     print(f"{'N':>5} {'native':>10} {'lean':>10} {'sync':>10} {'native/sync':>11}")
     sub: dict[int, float] = {}
     for N in sizes:
-        nat = rate(gym.make_vec(SUB, num_envs=N, vectorization_mode="vector_entry_point"),
-                   "random", args.seconds, args.repeats)
-        lean = rate(gym.make_vec(SUB, num_envs=N, vectorization_mode="vector_entry_point",
-                                 slot_info=False), "random", args.seconds, args.repeats)
+        nat, lean, sync = edgellm_rates(SUB, N, "random", args)
         sub[N] = nat
-        sync = float("nan")
-        if N <= args.sync_max:
-            sync = rate(gym.make_vec(SUB, num_envs=N, vectorization_mode="sync"), "random",
-                        args.seconds, args.repeats, warmup=2)
         print(f"{N:>5} {nat:>10.0f} {lean:>10.0f} {sync:>10.0f} {nat / sync:>11.2f}",
               flush=True)
     if args.train_seconds > 0:
