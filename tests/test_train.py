@@ -49,7 +49,7 @@ def test_each_algo_trains_saves_and_eval_loads_it(tmp_path, algo):
     run = _train(tmp_path, algo)
     meta = json.loads((run / "model.json").read_text())
     assert meta["schema"] == "edgellm.policy/1" and meta["algo"] == algo
-    assert meta["n_users"] == 4 and meta["obs_dim"] == 10 * 4 + 4
+    assert meta["n_users"] == 4 and meta["obs_dim"] == 12 * 4 + 4  # 12 per user: media
     assert (run / meta["weights"]).is_file()
     ev = json.loads((run / "eval.json").read_text())
     assert ev["num_timesteps"] >= 256 and 0 <= ev["oracle_ratio"] <= 2
