@@ -8,11 +8,11 @@ It picks the candidate with the largest value now plus mean simulated value.
 The futures come from the scenario's *own distributions* (``env.unwrapped.config``: arrival
 probabilities, trace lengths, photos and speech of the media mix, deadlines, tolerances,
 Gauss-Markov fading) drawn by the policy's own generator; it never reads the env's
-generators or the real future. What it
-knows of the present is what the observation holds: the head-of-line requests, queue
-lengths and the current gains; requests queued behind a head are sampled. Large-scale
-gains are estimated per user as the running mean of the gains seen. The same sampled
-futures score every candidate (common random numbers). Costs go through the one cost model
+generators or the real future. What it knows of the present is what the observation holds:
+the head-of-line requests (with their media), queue lengths and the current gains; requests
+queued behind a head are sampled. Large-scale gains are estimated per user as the running
+mean of the gains seen. The same sampled futures score every candidate (common random
+numbers). Costs go through the one cost model
 (:func:`edgellm.system.check_rows` via DFTSP).
 """
 

@@ -13,8 +13,8 @@ and compute times the encoder seconds e_k, all from the one cost model (``Prepar
 * ``up``: least uplink bandwidth at the latest T_U its own window allows (its compute time
   alone and its least download time at the full downlink band follow the uplink).
 * ``bmax``: the largest batch size with which its compute time (e_k + T_C(b, s, n) <= T_C
-  of any batch of b holding it), least upload and download times still fit its window, and (padded)
-  b (s + n) KV tokens fit.
+  of any batch of b holding it), least upload and download times still fit its window, and
+  (padded) b (s + n) KV tokens fit.
 """
 
 from __future__ import annotations
