@@ -6,12 +6,13 @@ on ``width`` futures and serving, in the simulation, the urgent oracle's batch e
 It picks the candidate with the largest value now plus mean simulated value.
 
 The futures come from the scenario's *own distributions* (``env.unwrapped.config``: arrival
-probabilities, trace lengths, deadlines, tolerances, Gauss-Markov fading) drawn by the
-policy's own generator; it never reads the env's generators or the real future. What it
-knows of the present is what the observation holds: the head-of-line requests, queue
-lengths and the current gains; requests queued behind a head are sampled. Large-scale
-gains are estimated per user as the running mean of the gains seen. The same sampled
-futures score every candidate (common random numbers). Costs go through the one cost model
+probabilities, trace lengths, photos and speech of the media mix, deadlines, tolerances,
+Gauss-Markov fading) drawn by the policy's own generator; it never reads the env's
+generators or the real future. What it knows of the present is what the observation holds:
+the head-of-line requests (with their media), queue lengths and the current gains; requests
+queued behind a head are sampled. Large-scale gains are estimated per user as the running
+mean of the gains seen. The same sampled futures score every candidate (common random
+numbers). Costs go through the one cost model
 (:func:`edgellm.system.check_rows` via DFTSP).
 """
 
@@ -26,6 +27,8 @@ from edgellm.agents.foresight import lexicographic_weights, urgency_rank
 from edgellm.dftsp.solver import solve
 from edgellm.system import prepare_arrays
 from edgellm.system._kernel import compute_s, kv_cache_bytes
+from edgellm.system.feasibility import MEDIA_COLUMNS, REQUEST_COLUMNS, encoder_rate
+from edgellm.system.media import MediaMix
 from edgellm.system.workloads import length_sampler
 
 
@@ -121,13 +124,23 @@ class RolloutPolicy(Policy):
         behind = np.maximum(view.queue_lengths - 1, 0) if hasattr(view, "queue_lengths") \
             else np.zeros(K, int)
         n_behind = int(behind.sum())
-        return dict(arrive=rng.random((D, K)) < rate, prompt=prompt(rng, (D, K)),
-                    output=output(rng, (D, K)), deadline=rng.uniform(*cfg.deadline_s, (D, K)),
-                    tol=rng.choice(np.asarray(cfg.ppl_tolerance), (D, K)), gains=gains,
-                    behind=behind,
-                    behind_req=(prompt(rng, n_behind), output(rng, n_behind),
-                                rng.uniform(*cfg.deadline_s, n_behind),
-                                rng.choice(np.asarray(cfg.ppl_tolerance), n_behind)))
+        f = dict(arrive=rng.random((D, K)) < rate, prompt=prompt(rng, (D, K)),
+                 output=output(rng, (D, K)), deadline=rng.uniform(*cfg.deadline_s, (D, K)),
+                 tol=rng.choice(np.asarray(cfg.ppl_tolerance), (D, K)), gains=gains,
+                 behind=behind,
+                 behind_req=[prompt(rng, n_behind), output(rng, n_behind),
+                             rng.uniform(*cfg.deadline_s, n_behind),
+                             rng.choice(np.asarray(cfg.ppl_tolerance), n_behind)])
+        f["media"] = np.zeros((D, K, len(MEDIA_COLUMNS)))
+        f["behind_media"] = np.zeros((n_behind, len(MEDIA_COLUMNS)))
+        if cfg.has_media:  # photos and speech from the scenario's media mix
+            mix = MediaMix(cfg.media_mix, cfg.model, cfg.image_source, cfg.speech_codec,
+                           cfg.question_s)
+            for d in range(D):
+                f["prompt"][d], f["media"][d] = mix.draw(rng, f["prompt"][d], f["output"][d])
+            br = f["behind_req"]
+            br[0], f["behind_media"] = mix.draw(rng, br[0], br[1])
+        return f
 
     def _simulate(self, view, batch, f) -> float:
         """Value of ``depth`` simulated slots after serving ``batch`` now, on future ``f``,
@@ -136,45 +149,52 @@ class RolloutPolicy(Policy):
         K, slot_s = cfg.n_users, cfg.slot_s
         c = p.columns
         cost = p.cost_constants
+        c_enc = encoder_rate(p.system)
+        # a queued request: text prompt, output, deadline, tolerance, then its media columns
         queues: list[list[list[float]]] = [[] for _ in range(K)]
         served = set(batch)
         k_b = 0
-        br = f["behind_req"]
+        br, bm = f["behind_req"], f["behind_media"]
         for i, u in enumerate(view.users):
             if i not in served:
-                queues[u].append([c["prompt_tokens"][i], c["output_tokens"][i],
-                                  c["deadline_s"][i], c["ppl_tolerance"][i]])
+                queues[u].append([c[k][i] for k in _COLS[:4] + MEDIA_COLUMNS])
             for _ in range(int(f["behind"][u])):
                 queues[u].append([float(br[0][k_b]), float(br[1][k_b]), float(br[2][k_b]),
-                                  float(br[3][k_b])])
+                                  float(br[3][k_b]), *bm[k_b]])
                 k_b += 1
         system, Q = p.system, cfg.queue_capacity
+
+        def alone(r):  # compute time alone [s] and whether its KV cache fits alone
+            s, n = r[0] + r[4], r[1]
+            tc = r[7] / c_enc + compute_s(1.0, s, n, *cost)
+            return tc, kv_cache_bytes(1.0, s, n, s + n, p.kv_per_token, p.padded) <= p.kv_capacity
+
         total = 0.0
         for t in range(self.depth):
             for u in range(K):  # age and expire
                 kept = []
                 for r in queues[u]:
                     r[2] -= slot_s
-                    if compute_s(1.0, r[0], r[1], *cost) < r[2]:
+                    if alone(r)[0] < r[2]:
                         kept.append(r)
                 queues[u] = kept
             for u in np.flatnonzero(f["arrive"][t]):  # admit
-                s, n = float(f["prompt"][t, u]), float(f["output"][t, u])
-                tau, tol = float(f["deadline"][t, u]), float(f["tol"][t, u])
-                tc = compute_s(1.0, s, n, *cost)
-                if (p.system.quant.ppl_increase > tol or tc >= slot_s or tc >= tau or
-                        kv_cache_bytes(1.0, s, n, s + n, p.kv_per_token, p.padded)
-                        > p.kv_capacity):
+                r = [float(f["prompt"][t, u]), float(f["output"][t, u]),
+                     float(f["deadline"][t, u]), float(f["tol"][t, u]), *f["media"][t, u]]
+                tc, fits = alone(r)
+                if p.system.quant.ppl_increase > r[3] or tc >= slot_s or tc >= r[2] or not fits:
                     continue
                 if len(queues[u]) < Q:
-                    queues[u].append([s, n, tau, tol])
+                    queues[u].append(r)
             users = [u for u in range(K) if queues[u]]
             if not users:
                 continue
             heads = np.array([queues[u][0] for u in users])
             g = f["gains"][t]
+            media = heads[:, 4:].T if cfg.has_media else ()
             ps = prepare_arrays(system, heads[:, 0], heads[:, 1], heads[:, 2], heads[:, 3],
-                                g[0, users], g[1, users], np.full(len(users), cfg.tx_power_w))
+                                g[0, users], g[1, users], np.full(len(users), cfg.tx_power_w),
+                                *media)
             w = lexicographic_weights(ps.weight, urgency_rank(ps, users))
             sol = solve(ps, "dftsp", weights=w)
             for i in sol.batch:
@@ -183,5 +203,4 @@ class RolloutPolicy(Policy):
         return total
 
 
-_COLS = ("prompt_tokens", "output_tokens", "deadline_s", "ppl_tolerance", "uplink_gain",
-         "downlink_gain", "tx_power_w")
+_COLS = REQUEST_COLUMNS + MEDIA_COLUMNS  # a request with its media (zeros for text)

@@ -4,7 +4,8 @@ foresight baselines as shares of the upper bound per preset.
     nice -n 5 .venv/bin/python benchmarks/bench_bound.py [--tiny 200] [--preset-slots 40]
 
 1. ``edgellm bound`` on ``default``, K = 16, H = 100 (targets: <= 120 s, gap <= 5%).
-2. Tiny episodes (tests' generator): (upper - exact) / exact and (exact - lower) / exact.
+2. Tiny episodes (tests' generator, text and media presets): (upper - exact) / exact and
+   (exact - lower) / exact.
 3. Per preset: the myopic oracle, urgent oracle, rollout, best heuristic, and the bounds, as
    shares of the upper bound (sums over the seeds).
 """
@@ -52,6 +53,7 @@ def main() -> None:
     ap.add_argument("--tiny", type=int, default=200)
     ap.add_argument("--preset-slots", type=int, default=40)
     ap.add_argument("--preset-seeds", type=int, default=2)
+    ap.add_argument("--presets", default="", help="comma list of presets of part 3 (all)")
     ap.add_argument("--skip", default="", help="comma list of parts to skip: target,tiny,presets")
     a = ap.parse_args()
     skip = set(a.skip.split(","))
@@ -69,17 +71,20 @@ def main() -> None:
                   f"upper MILP {r.detail['upper_status']} {r.detail['upper_s']:.1f} s, "
                   f"{r.detail['exact_slots']} exact slots")
     if "tiny" not in skip:
-        from test_horizon import tiny_case
+        from test_horizon import MEDIA_SCENARIOS, TEXT_SCENARIOS, tiny_case
 
         from edgellm.horizon.bound import make_env
         from edgellm.horizon.exact import exact_optimum
 
         print(f"\n## 2. {a.tiny} tiny episodes (K <= 4, H <= 8): bounds against the exact optimum")
-        for label, cap in (("enumerated", None), ("linear only", 0)):
+        for label, cap, pool in (("enumerated", None, TEXT_SCENARIOS),
+                                 ("linear only", 0, TEXT_SCENARIOS),
+                                 ("media, enum.", None, MEDIA_SCENARIOS),
+                                 ("media, linear", 0, MEDIA_SCENARIOS)):
             over_up, under_lo, bad = [], [], 0
             t0 = time.perf_counter()
             for i in range(a.tiny):
-                sc, seed, H, over = tiny_case(i)
+                sc, seed, H, over = tiny_case(i, pool)
                 kw = {} if cap is None else {"node_cap": cap}
                 r = bound(sc, seed, H, over, time_limit=30, **kw)
                 ex = exact_optimum(make_env(sc, H, over), seed)
@@ -97,7 +102,7 @@ def main() -> None:
         print(f"\n## 3. per preset, {a.preset_seeds} seeds x {H} slots: shares of the upper bound")
         print("preset        upper  lower  oracle  urgent  rollout  best-heur  (name)  "
               "rollout ms/slot")
-        for sc in SCENARIOS:
+        for sc in (a.presets.split(",") if a.presets else SCENARIOS):
             tot = dict(upper=0.0, lower=0.0)
             vals: dict[str, float] = {}
             ms = []

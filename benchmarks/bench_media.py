@@ -40,7 +40,7 @@ def cases(mix):
     pairs = np.array([[i, j] for i in range(16) for j in range(i + 1, 16)])
     insts = [random_instance(np.random.default_rng(s), 14, media=mix, **SYSTEM)
              for s in range(30)]
-    env = EdgeLLMEnv("multimodal" if mix else "text-only", action_mode="sequential")
+    env = EdgeLLMEnv("default" if mix else "text-only", action_mode="sequential")
 
     def rows():
         for _ in range(2000):

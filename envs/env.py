@@ -124,7 +124,7 @@ class EdgeLLMEnv(gym.Env):
     capacity), ``10 K + 1`` compute time of the batch / slot_s, ``10 K + 2`` slot index /
     max_slots, ``10 K + 3`` batch size / K.
 
-    With media (``media_mix`` not text only, e.g. the ``multimodal`` preset) each user row
+    With media (``media_mix`` not text only, e.g. the ``default`` preset) each user row
     has 12 columns, ``Box(0, 1, (12 K + 4,))``: the 10 above, then ``10 uplink_bits``
     (prompt + media bits / 4e6, clipped) and ``11 downlink_bits`` (answer + media bits /
     4e6, clipped); the global entries follow at ``12 K``. Text-only scenarios keep the
@@ -196,7 +196,10 @@ class EdgeLLMEnv(gym.Env):
     comes from ``reset(seed=...)``; arrivals, requests and channels never depend on the
     actions.
 
-    **Version history**: v0: initial version.
+    **Version history**: v0: initial version. After version 0.1 (same ids): the ``default``
+    scenario is text, photos and speech on 5 MHz of a 20 MHz carrier (observation
+    ``12 K + 4``); the version-0.1 default (text on a 40 kHz / 2.5 kHz slice) is the
+    ``thin-slice`` preset, so ``scenario="thin-slice"`` reproduces earlier results.
 
     Example::
 

@@ -2,6 +2,14 @@
 
 ``get_scenario(name, **overrides)`` returns the preset with ``overrides`` applied; an
 unknown preset or field, or a bad value, raises :class:`~edgellm.errors.EdgeLLMError`.
+
+Version history of ``default``:
+
+* after 0.1: text, photos and speech (LLaVA-1.5-13B) on 5 MHz up and down, a quarter of a
+  20 MHz LTE/NR carrier: the radio binds because of what is sent. This is the
+  ``multimodal`` preset of the first media release, renamed; that name is gone.
+* 0.1: text only (Llama-2-13B W8A8) on a 40 kHz up / 2.5 kHz down slice; kept, unchanged,
+  as ``thin-slice`` to reproduce earlier results.
 """
 
 from __future__ import annotations
@@ -22,14 +30,14 @@ _AZURE: dict[str, Any] = dict(
     shadowing_db=8.0, fading_rho=0.9, workload="replay", max_prompt=8192, max_output=2048,
     overlength="truncate", queue_capacity=8, max_slots=200)
 
-# The realistic carrier of `multimodal` and `text-only`: a 20 MHz LTE/NR carrier (the largest
+# The realistic carrier of `default` and `text-only`: a 20 MHz LTE/NR carrier (the largest
 # LTE channel bandwidth, 3GPP TS 36.101 Table 5.6-1; one of the NR ones, TS 38.101-1 Table
 # 5.3.2-1) of which the LLM service's 16 users get a quarter in each direction (5 MHz: about
 # 1 MHz per scheduled user, as when a carrier is shared by ~20 active users); the base station
 # keeps the power density of 40 dBm per 20 MHz (catalog DEFAULT_RADIO en_power_w), so 2.5 W
 # over 5 MHz; handsets transmit 23 dBm (0.2 W), the maximum of UE power class 3
 # (TS 38.101-1 Table 6.2.1-1).
-_MULTIMODAL = dict(
+_CARRIER = dict(
     n_users=16, model="llava-1.5-13b", quant="w8a8", device="rtx-4090", kv_cache="padded",
     slot_s=8.0, uplink_hz=5e6, downlink_hz=5e6, en_power_w=2.5, tx_power_w=0.2,
     distance_m=(20.0, 1000.0), shadowing_db=8.0, fading_rho=0.9, arrival="bernoulli",
@@ -42,20 +50,17 @@ _MULTIMODAL = dict(
 # recommended benchmark scenario and overrides that base like every other preset.
 PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
     "default": (
-        "A genuinely multi-resource scheduling problem: 16 users of Llama-2-13B (SmoothQuant "
-        "W8A8) on an RTX 4090, Azure-conversation-like requests (median prompt 1020 tokens, "
-        "answers capped at 256), users up to 1 km away, correlated fading, and a narrow radio "
-        "slice for the LLM service (40 kHz up, 2.5 kHz down: text payloads are a few kbit, so "
-        "only a thin slice makes the radio matter). The per-slot oracle is stopped by KV "
-        "memory, deadlines, the uplink and the downlink, each in at least 5% of slots "
-        "(`edgellm scenario stats default`).",
-        dict(n_users=16, model="llama-2-13b", quant="w8a8", device="rtx-4090",
-             kv_cache="padded", slot_s=8.0, uplink_hz=40e3, downlink_hz=2.5e3,
-             en_power_w=0.2, tx_power_w=0.1, distance_m=(20.0, 1000.0), shadowing_db=8.0,
-             fading_rho=0.9, arrival="bernoulli", arrival_rate=0.5,
-             trace="azure-conversation-2023", max_prompt=4096, max_output=256,
-             deadline_s=(6.0, 24.0), ppl_tolerance=(0.05, 0.2, 0.5, 2.0), queue_capacity=8,
-             max_slots=200),
+        "Text, photos and speech on a realistic carrier: 16 users of LLaVA-1.5-13B (SmoothQuant "
+        "W8A8 on the Vicuna-13B language model, FP16 CLIP ViT-L/14-336 vision tower) on an RTX "
+        "4090. 30% of the requests are text (Azure-conversation lengths), 30% a phone photo as "
+        "messaging apps send it (median 200 kB; 576 image tokens) with a short typed question "
+        "(LMSYS-Chat-1M prompt lengths), 40% spoken questions (2-10 s) answered by speech "
+        "(Opus fullband speech, 32 kbit/s, 150 words per minute). The LLM service gets 5 MHz "
+        "up and 5 MHz down, a quarter of a 20 MHz LTE/NR carrier, at the carrier's power "
+        "density (2.5 W over 5 MHz), with 23 dBm handsets up to 1 km away. KV memory, "
+        "deadlines, the uplink (photos) and the downlink (spoken answers) each bind in at "
+        "least 5% of the oracle's slots (`edgellm scenario stats default`).",
+        dict(_CARRIER, media_mix=(0.3, 0.3, 0.4)),
     ),
     "paper": (
         "Close to the source paper's single-epoch setting: a fixed population of 16 users, each "
@@ -78,17 +83,17 @@ PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
              slot_s=4.0, queue_capacity=6),
     ),
     "narrowband": (
-        "Radio-bound: the default system with short LMSYS-Chat-1M requests, users up to "
-        "1.5 km away and a very thin slice (20 kHz up, 1.5 kHz down), so the uplink and "
-        "downlink, not the GPU, decide the batch; best-channel scheduling matters.",
+        "Radio-bound: the base system (Llama-2-7B W4A16) with short LMSYS-Chat-1M requests, "
+        "users up to 1.5 km away and a very thin slice (20 kHz up, 1.5 kHz down), so the "
+        "uplink and downlink, not the GPU, decide the batch; best-channel scheduling matters.",
         dict(model="llama-2-7b", quant="w4a16", uplink_hz=20e3, downlink_hz=1.5e3,
              en_power_w=0.2, tx_power_w=0.1, distance_m=(50.0, 1500.0),
              trace="lmsys-chat-1m", max_prompt=1024, max_output=512, fading_rho=0.5,
              arrival_rate=0.5, deadline_s=(3.0, 12.0), slot_s=6.0),
     ),
     "memory-tight": (
-        "Memory-bound: the default system (Llama-2-13B W8A8 on a 24 GiB RTX 4090, padded KV "
-        "cache, long Azure-conversation prompts) with 32 busy users, a wide 20 MHz carrier "
+        "Memory-bound: the base system (Llama-2-7B W4A16 on a 24 GiB RTX 4090, padded KV "
+        "cache, ShareGPT lengths) with 32 busy users, a wide 20 MHz carrier "
         "and long deadlines and slots, so how many requests fit in GPU memory decides the batch.",
         dict(n_users=32, uplink_hz=20e6, downlink_hz=20e6, en_power_w=10.0,
              deadline_s=(20.0, 60.0),
@@ -114,24 +119,28 @@ PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
         dict(_AZURE, slot_s=2.0, trace="azure-code-2023", arrival_rate=0.4,
              deadline_s=(2.0, 8.0), ppl_tolerance=(0.2, 0.5, 2.0)),
     ),
-    "multimodal": (
-        "Text, photos and speech on a realistic carrier: 16 users of LLaVA-1.5-13B (SmoothQuant "
-        "W8A8 on the Vicuna-13B language model, FP16 CLIP ViT-L/14-336 vision tower) on an RTX "
-        "4090. 30% of the requests are text (Azure-conversation lengths), 30% a phone photo as "
-        "messaging apps send it (median 200 kB; 576 image tokens) with a short typed question "
-        "(LMSYS-Chat-1M prompt lengths), 40% spoken questions (2-10 s) answered by speech "
-        "(Opus fullband speech, 32 kbit/s, 150 words per minute). The LLM service gets 5 MHz "
-        "up and 5 MHz down, a quarter of a 20 MHz LTE/NR carrier, at the carrier's power "
-        "density (2.5 W over 5 MHz), with 23 dBm handsets up to 1 km away. KV memory, "
-        "deadlines, the uplink (photos) and the downlink (spoken answers) each bind in at "
-        "least 5% of the oracle's slots (`edgellm scenario stats multimodal`).",
-        dict(_MULTIMODAL, media_mix=(0.3, 0.3, 0.4)),
-    ),
     "text-only": (
-        "The `multimodal` system and carrier with text requests only: on a realistic carrier "
+        "The `default` system and carrier with text requests only: on a realistic carrier "
         "text payloads are a few kbit, so the radio almost never binds and memory and "
         "deadlines decide the batch.",
-        dict(_MULTIMODAL, media_mix=(1.0, 0.0, 0.0)),
+        dict(_CARRIER, media_mix=(1.0, 0.0, 0.0)),
+    ),
+    "thin-slice": (
+        "The `default` of version 0.1, kept to reproduce earlier results: text only, on a "
+        "radio slice thousands of times narrower than a real cell gives a user. 16 users of "
+        "Llama-2-13B (SmoothQuant W8A8) on an RTX 4090, Azure-conversation-like requests "
+        "(median prompt 1020 tokens, answers capped at 256), users up to 1 km away, "
+        "correlated fading, and 40 kHz up, 2.5 kHz down (text payloads are a few kbit, so "
+        "only a slice this thin makes the radio matter). The per-slot oracle is stopped by KV "
+        "memory, deadlines, the uplink and the downlink, each in at least 5% of slots "
+        "(`edgellm scenario stats thin-slice`), the radio only because the slice is thin.",
+        dict(n_users=16, model="llama-2-13b", quant="w8a8", device="rtx-4090",
+             kv_cache="padded", slot_s=8.0, uplink_hz=40e3, downlink_hz=2.5e3,
+             en_power_w=0.2, tx_power_w=0.1, distance_m=(20.0, 1000.0), shadowing_db=8.0,
+             fading_rho=0.9, arrival="bernoulli", arrival_rate=0.5,
+             trace="azure-conversation-2023", max_prompt=4096, max_output=256,
+             deadline_s=(6.0, 24.0), ppl_tolerance=(0.05, 0.2, 0.5, 2.0), queue_capacity=8,
+             max_slots=200),
     ),
     "planning": (
         "Where planning matters: 8 nearly static users (fixed wireless terminals, so the "

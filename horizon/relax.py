@@ -3,16 +3,18 @@
 An *item* (r, t) says "request r is served at slot t". For each item whose request is
 feasible alone at t (with t's gains and remaining deadline) this module computes
 coefficients of linear conditions that every feasible batch containing it satisfies
-(docs/model.md, "The horizon problem", lists each with why it holds):
+(docs/model.md, "The horizon problem", lists each with why it holds). With media, s is
+the prefill (text + media tokens), the uplink and downlink demands include the media bits
+and compute times the encoder seconds e_k, all from the one cost model (``Prepared``):
 
 * ``mem``: KV tokens s + n. Padded: b (S + N) >= sum (s_k + n_k); exact: equal.
 * ``down``: least downlink bandwidth with T_C >= its own compute time and T_U >= its own
   least upload time at the full uplink band.
 * ``up``: least uplink bandwidth at the latest T_U its own window allows (its compute time
   alone and its least download time at the full downlink band follow the uplink).
-* ``bmax``: the largest batch size with which its compute time (T_C(b, s, n) <= T_C of any
-  batch of b holding it), least upload and download times still fit its window, and (padded)
-  b (s + n) KV tokens fit.
+* ``bmax``: the largest batch size with which its compute time (e_k + T_C(b, s, n) <= T_C
+  of any batch of b holding it), least upload and download times still fit its window, and
+  (padded) b (s + n) KV tokens fit.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from edgellm.horizon.trace import Trace
-from edgellm.system import _kernel, check_rows, prepare_arrays
+from edgellm.system import _kernel, check_rows
 from edgellm.system.radio import uplink_min_bandwidth
 
 SLACK = 1e-9  # relative slack on capacities, so rounding never cuts a feasible batch
@@ -52,16 +54,12 @@ class Items:
 
 def items_of(trace: Trace) -> Items:
     """Every (request, slot) pair of the trace's windows that is feasible alone."""
-    env = trace.env
-    cfg, system = env.config, env._system
+    cfg = trace.env.config
     span = trace.last - trace.arrival + 1
     req = np.repeat(np.arange(trace.n), span)
     slot = trace.arrival[req] + (np.arange(req.size) - np.repeat(np.cumsum(span) - span, span))
-    tau = trace.remaining(req, slot)
     user = trace.user[req]
-    p = prepare_arrays(system, trace.prompt[req], trace.output[req], tau, trace.tolerance[req],
-                       trace.gain[slot, 0, user], trace.gain[slot, 1, user],
-                       np.full(req.size, cfg.tx_power_w))
+    p = trace.prepared(req, slot)
     if req.size:
         rc = check_rows(p, np.arange(req.size)[:, None])
         ok = rc.code == _kernel.OK
@@ -82,7 +80,8 @@ def items_of(trace: Trace) -> Items:
     mem = p.prefill_tokens + p.output_tokens
     cap_tokens = p.kv_capacity / p.kv_per_token
     bs = np.arange(1, K + 1, dtype=float)
-    tcb = p.compute_time(bs[None, :], p.prefill_tokens[:, None], p.output_tokens[:, None])
+    tcb = p.enc_s[:, None] + p.compute_time(bs[None, :], p.prefill_tokens[:, None],
+                                            p.output_tokens[:, None])
     fits = tcb + (up_min + down_min)[:, None] <= p.window[:, None] * (1 + SLACK)
     if p.padded:
         fits &= bs[None, :] * mem[:, None] <= cap_tokens * (1 + SLACK)
@@ -118,13 +117,7 @@ def _conflicts(p, sel: np.ndarray, slot: np.ndarray, user: np.ndarray) -> np.nda
 
 def prepared_items(trace: Trace, items: Items, idx: np.ndarray):
     """Prepared arrays of the items ``idx`` (their slot's gains and remaining deadlines)."""
-    env = trace.env
-    req, slot = items.req[idx], items.slot[idx]
-    tau = trace.remaining(req, slot)
-    u = trace.user[req]
-    return prepare_arrays(env._system, trace.prompt[req], trace.output[req], tau,
-                          trace.tolerance[req], trace.gain[slot, 0, u], trace.gain[slot, 1, u],
-                          np.full(req.size, env.config.tx_power_w))
+    return trace.prepared(items.req[idx], items.slot[idx])
 
 
 def minimal_infeasible(trace: Trace, items: Items, batch: np.ndarray, limit: int = 3):

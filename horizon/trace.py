@@ -11,6 +11,11 @@ A request's remaining deadline at slot t is its deadline at arrival minus (t - a
 slot lengths, whatever the policy did (the env ages every queued request by slot_s per
 slot); it can be served at slot t only while that exceeds its compute time alone, so its
 possible slots form one window [arrival, last].
+
+Requests with media (scenarios with a ``media_mix``) keep their four media columns
+(:data:`edgellm.system.media.COLUMNS`); :meth:`Trace.prepared` hands them to
+:func:`~edgellm.system.prepare_arrays`, the env's and the oracle's cost model, so uplink
+bits, downlink demand, prefill tokens and encoder time include them exactly as there.
 """
 
 from __future__ import annotations
@@ -21,8 +26,12 @@ import numpy as np
 
 from edgellm.envs.env import EdgeLLMEnv
 from edgellm.envs.traffic import Traffic
-from edgellm.errors import EdgeLLMError
+from edgellm.system import prepare_arrays
 from edgellm.system._kernel import compute_s, kv_cache_bytes
+from edgellm.system.feasibility import Prepared
+from edgellm.system.media import COLUMNS as MEDIA_COLUMNS
+
+_TOKENS, _ENC = MEDIA_COLUMNS.index("media_tokens"), MEDIA_COLUMNS.index("encoder_flops")
 
 
 @dataclass(frozen=True, eq=False)
@@ -31,9 +40,10 @@ class Trace:
 
     Request arrays (index r, in arrival order = the env's request id order):
     ``rid`` env request id, ``user``, ``arrival`` (first slot it can be served), ``last``
-    (last slot it can be served, capped at H - 1), ``prompt``, ``output``, ``deadline``
-    (at arrival [s]), ``tolerance``, ``weight`` (objective value). ``gain[t]`` is the (2, K)
-    array of uplink and downlink gains of slot t.
+    (last slot it can be served, capped at H - 1), ``prompt`` (text tokens), ``output``,
+    ``deadline`` (at arrival [s]), ``tolerance``, ``weight`` (objective value), ``media``
+    ((n, 4) media columns, :data:`~edgellm.system.media.COLUMNS`; zeros for text).
+    ``gain[t]`` is the (2, K) array of uplink and downlink gains of slot t.
     """
 
     env: EdgeLLMEnv
@@ -47,6 +57,7 @@ class Trace:
     deadline: np.ndarray
     tolerance: np.ndarray
     weight: np.ndarray
+    media: np.ndarray  # (n, 4)
     gain: np.ndarray  # (H, 2, K)
 
     @property
@@ -64,33 +75,45 @@ class Trace:
             age = age - 1
         return out
 
+    def prepared(self, r: np.ndarray, t: np.ndarray) -> Prepared:
+        """The cost model's arrays of requests ``r`` served at slots ``t`` (their slot's
+        gains and remaining deadlines; media columns where the scenario has media)."""
+        env = self.env
+        u = self.user[r]
+        media = self.media[r].T if env.config.has_media else ()
+        return prepare_arrays(env._system, self.prompt[r], self.output[r],
+                              self.remaining(r, t), self.tolerance[r], self.gain[t, 0, u],
+                              self.gain[t, 1, u], np.full(r.size, env.config.tx_power_w),
+                              *media)
+
 
 def episode_trace(env: EdgeLLMEnv, seed: int, slots: int) -> Trace:
     """The exogenous process that ``env.reset(seed=seed)`` and ``slots`` dispatches produce.
 
     Requests that the env rejects or expires at arrival, or that no batch could ever serve
     (inadmissible accuracy, KV alone over capacity, compute alone at least the slot), are
-    left out: no schedule serves them.
+    left out: no schedule serves them. The tests are the env's own (envs/queues.py), with
+    prefill tokens s + media tokens and the encoder's seconds in the compute time.
     """
     env.reset(seed=seed)  # applies the scenario; the trace uses its own generator copy
     cfg, rules = env.config, env._rules
-    if cfg.has_media:
-        raise EdgeLLMError("bound: scenarios with media requests (media_mix) are not "
-                           "supported yet; use a text-only scenario")
+    no_media = np.zeros((cfg.n_users, len(MEDIA_COLUMNS)))
     traffic = Traffic(cfg, np.random.SeedSequence(seed))
     P, L, d, W, kv, C, M = rules.cost
-    rows, gains, next_id = [], [], 0
+    rows, kept, gains, next_id = [], [], [], 0
     for t in range(slots):
         draw = traffic.draw(advance_fading=t > 0)
         gains.append(np.array([draw.uplink_gain, draw.downlink_gain]))
+        media = no_media if draw.media is None else draw.media
         for k in np.flatnonzero(draw.arrive):
             rid, next_id = next_id, next_id + 1
             s, n = float(draw.prompt_tokens[k]), float(draw.output_tokens[k])
             tau, tol = float(draw.deadline_s[k]), float(draw.ppl_tolerance[k])
-            tc = compute_s(1.0, s, n, P, L, d, W, kv, C, M)
+            pre = s + media[k, _TOKENS]  # prefill tokens: text + media
+            tc = media[k, _ENC] / rules.encoder_rate + compute_s(1.0, pre, n, P, L, d, W, kv, C, M)
             if (rules.ppl_increase > tol or tc >= cfg.slot_s
-                    or kv_cache_bytes(1.0, s, n, s + n, kv, rules.padded) > rules.kv_capacity
-                    or tc >= tau):
+                    or kv_cache_bytes(1.0, pre, n, pre + n, kv, rules.padded)
+                    > rules.kv_capacity or tc >= tau):
                 continue  # rejected, expired at arrival, or never servable
             last, left = t, tau
             while last + 1 < slots:  # the env's ageing: subtract, expire when tc >= left
@@ -99,13 +122,15 @@ def episode_trace(env: EdgeLLMEnv, seed: int, slots: int) -> Trace:
                     break
                 last += 1
             rows.append((rid, k, t, last, s, n, tau, tol, n if rules.tokens else 1))
+            kept.append(media[k])
     cols = list(zip(*rows)) if rows else [()] * 9
     i64, f64 = np.int64, float
     types = (i64, i64, i64, i64, f64, f64, f64, f64, i64)
     arr = [np.asarray(c, dtype=ty) for c, ty in zip(cols, types)]
     if cfg.overflow == "drop_oldest":
         _pushed_out(arr[1], arr[2], arr[3], cfg.queue_capacity)
-    return Trace(env, slots, *arr, gain=np.asarray(gains))
+    media_cols = np.array(kept, dtype=float).reshape(len(kept), len(MEDIA_COLUMNS))
+    return Trace(env, slots, *arr, media=media_cols, gain=np.asarray(gains))
 
 
 def _pushed_out(user: np.ndarray, arrival: np.ndarray, last: np.ndarray, Q: int) -> None:

@@ -432,7 +432,7 @@ def test_unknown_preset_and_field():
 def test_presets_valid_and_distinct():
     cfgs = {n: get_scenario(n) for n in SCENARIOS}
     assert set(SCENARIOS) == {"default", "paper", "bursty", "narrowband", "memory-tight",
-                              "azure-conv", "azure-code", "multimodal", "text-only", "planning"}
+                              "azure-conv", "azure-code", "text-only", "thin-slice", "planning"}
     assert len({repr(c) for c in cfgs.values()}) == len(SCENARIOS)
     assert all(isinstance(c, ScenarioConfig) for c in cfgs.values())
     assert cfgs["paper"].arrival_rate == 1.0 and cfgs["paper"].queue_capacity == 1
@@ -484,21 +484,24 @@ def test_gauss_markov_fading_correlation():
     assert 0.85 < m0 < 1.15  # unit-mean Rayleigh power
 
 
-def test_observation_layout():
-    env = _make("sequential")
+@pytest.mark.parametrize("scenario, F", [("default", 12), ("thin-slice", 10)])
+def test_observation_layout(scenario, F):
+    """F columns per user (two media columns with media), then the 4 global entries."""
+    env = _make("sequential", scenario)
     obs, info = env.reset(seed=0)
     u = env.unwrapped
     K = u.n_users
+    assert obs.shape == (F * K + 4,)
     view = u.slot_view()
-    per = obs[:10 * K].reshape(K, 10)
+    per = obs[:F * K].reshape(K, F)
     assert np.array_equal(per[:, 0] == 1, np.isin(np.arange(K), view.users))
     assert np.array_equal(per[:, 9].astype(bool), u.action_masks()[:K])
     assert np.allclose(per[:, 7], u._queues.length / u.config.queue_capacity)
     first = u.action_masks()[:K].argmax()
     obs2, *_ = env.step(int(first))
-    per2 = obs2[:10 * K].reshape(K, 10)
-    assert per2[first, 8] == 1.0 and obs2[10 * K + 3] == pytest.approx(1 / K)
-    assert obs2[10 * K] < 1.0 and obs2[10 * K + 1] > 0
+    per2 = obs2[:F * K].reshape(K, F)
+    assert per2[first, 8] == 1.0 and obs2[F * K + 3] == pytest.approx(1 / K)
+    assert obs2[F * K] < 1.0 and obs2[F * K + 1] > 0
     assert obs2 is not obs and not np.shares_memory(obs, obs2)
 
 

@@ -124,7 +124,7 @@ def test_action_mask_shapes():
         venv.reset(seed=0)
         m = venv.action_masks()
         assert m.shape == shape and m.dtype == bool
-        assert venv.observation_space.shape == (4, 64)
+        assert venv.observation_space.shape == (4, 12 * 6 + 4)  # default has media: 12 per user
 
 
 @pytest.mark.parametrize("bad", [0, -3, 2.5, "4", True])
@@ -162,7 +162,7 @@ def test_gymnasium_async_vector_env_of_single_envs():
     envs = gym.vector.AsyncVectorEnv([_thunk(ENV_IDS["subset"]), _thunk(ENV_IDS["subset"])])
     try:
         obs, info = envs.reset(seed=[1, 2])
-        assert obs.shape == (2, 64) and obs.dtype == np.float32
+        assert obs.shape == (2, 12 * 6 + 4) and obs.dtype == np.float32
         envs.action_space.seed(0)
         obs, r, term, trunc, info = envs.step(envs.action_space.sample())
         assert info["slot_done"].all()

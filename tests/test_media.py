@@ -1,5 +1,5 @@
 """Requests with media (images, speech): hand-computed costs, schema 2 and version-1 files,
-clear errors, the media catalog, and the binding shares of the `multimodal` preset."""
+clear errors, the media catalog, and the binding shares of the `default` preset."""
 
 from __future__ import annotations
 
@@ -178,21 +178,24 @@ def test_media_catalog_is_cited_and_consistent():
 def test_text_only_scenario_draws_no_media():
     from edgellm.envs import get_scenario
 
-    assert not get_scenario("text-only").has_media and get_scenario("multimodal").has_media
+    assert not get_scenario("text-only").has_media and get_scenario("default").has_media
+    assert not get_scenario("thin-slice").has_media
+    # text-only is default's system and carrier with the media shares set to text
+    assert get_scenario("text-only") == get_scenario("default", media_mix=(1.0, 0.0, 0.0))
     from edgellm.errors import EdgeLLMError
 
     with pytest.raises(EdgeLLMError, match="scenario.media_mix: must be text and voice only"):
-        get_scenario("default", media_mix=(0.5, 0.5, 0.0))
+        get_scenario("thin-slice", media_mix=(0.5, 0.5, 0.0))  # Llama-2-13B has no vision
     with pytest.raises(EdgeLLMError, match="scenario.media_mix"):
-        get_scenario("multimodal", media_mix=(1.0, -1.0, 0.0))
+        get_scenario("default", media_mix=(1.0, -1.0, 0.0))
 
 
-def test_multimodal_scenario_binding_shares():
-    """`edgellm scenario stats multimodal` on seed 0: memory, deadline, uplink and downlink
+def test_default_scenario_binding_shares():
+    """`edgellm scenario stats default` on seed 0: memory, deadline, uplink and downlink
     each bind in >= 5% of the oracle's slots; on text-only the radio almost never does."""
     from edgellm.envs.cli import oracle_stats
 
-    st = oracle_stats("multimodal", slots=300, seed=0)
+    st = oracle_stats("default", slots=300, seed=0)
     for c in ("memory", "deadline", "uplink", "downlink"):
         assert st.binding.get(c, 0) >= 0.05 * st.slots, (c, st.binding)
     txt = oracle_stats("text-only", slots=300, seed=0)
@@ -200,7 +203,7 @@ def test_multimodal_scenario_binding_shares():
     assert radio < 0.05 * txt.slots
 
 
-def test_multimodal_env_uses_the_one_cost_model():
+def test_default_env_with_media_uses_the_one_cost_model():
     """The env's prepared arrays, the instance they describe and the queues' compute time
     of each head agree; the observation stays in its box."""
     from gymnasium.utils.env_checker import check_env
@@ -208,7 +211,7 @@ def test_multimodal_env_uses_the_one_cost_model():
     from edgellm.envs import EdgeLLMEnv
     from edgellm.envs.queues import COMPUTE_S
 
-    env = EdgeLLMEnv("multimodal", action_mode="subset", max_slots=30)
+    env = EdgeLLMEnv("default", action_mode="subset", max_slots=30)
     check_env(env, skip_render_check=True)
     obs, _ = env.reset(seed=4)
     K = env.n_users

@@ -144,7 +144,7 @@ def _vec_env_run(vec: str, env_ids) -> None:
                             env_kwargs={"n_users": 4, "max_slots": 5})
         try:
             obs = venv.reset()
-            assert obs.shape == (2, 44)
+            assert obs.shape == (2, 12 * 4 + 4)  # default has media: 12 columns per user
             assert venv.render_mode == "rgb_array"
             if env_id == ENV_IDS["sequential"]:
                 model = MaskablePPO("MlpPolicy", venv, n_steps=32, batch_size=32, n_epochs=1,

@@ -154,7 +154,7 @@ def test_overlength_rule():
 
 
 def test_empirical_workload_samples_rows():
-    cfg = get_scenario("default", workload="empirical", trace="azure-code-2023")
+    cfg = get_scenario("thin-slice", workload="empirical", trace="azure-code-2023")
     t = Traffic(cfg, 1)
     tr = traces.load_trace("azure-code-2023")
     rows = set(zip(tr.prompt.tolist(), tr.output.tolist()))

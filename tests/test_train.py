@@ -49,7 +49,7 @@ def test_each_algo_trains_saves_and_eval_loads_it(tmp_path, algo):
     run = _train(tmp_path, algo)
     meta = json.loads((run / "model.json").read_text())
     assert meta["schema"] == "edgellm.policy/1" and meta["algo"] == algo
-    assert meta["n_users"] == 4 and meta["obs_dim"] == 10 * 4 + 4
+    assert meta["n_users"] == 4 and meta["obs_dim"] == 12 * 4 + 4  # 12 per user: media
     assert (run / meta["weights"]).is_file()
     ev = json.loads((run / "eval.json").read_text())
     assert ev["num_timesteps"] >= 256 and 0 <= ev["oracle_ratio"] <= 2
@@ -240,3 +240,31 @@ def test_default_demo_learns_close_to_the_oracle(tmp_path):
     assert learned["value_per_slot"] > min(r["value_per_slot"] for r in rows.values())
     assert (tmp_path / "demo" / "eval" / "summary.csv").is_file()
     assert list((tmp_path / "demo" / "train").rglob("events.out.tfevents*"))
+
+
+@pytest.mark.parametrize("scenario", ["default", "thin-slice"])
+def test_permute_users_moves_whole_user_rows(scenario):
+    """DAgger/BC augmentation relabels users: each user's whole observation row (12 columns
+    with media, 10 without), its mask and label entries move together; globals stay."""
+    import torch
+
+    from edgellm.envs import EdgeLLMEnv
+    from edgellm.train.imitation import permute_users
+
+    K = 3
+    n_obs = EdgeLLMEnv(scenario, n_users=K).observation_space.shape[0]
+    F = (n_obs - 4) // K
+    B = 5
+    user = torch.arange(K, dtype=torch.float32)
+    rows = (100 * user[:, None] + torch.arange(F)[None, :]).reshape(-1)
+    obs = torch.cat([rows, -torch.ones(4)]).repeat(B, 1)
+    mask = torch.tensor([True, False, True, True]).repeat(B, 1)
+    labels = torch.tensor([False, False, True, False]).repeat(B, 1)
+    o, m, lab = permute_users(obs, mask, labels, K, torch.Generator().manual_seed(0))
+    for b in range(B):
+        got = o[b, :K * F].reshape(K, F)
+        src = (got[:, 0] / 100).round().long()  # which user's row landed in each place
+        assert sorted(src.tolist()) == list(range(K))
+        assert torch.equal(got, rows.reshape(K, F)[src])
+        assert torch.equal(m[b, :K], mask[b, src]) and torch.equal(lab[b, :K], labels[b, src])
+        assert torch.equal(o[b, K * F:], -torch.ones(4)) and m[b, K] and not lab[b, K]

@@ -48,8 +48,9 @@ MODULE_DIR = "rl_module"
 
 
 class MaskedObservation(gym.ObservationWrapper):
-    """The observation as ``{"action_mask": float32 (K+1,), "observations": float32 (10K+4,)}``
-    (sequential mode: the mask of ``action_masks()``, 1 = allowed)."""
+    """The observation as ``{"action_mask": float32 (K+1,), "observations": float32
+    (F K + 4,)}`` (F = 10 columns per user, 12 with media; sequential mode: the mask of
+    ``action_masks()``, 1 = allowed)."""
 
     def __init__(self, env: gym.Env):
         super().__init__(env)
@@ -257,7 +258,7 @@ def train_rllib(args: TrainArgs, hp: dict) -> dict:
     write_json(run / "eval.json", res)
     write_json(run / "model.json",
                sidecar(args, algo="rllib-ppo", fmt="rllib", weights=MODULE_DIR,
-                       obs_dim=10 * cfg.n_users + 4, n_users=cfg.n_users,
+                       obs_dim=EdgeLLMEnv(cfg).observation_space.shape[0], n_users=cfg.n_users,
                        extra={"num_timesteps": steps, "train_s": round(train_s, 3)}))
     algo.stop()
     return res
