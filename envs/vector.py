@@ -8,9 +8,11 @@ arrays; adding users, rechecking candidates, evaluating the dispatched batch, th
 mechanics and the observation are compiled loops over the envs that call the oracle's
 kernel (:func:`edgellm.system._kernel.check_rows_kernel`, ``allocation``), the queues'
 compiled end of slot (:func:`edgellm.envs.queues._end_slot`) and
-:func:`edgellm.system.prepare_arrays`: one cost model, no copy. Only the
-exogenous traffic is drawn in Python, one :class:`~edgellm.envs.traffic.Traffic` per env, in
-the single env's order (so the single env's trajectories are unchanged).
+:func:`edgellm.system.prepare_arrays`: one cost model, no copy. The exogenous traffic of
+all envs is drawn in one compiled call (:class:`~edgellm.envs.traffic.TrafficBatch`) from
+each env's own generators, value for value what the single env's
+:class:`~edgellm.envs.traffic.Traffic` draws (so the single env's trajectories are
+unchanged).
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ from edgellm.envs.queues import (
 )
 from edgellm.envs.queues import _end_slot as _queue_end_slot
 from edgellm.envs.scenarios import get_scenario
-from edgellm.envs.traffic import Traffic
+from edgellm.envs.traffic import TrafficBatch
 from edgellm.errors import EdgeLLMError
 from edgellm.system import prepare, prepare_arrays
 from edgellm.system._kernel import allocation, check_rows_kernel
@@ -447,7 +449,7 @@ class EdgeLLMVectorEnv(VectorEnv):
         self._weight_bytes = p0.weight_bytes + p0.encoder_bytes
         self._alloc(N, K, cfg.queue_capacity)
         self._rngs: list[np.random.Generator | None] = [None] * N
-        self._traffic: list[Traffic | None] = [None] * N
+        self._traffic = TrafficBatch(cfg, N)
         self._needs_reset = np.ones(N, dtype=bool)   # NEXT_STEP: reset at the next step
         self._started = False
 
@@ -667,23 +669,8 @@ class EdgeLLMVectorEnv(VectorEnv):
         """End the slot of each env in ``envs`` (serve its batch, draw and admit the next
         arrivals) and begin the next one. Returns the drops (E, 3), their weights (E,) and
         the overlength arrivals (E,)."""
-        K, E = self.n_users, envs.size
-        arrive = np.empty((E, K), bool)
-        prompt = np.empty((E, K), np.int64)
-        output = np.empty((E, K), np.int64)
-        deadline = np.empty((E, K))
-        tol = np.empty((E, K))
-        gains = np.empty((E, 2, K))
-        media = np.zeros((E, K, len(FIELDS) - MEDIA_TOKENS))
-        overlength = np.zeros(E, np.int64)
-        for j, e in enumerate(envs.tolist()):  # each env's Traffic, as the single env draws
-            d = self._traffic[e].draw(advance_fading=not first)
-            arrive[j], prompt[j], output[j] = d.arrive, d.prompt_tokens, d.output_tokens
-            deadline[j], tol[j] = d.deadline_s, d.ppl_tolerance
-            gains[j, 0], gains[j, 1] = d.uplink_gain, d.downlink_gain
-            overlength[j] = d.overlength
-            if d.media is not None:
-                media[j] = d.media
+        arrive, prompt, output, deadline, tol, gains, media, overlength = \
+            self._traffic.draw(envs, first)
         drops, weight = _end_slots(envs, self._inb, self._qdata, self._qlen, self._next_id,
                                    arrive, prompt, output, deadline, tol, media,
                                    *self._rules_args)
@@ -731,13 +718,12 @@ class EdgeLLMVectorEnv(VectorEnv):
     def _reset_envs(self, envs: np.ndarray, seeds: list) -> np.ndarray:
         """Start a new episode in each env of ``envs`` (seed ``seeds[j]``, or one drawn from
         the env's generator as the single env does). Returns the drops of the first slot."""
-        cfg = self.config
         for e, s in zip(envs.tolist(), seeds):
             if s is None:
                 if self._rngs[e] is None:
                     self._rngs[e], _ = seeding.np_random()
                 s = int(self._rngs[e].integers(2 ** 63))
-            self._traffic[e] = Traffic(cfg, np.random.SeedSequence(s))
+            self._traffic.seed(e, np.random.SeedSequence(s))
         self._qlen[envs] = 0
         self._next_id[envs] = 0
         self._slot[envs] = 0
