@@ -300,7 +300,8 @@ class TrafficBatch:
     slot's draws of the listed envs as (E, ...) arrays, each row equal to what env e's
     ``Traffic.draw(advance_fading=not first)`` returns. The fading and burst states live
     here (the Traffic objects only own the generators). The replay workload draws through
-    the Traffic objects in Python."""
+    the Traffic objects in Python. A copy (``copy.deepcopy``, pickle) points to its own
+    generators."""
 
     def __init__(self, cfg: ScenarioConfig, num_envs: int):
         self.cfg = cfg
@@ -327,11 +328,20 @@ class TrafficBatch:
                                 *_lognormal("prompt", mix.question_trace, mix.max_question))
             self._cum[:] = np.cumsum(mix.shares) / np.sum(mix.shares)
 
-    def seed(self, e: int, seed: int | np.random.SeedSequence) -> None:
-        t = self.traffic[e] = Traffic(self.cfg, seed)
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        for e, t in enumerate(self.traffic):
+            if t is not None:
+                self._point(e, t)
+
+    def _point(self, e: int, t: Traffic) -> None:
         for row, name in enumerate(_STREAMS[1:] + ("media",)):
             if name in t.rng:
                 self.pointers[e, row] = _pointers(t.rng[name])
+
+    def seed(self, e: int, seed: int | np.random.SeedSequence) -> None:
+        t = self.traffic[e] = Traffic(self.cfg, seed)
+        self._point(e, t)
         self.h[e] = t._h
         self.large_gain[e] = t.large_gain
         self.burst[e] = t.burst

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 
@@ -40,3 +42,21 @@ def test_compiled_draws_equal_traffic_draws(scenario, n_users):
     for e, t in enumerate(singles):
         for name, rng in t.rng.items():
             assert rng.bit_generator.state == batch.traffic[e].rng[name].bit_generator.state
+
+
+def test_a_copy_draws_from_its_own_generators():
+    cfg = get_scenario("multimodal", n_users=4)
+    batch = TrafficBatch(cfg, 2)
+    for e in range(2):
+        batch.seed(e, np.random.SeedSequence(e))
+    envs = np.arange(2)
+    batch.draw(envs, True)
+    twin = copy.deepcopy(batch)
+    a, b = batch.draw(envs), twin.draw(envs)
+    for x, y in zip(a, b):
+        assert np.array_equal(x, y)
+    c = batch.draw(envs)  # the copy's draw did not advance the original's generators
+    d = twin.draw(envs)
+    for x, y in zip(c, d):
+        assert np.array_equal(x, y)
+    assert not np.array_equal(a[3], c[3])
