@@ -8,9 +8,11 @@ arrays; adding users, rechecking candidates, evaluating the dispatched batch, th
 mechanics and the observation are compiled loops over the envs that call the oracle's
 kernel (:func:`edgellm.system._kernel.check_rows_kernel`, ``allocation``), the queues'
 compiled end of slot (:func:`edgellm.envs.queues._end_slot`) and
-:func:`edgellm.system.prepare_arrays`: one cost model, no copy. Only the
-exogenous traffic is drawn in Python, one :class:`~edgellm.envs.traffic.Traffic` per env, in
-the single env's order (so the single env's trajectories are unchanged).
+:func:`edgellm.system.prepare_arrays`: one cost model, no copy. The exogenous traffic of
+all envs is drawn in one compiled call (:class:`~edgellm.envs.traffic.TrafficBatch`) from
+each env's own generators, value for value what the single env's
+:class:`~edgellm.envs.traffic.Traffic` draws (so the single env's trajectories are
+unchanged).
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ from edgellm.envs.queues import (
 )
 from edgellm.envs.queues import _end_slot as _queue_end_slot
 from edgellm.envs.scenarios import get_scenario
-from edgellm.envs.traffic import Traffic
+from edgellm.envs.traffic import TrafficBatch
 from edgellm.errors import EdgeLLMError
 from edgellm.system import prepare, prepare_arrays
 from edgellm.system._kernel import allocation, check_rows_kernel
@@ -321,14 +323,41 @@ def _end_slots(envs, inb, qdata, qlen, next_id, arrive, prompt, output, deadline
 
 
 @_jit
-def _begin_slots(envs, F, cand, sysc, qlen, Q, slot, max_slots, feats, present, inb, ok, code,
-                 ctc, ckv, nb, tc, kv, steps, mask, obs, seq):
-    """Singleton checks, mask and observation of a fresh slot for each listed env.
-    ``feats`` (E, 3, K) holds the prompt, output and deadline columns (float64)."""
+def _heads(envs, qdata):
+    """(E K, fields) rows of the head-of-line requests (stale where a queue is empty)."""
+    E, K = envs.size, qdata.shape[1]
+    out = np.empty((E * K, qdata.shape[3]))
+    for j in range(E):
+        for k in range(K):
+            out[j * K + k] = qdata[envs[j], k, 0]
+    return out
+
+
+@_jit
+def _begin_slots(envs, F, prep, heads, db, norm, cand, weight, ids, sysc, qlen, Q, slot,
+                 max_slots, present, inb, ok, code, ctc, ckv, nb, tc, kv, steps, mask, obs,
+                 seq):
+    """Candidates, singleton checks, mask and observation of a fresh slot for each listed
+    env. ``prep``: prepare_arrays' columns in ``cand`` order, then the weights, each (E K,);
+    ``db``: the gains' normalized dB (E, 2, K); ``norm``: max prompt, max output, largest
+    deadline, bits per token (the observation's scales, as EdgeLLMEnv._begin_slot)."""
     K = present.shape[1]
+    media = F > _F
     admissible = cand[3]
     for j in range(envs.size):
         e = envs[j]
+        for k in range(K):
+            i = j * K + k
+            cand[0][e, k] = prep[0][i]
+            cand[1][e, k] = prep[1][i]
+            cand[2][e, k] = prep[2][i]
+            cand[3][e, k] = prep[3][i]
+            cand[4][e, k] = prep[4][i]
+            cand[5][e, k] = prep[5][i]
+            cand[6][e, k] = prep[6][i]
+            cand[7][e, k] = prep[7][i]
+            weight[e, k] = prep[8][i]
+            ids[e, k] = heads[i, ID]
         m = 0
         for k in range(K):
             present[e, k] = qlen[e, k] > 0
@@ -344,7 +373,11 @@ def _begin_slots(envs, F, cand, sysc, qlen, Q, slot, max_slots, feats, present, 
         kv[e] = 0.0
         steps[e] = 0
         for k in range(K):
-            obs[e, k * F + _QUEUE] = qlen[e, k] / Q
+            o = k * F
+            obs[e, o:o + F] = 0.0
+            obs[e, o + _UPLINK] = min(max(db[j, 0, k], 0.0), 1.0)
+            obs[e, o + _DOWNLINK] = min(max(db[j, 1, k], 0.0), 1.0)
+            obs[e, o + _QUEUE] = qlen[e, k] / Q
         g = K * F
         obs[e, g + _MEMORY_LEFT] = 1.0
         obs[e, g + _COMPUTE] = 0.0
@@ -361,6 +394,7 @@ def _begin_slots(envs, F, cand, sysc, qlen, Q, slot, max_slots, feats, present, 
         res = _check(e, idx, cand, sysc)
         for r in range(m):
             k = idx[r, 0]
+            h = heads[j * K + k]
             code[e, k] = res[0][r]
             ok[e, k] = res[0][r] == 0
             ckv[e, k] = res[3][r]
@@ -368,11 +402,15 @@ def _begin_slots(envs, F, cand, sysc, qlen, Q, slot, max_slots, feats, present, 
             mask[e, k] = ok[e, k]
             o = k * F
             obs[e, o + _PRESENT] = 1.0
-            obs[e, o + _PROMPT] = feats[j, 0, k]
-            obs[e, o + _OUTPUT] = feats[j, 1, k]
-            obs[e, o + _DEADLINE] = feats[j, 2, k]
+            obs[e, o + _PROMPT] = min(cand[0][e, k] / norm[0], 1.0)
+            obs[e, o + _OUTPUT] = h[OUTPUT_TOKENS] / norm[1]
+            obs[e, o + _DEADLINE] = min(h[DEADLINE_S] / norm[2], 1.0)
             obs[e, o + _ADMISSIBLE] = 1.0 if admissible[e, k] else 0.0
             obs[e, o + _ADDABLE] = 1.0 if ok[e, k] else 0.0
+            if media:  # the payload columns of the users with a request
+                obs[e, o + _UP_BITS] = min(cand[4][e, k] / MEDIA_BITS_SCALE, 1.0)
+                down = h[OUTPUT_TOKENS] * norm[3] + h[DOWNLINK_MEDIA_BITS]
+                obs[e, o + _DOWN_BITS] = min(down / MEDIA_BITS_SCALE, 1.0)
 
 
 # ----------------------------------------------------------------------------- the vector env
@@ -445,9 +483,11 @@ class EdgeLLMVectorEnv(VectorEnv):
         self._sysc = (*p0.cost_constants, p0.kv_capacity, p0.padded, p0.uplink_hz,
                       p0.downlink_hz, p0.slot_s)
         self._weight_bytes = p0.weight_bytes + p0.encoder_bytes
+        self._norm = (float(cfg.max_prompt), float(cfg.max_output), float(cfg.deadline_s[1]),
+                      float(cfg.bits_per_token))
         self._alloc(N, K, cfg.queue_capacity)
         self._rngs: list[np.random.Generator | None] = [None] * N
-        self._traffic: list[Traffic | None] = [None] * N
+        self._traffic = TrafficBatch(cfg, N)
         self._needs_reset = np.ones(N, dtype=bool)   # NEXT_STEP: reset at the next step
         self._started = False
 
@@ -667,23 +707,8 @@ class EdgeLLMVectorEnv(VectorEnv):
         """End the slot of each env in ``envs`` (serve its batch, draw and admit the next
         arrivals) and begin the next one. Returns the drops (E, 3), their weights (E,) and
         the overlength arrivals (E,)."""
-        K, E = self.n_users, envs.size
-        arrive = np.empty((E, K), bool)
-        prompt = np.empty((E, K), np.int64)
-        output = np.empty((E, K), np.int64)
-        deadline = np.empty((E, K))
-        tol = np.empty((E, K))
-        gains = np.empty((E, 2, K))
-        media = np.zeros((E, K, len(FIELDS) - MEDIA_TOKENS))
-        overlength = np.zeros(E, np.int64)
-        for j, e in enumerate(envs.tolist()):  # each env's Traffic, as the single env draws
-            d = self._traffic[e].draw(advance_fading=not first)
-            arrive[j], prompt[j], output[j] = d.arrive, d.prompt_tokens, d.output_tokens
-            deadline[j], tol[j] = d.deadline_s, d.ppl_tolerance
-            gains[j, 0], gains[j, 1] = d.uplink_gain, d.downlink_gain
-            overlength[j] = d.overlength
-            if d.media is not None:
-                media[j] = d.media
+        arrive, prompt, output, deadline, tol, gains, media, overlength = \
+            self._traffic.draw(envs, first)
         drops, weight = _end_slots(envs, self._inb, self._qdata, self._qlen, self._next_id,
                                    arrive, prompt, output, deadline, tol, media,
                                    *self._rules_args)
@@ -691,53 +716,32 @@ class EdgeLLMVectorEnv(VectorEnv):
         return drops, weight, overlength
 
     def _begin(self, envs: np.ndarray, gains: np.ndarray) -> None:
-        cfg, K, E, F = self.config, self.n_users, envs.size, self._F
-        heads = self._qdata[envs, :, 0, :]            # (E, K, fields), stale where empty
-        s, n, tau = heads[..., PROMPT_TOKENS], heads[..., OUTPUT_TOKENS], heads[..., DEADLINE_S]
-        media = (heads[..., MEDIA_TOKENS + c].ravel() for c in range(len(FIELDS) - MEDIA_TOKENS)) \
+        cfg, K, E = self.config, self.n_users, envs.size
+        heads = _heads(envs, self._qdata)
+        media = (heads[:, MEDIA_TOKENS + c] for c in range(len(FIELDS) - MEDIA_TOKENS)) \
             if cfg.has_media else ()
-        p = prepare_arrays(self._system, s.ravel(), n.ravel(), tau.ravel(),
-                           heads[..., PPL_TOLERANCE].ravel(), gains[:, 0].ravel(),
+        p = prepare_arrays(self._system, heads[:, PROMPT_TOKENS], heads[:, OUTPUT_TOKENS],
+                           heads[:, DEADLINE_S], heads[:, PPL_TOLERANCE], gains[:, 0].ravel(),
                            gains[:, 1].ravel(), np.full(E * K, cfg.tx_power_w), *media)
-        for arr, col in zip(self._cand, (p.prefill_tokens, p.output_tokens, p.window,
-                                         p.admissible, p.up_bits, p.snr_hz, p.down_c,
-                                         p.enc_s)):
-            arr[envs] = col.reshape(E, K)
-        self._weight[envs] = p.weight.reshape(E, K)
-        self._ids[envs] = heads[..., ID]
-        # the single env's observation normalization (EdgeLLMEnv._begin_slot), elementwise
-        feats = np.empty((E, 3, K))
-        np.minimum(p.prefill_tokens.reshape(E, K) / cfg.max_prompt, 1.0, out=feats[:, 0])
-        np.divide(n, cfg.max_output, out=feats[:, 1])
-        np.minimum(tau / cfg.deadline_s[1], 1.0, out=feats[:, 2])
+        prep = (p.prefill_tokens, p.output_tokens, p.window, p.admissible, p.up_bits,
+                p.snr_hz, p.down_c, p.enc_s, p.weight)
+        # the single env's gain normalization (EdgeLLMEnv._begin_slot), NumPy's log10
         db = (10.0 * np.log10(gains) - GAIN_DB_LO) / GAIN_DB_SPAN
-        o = self._obs[envs]
-        o[:, :F * K] = 0.0
-        u = o[:, :F * K].reshape(E, K, F)
-        u[:, :, _UPLINK:_UPLINK + 2] = np.minimum(np.maximum(db, 0.0), 1.0).transpose(0, 2, 1)
-        if cfg.has_media:  # the payload columns of the users with a request
-            present = self._qlen[envs] > 0
-            down = n * cfg.bits_per_token + heads[..., DOWNLINK_MEDIA_BITS]
-            up = np.minimum(p.up_bits.reshape(E, K) / MEDIA_BITS_SCALE, 1.0)
-            u[:, :, _UP_BITS] = np.where(present, up, 0.0)
-            u[:, :, _DOWN_BITS] = np.where(present, np.minimum(down / MEDIA_BITS_SCALE, 1.0),
-                                           0.0)
-        self._obs[envs] = o
-        _begin_slots(envs, F, self._cand, self._sysc, self._qlen, cfg.queue_capacity, self._slot,
-                     cfg.max_slots, feats, self._present, self._inb, self._ok, self._code,
+        _begin_slots(envs, self._F, prep, heads, db, self._norm, self._cand, self._weight,
+                     self._ids, self._sysc, self._qlen, cfg.queue_capacity, self._slot,
+                     cfg.max_slots, self._present, self._inb, self._ok, self._code,
                      self._ctc, self._ckv, self._nb, self._tc, self._kv, self._steps,
                      self._mask, self._obs, self.action_mode == "sequential")
 
     def _reset_envs(self, envs: np.ndarray, seeds: list) -> np.ndarray:
         """Start a new episode in each env of ``envs`` (seed ``seeds[j]``, or one drawn from
         the env's generator as the single env does). Returns the drops of the first slot."""
-        cfg = self.config
         for e, s in zip(envs.tolist(), seeds):
             if s is None:
                 if self._rngs[e] is None:
                     self._rngs[e], _ = seeding.np_random()
                 s = int(self._rngs[e].integers(2 ** 63))
-            self._traffic[e] = Traffic(cfg, np.random.SeedSequence(s))
+            self._traffic.seed(e, np.random.SeedSequence(s))
         self._qlen[envs] = 0
         self._next_id[envs] = 0
         self._slot[envs] = 0
