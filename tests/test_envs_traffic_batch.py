@@ -45,7 +45,7 @@ def test_compiled_draws_equal_traffic_draws(scenario, n_users):
 
 
 def test_a_copy_draws_from_its_own_generators():
-    cfg = get_scenario("multimodal", n_users=4)
+    cfg = get_scenario("default", n_users=4)
     batch = TrafficBatch(cfg, 2)
     for e in range(2):
         batch.seed(e, np.random.SeedSequence(e))
