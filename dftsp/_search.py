@@ -497,10 +497,14 @@ def box_greedy(root, m_top, tries, prompt, output, window, admissible, weight, u
 @njit(cache=True, nogil=True)
 def search(root, prompt, output, window, admissible, weight, up_bits, snr, down_c,
            enc_s, P, L, d, W, kv, C, M, kv_cap, padded, B_U, B_D, slot, unit,
-           time_limit, node_limit, start, start_val, box_incumbent, t0):
+           time_limit, node_limit, start, start_val, box_incumbent, t0, S0=0.0, N0=0.0):
     """Depth-first branch and bound over the set-enumeration tree of ``root`` (feasible
     singletons in search order), from the incumbent ``start`` of value ``start_val``
-    (improved first by :func:`box_greedy` when ``box_incumbent``).
+    (improved first by :func:`box_greedy` when ``box_incumbent``). ``S0`` and ``N0``
+    are floors on the longest prompt and output that the bounds assume (a box of
+    :func:`box_search`): subtrees are pruned as if every batch had them, which is exact
+    for the batches whose longest prompt and output are S0 and N0 (and only for those);
+    feasibility is always checked in full.
     ``t0`` is the clock reading the time limit counts from. Returns (best batch, its
     value, full checks made, upper bound on the optimum, finished)."""
     n = root.size
@@ -527,7 +531,7 @@ def search(root, prompt, output, window, admissible, weight, up_bits, snr, down_
     tck = np.empty(n)
     upk = np.empty(n)
     best_val = start_val
-    best = np.empty(n, np.int64)
+    best = np.empty(max(n, start.size), np.int64)
     nbest = start.size
     best[:nbest] = start
     checks = 0
@@ -535,11 +539,11 @@ def search(root, prompt, output, window, admissible, weight, up_bits, snr, down_
     stopped = False
 
     # root: X = {}, F = root
-    cnt, downsum = _expand(0, srt[0], 0.0, 0.0, 0.0, math.inf, math.inf, 0.0, root, 0, n,
+    cnt, downsum = _expand(0, srt[0], S0, N0, 0.0, math.inf, math.inf, 0.0, root, 0, n,
                            cand[0], tck, upk, prompt, output, window, up_bits, snr,
                            down_c, P, L, d, W, kv, C, M, kv_cap, padded, B_U, B_D)
     ncand[0] = cnt
-    room[0], cap[0] = _node_bound(0, 0.0, 0.0, 0.0, math.inf, math.inf, 0.0, downsum,
+    room[0], cap[0] = _node_bound(0, S0, N0, 0.0, math.inf, math.inf, 0.0, downsum,
                                   srt[0], cand[0], cnt, tck, upk, prompt, output, window,
                                   weight, up_bits, snr, down_c, P, L, d, W, kv, C, M,
                                   kv_cap, padded, B_U, B_D, unit)
@@ -600,6 +604,8 @@ def search(root, prompt, output, window, admissible, weight, up_bits, snr, down_
         if code != OK:
             pos[depth] += 1
             continue
+        S = max(S, S0)
+        N = max(N, N0)
         memb[depth] = j
         if v > best_val:
             best_val = v
@@ -634,4 +640,250 @@ def search(root, prompt, output, window, admissible, weight, up_bits, snr, down_
             u = val[e] + _bound(unit, weight, cand[e], wsort[e], ncand[e], room[e], cap[e],
                                 pos[e], room[e])
             upper = max(upper, u)
+    return best[:nbest].copy(), best_val, checks, upper, not stopped
+
+
+# ----------------------------------------------------------------------------- boxes
+@njit(cache=True, nogil=True)
+def _count_fits(m, Sx, Nx, nE, wE, memE, cE, bitsE, snrE, buf,
+              P, L, d, W, kv, C, M, kv_cap, padded, B_U, B_D, uplink):
+    """Necessary condition for m members of a box (candidates E with windows wE, KV
+    positions memE, downlink constants cE, uplink bits and SNRs) to form a batch whose
+    longest prompt and output are exactly Sx and Nx: its compute time is at least
+    tau = T_C(m, Sx, Nx), so at least m members have windows above tau, padded memory
+    m (Sx + Nx) fits, and the m smallest exact KV demands, downlink demands
+    c_j / (w_j - tau) and (when ``uplink``) uplink demands beta_j(w_j - tau) fit.
+    Monotone: if m passes, so does m - 1."""
+    if m == 0:
+        return True
+    if m > nE:
+        return False
+    if padded and kv_cache_bytes(float(m), Sx, Nx, 0.0, kv, True) > kv_cap:
+        return False
+    tau = compute_s(float(m), Sx, Nx, P, L, d, W, kv, C, M)
+    cnt = 0
+    for t in range(nE):
+        if wE[t] > tau:
+            buf[cnt] = memE[t]
+            cnt += 1
+    if cnt < m:
+        return False
+    if not padded and _sum_smallest(buf, cnt, m) * kv > kv_cap * (1.0 + _SLACK):
+        return False
+    cnt = 0
+    for t in range(nE):
+        if wE[t] > tau:
+            buf[cnt] = cE[t] / (wE[t] - tau)
+            cnt += 1
+    if _sum_smallest(buf, cnt, m) > B_D * (1.0 + _SLACK):
+        return False
+    if not uplink:
+        return True
+    cnt = 0
+    for t in range(nE):
+        if wE[t] > tau:
+            buf[cnt] = uplink_bw(bitsE[t], wE[t] - tau, snrE[t])
+            cnt += 1
+    return _sum_smallest(buf, cnt, m) <= B_U * (1.0 + _SLACK)
+
+
+@njit(cache=True, nogil=True)
+def _box_count(lo, Sx, Nx, nE, wE, memE, cE, bitsE, snrE, buf,
+               P, L, d, W, kv, C, M, kv_cap, padded, B_U, B_D):
+    """The largest m >= lo that passes :func:`_count_fits` (first without the uplink test,
+    the costliest, then with it), or lo - 1 if lo fails."""
+    top = nE
+    for uplink in (False, True):
+        if not _count_fits(lo, Sx, Nx, nE, wE, memE, cE, bitsE, snrE, buf,
+                           P, L, d, W, kv, C, M, kv_cap, padded, B_U, B_D, uplink):
+            return lo - 1
+        hi = top
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            if _count_fits(mid, Sx, Nx, nE, wE, memE, cE, bitsE, snrE, buf,
+                           P, L, d, W, kv, C, M, kv_cap, padded, B_U, B_D, uplink):
+                lo = mid
+            else:
+                hi = mid - 1
+        top = lo
+    return lo
+
+
+@njit(cache=True, nogil=True)
+def box_bound(Sx, Nx, E, nE, unit, floor, weight, prompt, output, window, up_bits, snr,
+              down_c, P, L, d, W, kv, C, M, kv_cap, padded, B_U, B_D):
+    """Upper bound on the value of any feasible batch of candidates E[:nE] whose longest
+    prompt and output are exactly Sx and Nx, or a number <= ``floor`` when that bound
+    cannot exceed ``floor`` (the incumbent). Requests objective: the largest count m
+    that :func:`_count_fits` allows. Tokens: the m heaviest weights of the candidates
+    that meet the deadline at T_C(1, Sx, Nx), also bounded by fractional knapsacks on
+    exact KV memory and on downlink and uplink demand at that compute time."""
+    if nE == 0:
+        return 0
+    wE = np.empty(nE)
+    memE = np.empty(nE)
+    cE = np.empty(nE)
+    bitsE = np.empty(nE)
+    snrE = np.empty(nE)
+    buf = np.empty(nE)
+    for t in range(nE):
+        j = E[t]
+        wE[t] = window[j]
+        memE[t] = prompt[j] + output[j]
+        cE[t] = down_c[j]
+        bitsE[t] = up_bits[j]
+        snrE[t] = snr[j]
+    if unit:
+        return _box_count(floor + 1, Sx, Nx, nE, wE, memE, cE, bitsE, snrE, buf,
+                          P, L, d, W, kv, C, M, kv_cap, padded, B_U, B_D)
+    tau = compute_s(1.0, Sx, Nx, P, L, d, W, kv, C, M)
+    el = np.empty(nE, np.int64)
+    ne = 0
+    total = 0
+    for t in range(nE):
+        if wE[t] > tau:
+            el[ne] = E[t]
+            total += weight[E[t]]
+            ne += 1
+    if total <= floor:
+        return total
+    m = _box_count(1, Sx, Nx, nE, wE, memE, cE, bitsE, snrE, buf,
+                   P, L, d, W, kv, C, M, kv_cap, padded, B_U, B_D)
+    if m <= 0:
+        return 0
+    ws = np.sort(weight[el[:ne]])
+    cap = 0
+    for q in range(min(m, ne)):
+        cap += ws[ne - 1 - q]
+    if cap <= floor:
+        return cap
+    size = np.empty(ne)
+    if not padded:
+        for t in range(ne):
+            size[t] = prompt[el[t]] + output[el[t]]
+        cap = min(cap, _frac_knapsack(weight, size, el, ne, kv_cap / kv))
+    for t in range(ne):
+        size[t] = down_c[el[t]] / (window[el[t]] - tau)
+    cap = min(cap, _frac_knapsack(weight, size, el, ne, B_D))
+    for t in range(ne):
+        size[t] = uplink_bw(up_bits[el[t]], window[el[t]] - tau, snr[el[t]])
+    return min(cap, _frac_knapsack(weight, size, el, ne, B_U))
+
+
+@njit(cache=True, nogil=True)
+def box_search(root, prompt, output, window, admissible, weight, up_bits, snr, down_c,
+               enc_s, P, L, d, W, kv, C, M, kv_cap, padded, B_U, B_D, slot, unit,
+               time_limit, node_limit, start, start_val, t0):
+    """Exact search by boxes: every batch has a longest prompt S* and output N*, both
+    among its members' lengths. For each such box (S*, N*) with a candidate at each
+    edge, :func:`box_bound` bounds the batches with exactly that box (their compute
+    time depends on the count alone); boxes that can beat the incumbent are searched
+    best bound first, each by a greedy fill in window order (longest first) and then
+    :func:`search` over the candidates inside the box with the box as its floors,
+    until the incumbent reaches the best bound left. Returns what :func:`search` does."""
+    n = root.size
+    best = np.empty(n, np.int64)
+    nbest = start.size
+    best[:nbest] = start
+    best_val = start_val
+    checks = 0
+    Ps = np.unique(prompt[root])
+    Qs = np.unique(output[root])
+    a, c = Ps.size, Qs.size
+    # candidates by prompt, so that E(S*) is a prefix
+    byp = root[np.argsort(prompt[root], kind="mergesort")]
+    rank = np.empty(prompt.size, np.int64)  # position of each candidate in search order
+    for t in range(n):
+        rank[root[t]] = t
+    boxS = np.empty(a * c)
+    boxN = np.empty(a * c)
+    boxU = np.empty(a * c, np.int64)
+    nb = 0
+    E = np.empty(n, np.int64)
+    stopped = False
+    upper_rest = 0  # bound of the boxes never bounded (time limit)
+    end = 0
+    for x in range(a):
+        Sx = Ps[x]
+        while end < n and prompt[byp[end]] <= Sx:
+            end += 1
+        for y in range(c):
+            Nx = Qs[y]
+            nE = 0
+            edgeS = False
+            edgeN = False
+            for t in range(end):
+                j = byp[t]
+                if output[j] <= Nx:
+                    E[nE] = j
+                    nE += 1
+                    edgeS = edgeS or prompt[j] == Sx
+                    edgeN = edgeN or output[j] == Nx
+            if not (edgeS and edgeN):
+                continue
+            u = box_bound(Sx, Nx, E, nE, unit, best_val, weight, prompt, output, window,
+                          up_bits, snr, down_c, P, L, d, W, kv, C, M, kv_cap, padded,
+                          B_U, B_D)
+            if u > best_val:
+                boxS[nb] = Sx
+                boxN[nb] = Nx
+                boxU[nb] = u
+                nb += 1
+        if _clock() - t0 > time_limit:
+            stopped = True
+            # boxes with a longer prompt: bounded by every candidate's weight
+            if x + 1 < a:
+                upper_rest = weight[root].sum()
+            break
+    order = np.argsort(-boxU[:nb], kind="mergesort")
+    upper = max(best_val, upper_rest)
+    sel = np.empty(n, np.int64)
+    wkey = np.empty(n)
+    for q in range(nb):
+        r = order[q]
+        if boxU[r] <= best_val:
+            break
+        if stopped or checks >= node_limit or _clock() - t0 > time_limit:
+            stopped = True
+            upper = max(upper, boxU[r])
+            break
+        Sx = boxS[r]
+        Nx = boxN[r]
+        cnt = 0
+        for t in range(n):
+            j = root[t]
+            if prompt[j] <= Sx and output[j] <= Nx:
+                sel[cnt] = j
+                wkey[cnt] = -window[j]
+                cnt += 1
+        # greedy fill by window, longest first: within the box, compute time depends
+        # on the count only and long windows leave the most room to grow
+        worder = sel[:cnt][np.argsort(wkey[:cnt], kind="mergesort")]
+        bt, bv, ck = greedy(worder, np.array([0, cnt], np.int64), prompt, output, window,
+                            admissible, weight, up_bits, snr, down_c, enc_s, P, L, d, W,
+                            kv, C, M, kv_cap, padded, B_U, B_D, slot, math.inf)
+        checks += ck
+        if bv > best_val:
+            best_val = bv
+            nbest = bt.size
+            best[:nbest] = bt
+        if boxU[r] <= best_val:
+            continue
+        bt, bv, ck, up, done = search(sel[:cnt], prompt, output, window, admissible, weight,
+                                      up_bits, snr, down_c, enc_s, P, L, d, W, kv, C, M,
+                                      kv_cap, padded, B_U, B_D, slot, unit, time_limit,
+                                      max(node_limit - checks, 1), best[:nbest], best_val,
+                                      False, t0, Sx, Nx)
+        checks += ck
+        if bv > best_val:
+            best_val = bv
+            nbest = bt.size
+            best[:nbest] = bt
+        if not done:
+            stopped = True
+            upper = max(upper, up)
+            if q + 1 < nb:
+                upper = max(upper, boxU[order[q + 1]])
+            break
+    upper = max(upper, best_val)
     return best[:nbest].copy(), best_val, checks, upper, not stopped

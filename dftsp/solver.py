@@ -145,20 +145,29 @@ def _dftsp(p: Prepared, time_limit: float, node_limit: int):
     if okrows.size == 0:
         return (), 0, nodes, 0, True
     root = everyone[okrows][_order(p, everyone[okrows], rc, okrows)].astype(np.int64)
-    arrays = (p.prefill_tokens, p.output_tokens, p.window, p.admissible, p.weight, p.up_bits,
-              p.snr_hz, p.down_c, p.enc_s, *p.cost_constants, p.kv_capacity, p.padded, p.uplink_hz,
-              p.downlink_hz, p.slot_s)
+    arrays = search_arrays(p)
     t0 = time.perf_counter()
     start, start_val, g_checks = np.empty(0, np.int64), 0, 0
     big = root.size > _GREEDY_MIN
     if big:
         start, start_val, g_checks = _search.greedy(*_greedy_orders(p, root), *arrays,
                                                     t0 + time_limit)
-    batch, value, checks, upper, done = _search.search(
-        root, *arrays, _unit(p), time_limit, node_limit,
-        start, start_val, big, t0)
+    if root.size > BOX_MIN:
+        batch, value, checks, upper, done = _search.box_search(
+            root, *arrays, _unit(p), time_limit, node_limit, start, start_val, t0)
+    else:
+        batch, value, checks, upper, done = _search.search(
+            root, *arrays, _unit(p), time_limit, node_limit,
+            start, start_val, big, t0)
     return (tuple(int(x) for x in batch), int(value), nodes + int(g_checks + checks),
             int(upper), done)
+
+
+def search_arrays(p: Prepared) -> tuple:
+    """The request columns and constants the compiled search takes, in its order."""
+    return (p.prefill_tokens, p.output_tokens, p.window, p.admissible, p.weight, p.up_bits,
+            p.snr_hz, p.down_c, p.enc_s, *p.cost_constants, p.kv_capacity, p.padded,
+            p.uplink_hz, p.downlink_hz, p.slot_s)
 
 
 def _unit(p: Prepared) -> bool:
@@ -168,6 +177,7 @@ def _unit(p: Prepared) -> bool:
 
 _QUANTILES = (0.25, 0.5, 0.75, 0.9, 1.0)
 _GREEDY_MIN = 16  # fewer candidates: the tree search alone is quicker than the greedy
+BOX_MIN = 16  # more candidates: search box by box (:func:`_search.box_search`)
 
 
 def _greedy_orders(p: Prepared, root: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
