@@ -66,6 +66,14 @@ from edgellm.system.instance import SlotInstance, check_number
 
 METHODS = ("dftsp", "bruteforce")
 STATUSES = ("optimal", "time_limit")
+#: Default time limit of the oracle callers (policy, eval, scenario stats), as a fraction
+#: of the slot length: a slot's decision never takes longer than this share of the slot.
+SLOT_FRACTION = 0.25
+
+
+def slot_time_limit(p: Prepared, fraction: float = SLOT_FRACTION) -> float:
+    """Time limit [s] for solving slot ``p``: ``fraction`` of its slot length."""
+    return float(fraction) * float(p.slot_s)
 
 
 @dataclass(frozen=True)
