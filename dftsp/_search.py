@@ -689,11 +689,15 @@ def _count_fits(m, Sx, Nx, nE, wE, memE, cE, bitsE, snrE, buf,
 
 @njit(cache=True, nogil=True)
 def _box_count(lo, Sx, Nx, nE, wE, memE, cE, bitsE, snrE, buf,
-               P, L, d, W, kv, C, M, kv_cap, padded, B_U, B_D):
-    """The largest m >= lo that passes :func:`_count_fits` (first without the uplink test,
-    the costliest, then with it), or lo - 1 if lo fails."""
-    top = nE
+               P, L, d, W, kv, C, M, kv_cap, padded, B_U, B_D, with_uplink=True, top=-1):
+    """The largest m in [lo, top] (top < 0: nE) that passes :func:`_count_fits` (first
+    without the uplink test, the costliest, then with it unless not ``with_uplink``), or
+    lo - 1 if lo fails."""
+    if top < 0:
+        top = nE
     for uplink in (False, True):
+        if uplink and not with_uplink:
+            break
         if not _count_fits(lo, Sx, Nx, nE, wE, memE, cE, bitsE, snrE, buf,
                            P, L, d, W, kv, C, M, kv_cap, padded, B_U, B_D, uplink):
             return lo - 1
@@ -710,22 +714,139 @@ def _box_count(lo, Sx, Nx, nE, wE, memE, cE, bitsE, snrE, buf,
 
 
 @njit(cache=True, nogil=True)
+def _few_fit(m, nE, Sx, Nx, wmax, P, L, d, W, kv, C, M, kv_cap, padded):
+    """Quick necessary condition for m members of a box of nE candidates, the longest
+    window wmax: padded memory and compute time T_C(m, Sx, Nx) < wmax."""
+    if m > nE:
+        return False
+    if padded and kv_cache_bytes(float(m), Sx, Nx, 0.0, kv, True) > kv_cap:
+        return False
+    return compute_s(float(m), Sx, Nx, P, L, d, W, kv, C, M) < wmax
+
+
+@njit(cache=True, nogil=True)
+def _box_demands(m, Sx, Nx, nE, wE, memE, cE, wtE, el, size_m, size_d,
+                 P, L, d, W, kv, C, M):
+    """Members of a box that meet the deadline at tau = T_C(m, Sx, Nx), written to el;
+    their KV positions and downlink demands c_j / (w_j - tau) to size_m and size_d.
+    Returns their count."""
+    tau = compute_s(float(m), Sx, Nx, P, L, d, W, kv, C, M)
+    ne = 0
+    for t in range(nE):
+        if wE[t] > tau:
+            el[ne] = t
+            size_m[ne] = memE[t]
+            size_d[ne] = cE[t] / (wE[t] - tau)
+            ne += 1
+    return ne
+
+
+@njit(cache=True, nogil=True)
+def _box_value(m, Sx, Nx, nE, wE, memE, cE, wtE, el, size_m, size_d,
+               P, L, d, W, kv, C, M, kv_cap, padded, B_D):
+    """Bound on the value of m members of a box: fractional knapsacks on exact KV memory
+    and on downlink demand at T_C(m, Sx, Nx) over the members meeting that deadline.
+    Non-increasing in m."""
+    ne = _box_demands(m, Sx, Nx, nE, wE, memE, cE, wtE, el, size_m, size_d,
+                      P, L, d, W, kv, C, M)
+    cap = _frac_knapsack(wtE, size_d, el, ne, B_D)
+    if not padded:
+        cap = min(cap, _frac_knapsack(wtE, size_m, el, ne, kv_cap / kv))
+    return cap
+
+
+@njit(cache=True, nogil=True)
+def _box_bound(Sx, Nx, nE, unit, floor, wE, memE, cE, bitsE, snrE, wtE, buf, el, size_m,
+               size_d, P, L, d, W, kv, C, M, kv_cap, padded, B_U, B_D):
+    """:func:`box_bound` on the box's member columns (windows, KV positions, downlink
+    constants, uplink bits, SNRs, weights); buf, el, size_m and size_d are scratch."""
+    if nE == 0:
+        return 0
+    if unit:
+        return _box_count(floor + 1, Sx, Nx, nE, wE, memE, cE, bitsE, snrE, buf,
+                          P, L, d, W, kv, C, M, kv_cap, padded, B_U, B_D)
+    ne = _box_demands(1, Sx, Nx, nE, wE, memE, cE, wtE, el, size_m, size_d,
+                      P, L, d, W, kv, C, M)
+    total = 0
+    for q in range(ne):
+        total += wtE[el[q]]
+    if total <= floor:
+        return total
+    m = _box_count(1, Sx, Nx, nE, wE, memE, cE, bitsE, snrE, buf,
+                   P, L, d, W, kv, C, M, kv_cap, padded, B_U, B_D, False)
+    if m <= 0:
+        return 0
+    # A(k): the k heaviest members meeting T_C(1) (non-decreasing); B(k): _box_value
+    # (non-increasing); a batch of k members is worth at most min(A(k), B(k))
+    for q in range(ne):
+        buf[q] = -wtE[el[q]]
+    ws = np.sort(buf[:ne])
+    m = min(m, ne)
+    A = np.zeros(m + 1, np.int64)
+    for q in range(m):
+        A[q + 1] = A[q] - int(ws[q])
+    if A[m] <= floor:
+        return A[m]
+    best = _crossing(m, A, Sx, Nx, nE, wE, memE, cE, wtE, el, size_m, size_d,
+                     P, L, d, W, kv, C, M, kv_cap, padded, B_D)
+    if best <= floor:
+        return best
+    # with the uplink: fewer members may fit, and one fractional knapsack on uplink
+    # demand at T_C(1) bounds every count
+    m = _box_count(1, Sx, Nx, nE, wE, memE, cE, bitsE, snrE, buf,
+                   P, L, d, W, kv, C, M, kv_cap, padded, B_U, B_D, True, m)
+    if m <= 0:
+        return 0
+    best = _crossing(m, A, Sx, Nx, nE, wE, memE, cE, wtE, el, size_m, size_d,
+                     P, L, d, W, kv, C, M, kv_cap, padded, B_D)
+    if best <= floor:
+        return best
+    ne = _box_demands(1, Sx, Nx, nE, wE, memE, cE, wtE, el, size_m, size_d,
+                      P, L, d, W, kv, C, M)
+    tau = compute_s(1.0, Sx, Nx, P, L, d, W, kv, C, M)
+    for q in range(ne):
+        t = el[q]
+        size_m[q] = uplink_bw(bitsE[t], wE[t] - tau, snrE[t])
+    return min(best, _frac_knapsack(wtE, size_m, el, ne, B_U))
+
+
+@njit(cache=True, nogil=True)
+def _crossing(m, A, Sx, Nx, nE, wE, memE, cE, wtE, el, size_m, size_d,
+              P, L, d, W, kv, C, M, kv_cap, padded, B_D):
+    """max over k in [1, m] of min(A(k), B(k)), A non-decreasing and B = :func:`_box_value`
+    non-increasing: at the least k with A(k) >= B(k), it is max(B(k), A(k - 1))."""
+    # the least k with A(k) >= B(k): the bound is max(B(k), A(k - 1))
+    lo, hi = 1, m + 1
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if A[mid] >= _box_value(mid, Sx, Nx, nE, wE, memE, cE, wtE, el, size_m, size_d,
+                                P, L, d, W, kv, C, M, kv_cap, padded, B_D):
+            hi = mid
+        else:
+            lo = mid + 1
+    if lo > m:
+        return A[m]
+    return max(_box_value(lo, Sx, Nx, nE, wE, memE, cE, wtE, el, size_m, size_d,
+                          P, L, d, W, kv, C, M, kv_cap, padded, B_D), A[lo - 1])
+
+
+@njit(cache=True, nogil=True)
 def box_bound(Sx, Nx, E, nE, unit, floor, weight, prompt, output, window, up_bits, snr,
               down_c, P, L, d, W, kv, C, M, kv_cap, padded, B_U, B_D):
     """Upper bound on the value of any feasible batch of candidates E[:nE] whose longest
     prompt and output are exactly Sx and Nx, or a number <= ``floor`` when that bound
     cannot exceed ``floor`` (the incumbent). Requests objective: the largest count m
-    that :func:`_count_fits` allows. Tokens: the m heaviest weights of the candidates
-    that meet the deadline at T_C(1, Sx, Nx), also bounded by fractional knapsacks on
-    exact KV memory and on downlink and uplink demand at that compute time."""
-    if nE == 0:
-        return 0
+    that :func:`_count_fits` allows. Tokens: the largest over the counts k <= m of
+    min(A(k), B(k)), A(k) the k heaviest weights of the candidates that meet the
+    deadline at T_C(1, Sx, Nx), B(k) fractional knapsacks on exact KV memory and on
+    downlink demand at T_C(k, Sx, Nx); also at most a fractional knapsack on uplink
+    demand at T_C(1, Sx, Nx)."""
     wE = np.empty(nE)
     memE = np.empty(nE)
     cE = np.empty(nE)
     bitsE = np.empty(nE)
     snrE = np.empty(nE)
-    buf = np.empty(nE)
+    wtE = np.empty(nE, np.int64)
     for t in range(nE):
         j = E[t]
         wE[t] = window[j]
@@ -733,41 +854,10 @@ def box_bound(Sx, Nx, E, nE, unit, floor, weight, prompt, output, window, up_bit
         cE[t] = down_c[j]
         bitsE[t] = up_bits[j]
         snrE[t] = snr[j]
-    if unit:
-        return _box_count(floor + 1, Sx, Nx, nE, wE, memE, cE, bitsE, snrE, buf,
-                          P, L, d, W, kv, C, M, kv_cap, padded, B_U, B_D)
-    tau = compute_s(1.0, Sx, Nx, P, L, d, W, kv, C, M)
-    el = np.empty(nE, np.int64)
-    ne = 0
-    total = 0
-    for t in range(nE):
-        if wE[t] > tau:
-            el[ne] = E[t]
-            total += weight[E[t]]
-            ne += 1
-    if total <= floor:
-        return total
-    m = _box_count(1, Sx, Nx, nE, wE, memE, cE, bitsE, snrE, buf,
-                   P, L, d, W, kv, C, M, kv_cap, padded, B_U, B_D)
-    if m <= 0:
-        return 0
-    ws = np.sort(weight[el[:ne]])
-    cap = 0
-    for q in range(min(m, ne)):
-        cap += ws[ne - 1 - q]
-    if cap <= floor:
-        return cap
-    size = np.empty(ne)
-    if not padded:
-        for t in range(ne):
-            size[t] = prompt[el[t]] + output[el[t]]
-        cap = min(cap, _frac_knapsack(weight, size, el, ne, kv_cap / kv))
-    for t in range(ne):
-        size[t] = down_c[el[t]] / (window[el[t]] - tau)
-    cap = min(cap, _frac_knapsack(weight, size, el, ne, B_D))
-    for t in range(ne):
-        size[t] = uplink_bw(up_bits[el[t]], window[el[t]] - tau, snr[el[t]])
-    return min(cap, _frac_knapsack(weight, size, el, ne, B_U))
+        wtE[t] = weight[j]
+    return _box_bound(Sx, Nx, nE, unit, floor, wE, memE, cE, bitsE, snrE, wtE, np.empty(nE),
+                      np.empty(nE, np.int64), np.empty(nE), np.empty(nE),
+                      P, L, d, W, kv, C, M, kv_cap, padded, B_U, B_D)
 
 
 @njit(cache=True, nogil=True)
@@ -788,18 +878,25 @@ def box_search(root, prompt, output, window, admissible, weight, up_bits, snr, d
     best_val = start_val
     checks = 0
     Ps = np.unique(prompt[root])
-    Qs = np.unique(output[root])
-    a, c = Ps.size, Qs.size
-    # candidates by prompt, so that E(S*) is a prefix
+    nq = np.unique(output[root]).size
+    a = Ps.size
+    # candidates by prompt, so that E(S*) is a prefix; within E(S*), by output, so that
+    # the box (S*, N*) is a prefix of it
     byp = root[np.argsort(prompt[root], kind="mergesort")]
-    rank = np.empty(prompt.size, np.int64)  # position of each candidate in search order
-    for t in range(n):
-        rank[root[t]] = t
-    boxS = np.empty(a * c)
-    boxN = np.empty(a * c)
-    boxU = np.empty(a * c, np.int64)
+    boxS = np.empty(a * nq)
+    boxN = np.empty(a * nq)
+    boxU = np.empty(a * nq, np.int64)
     nb = 0
-    E = np.empty(n, np.int64)
+    wE = np.empty(n)
+    memE = np.empty(n)
+    cE = np.empty(n)
+    bitsE = np.empty(n)
+    snrE = np.empty(n)
+    wtE = np.empty(n, np.int64)
+    buf = np.empty(n)
+    el = np.empty(n, np.int64)
+    size_m = np.empty(n)
+    size_d = np.empty(n)
     stopped = False
     upper_rest = 0  # bound of the boxes never bounded (time limit)
     end = 0
@@ -807,23 +904,50 @@ def box_search(root, prompt, output, window, admissible, weight, up_bits, snr, d
         Sx = Ps[x]
         while end < n and prompt[byp[end]] <= Sx:
             end += 1
-        for y in range(c):
-            Nx = Qs[y]
-            nE = 0
-            edgeS = False
-            edgeN = False
-            for t in range(end):
-                j = byp[t]
-                if output[j] <= Nx:
-                    E[nE] = j
-                    nE += 1
-                    edgeS = edgeS or prompt[j] == Sx
-                    edgeN = edgeN or output[j] == Nx
-            if not (edgeS and edgeN):
+        Ex = byp[:end][np.argsort(output[byp[:end]], kind="mergesort")]
+        wmax = -math.inf
+        edgeS = False
+        tot = 0
+        heavy = 0
+        for t in range(end):
+            j = Ex[t]
+            wE[t] = window[j]
+            memE[t] = prompt[j] + output[j]
+            cE[t] = down_c[j]
+            bitsE[t] = up_bits[j]
+            snrE[t] = snr[j]
+            wtE[t] = weight[j]
+            wmax = max(wmax, window[j])
+            tot += weight[j]
+            heavy = max(heavy, weight[j])
+            edgeS = edgeS or prompt[j] == Sx
+            # a box (Sx, output[j]) ends where the next candidate's output is longer,
+            # and holds a candidate at its prompt edge
+            if not edgeS or (t + 1 < end and output[Ex[t + 1]] == output[j]):
                 continue
-            u = box_bound(Sx, Nx, E, nE, unit, best_val, weight, prompt, output, window,
-                          up_bits, snr, down_c, P, L, d, W, kv, C, M, kv_cap, padded,
-                          B_U, B_D)
+            Nx = output[j]
+            nE = t + 1
+            if tot <= best_val:
+                continue
+            # quick bound: at most mq members (padded memory, and compute time below the
+            # longest window), each worth at most the heaviest
+            if unit:
+                mq = best_val + 1  # enough to know whether best_val + 1 can fit
+                if not _few_fit(mq, nE, Sx, Nx, wmax, P, L, d, W, kv, C, M, kv_cap, padded):
+                    continue
+            else:
+                lo, hi = 0, nE
+                while lo < hi:
+                    mid = (lo + hi + 1) // 2
+                    if _few_fit(mid, nE, Sx, Nx, wmax, P, L, d, W, kv, C, M, kv_cap, padded):
+                        lo = mid
+                    else:
+                        hi = mid - 1
+                if lo * heavy <= best_val:
+                    continue
+            u = _box_bound(Sx, Nx, nE, unit, best_val, wE, memE, cE, bitsE, snrE, wtE, buf,
+                           el, size_m, size_d, P, L, d, W, kv, C, M, kv_cap, padded,
+                           B_U, B_D)
             if u > best_val:
                 boxS[nb] = Sx
                 boxN[nb] = Nx

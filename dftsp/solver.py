@@ -161,6 +161,10 @@ def _dftsp(p: Prepared, time_limit: float, node_limit: int):
         start, start_val, g_checks = _search.greedy(*_greedy_orders(p, root), *arrays,
                                                     t0 + time_limit)
     if root.size > BOX_MIN:
+        # the root of the plain search (no step taken): its incumbent from boxes
+        start, start_val, c, _, _ = _search.search(
+            root, *arrays, _unit(p), time_limit, 0, start, start_val, big, t0)
+        g_checks += c
         batch, value, checks, upper, done = _search.box_search(
             root, *arrays, _unit(p), time_limit, node_limit, start, start_val, t0)
     else:

@@ -237,11 +237,11 @@ def test_box_search_limits_give_valid_upper_bounds(boxes_always):
         fam = FAMILIES[t % len(FAMILIES)]
         p = prepare(family_instance(np.random.default_rng([16, t]), 12, *fam))
         opt = solve(p, "bruteforce").value
-        for limit in (1, 3, 9):
+        for limit in (1, 2, 4):
             s = solve(p, node_limit=limit)
             assert s.evaluation.feasible and s.value <= opt <= s.upper_bound, (t, limit)
             stopped += s.status == "time_limit"
-    assert stopped > 15
+    assert stopped > 10
 
 
 def test_box_bound_never_below_the_box_optimum():
