@@ -199,7 +199,7 @@ def _sum_smallest(vals, n, m):
 @njit(cache=True, nogil=True)
 def _resources_fit(m, b, S, N, sumsn, minw, thi, ids, F, nF, mj, prompt, output, window,
                    up_bits, snr, down_c, P, L, d, W, kv, C, M, kv_cap, padded, B_U, B_D,
-                   uplink):
+                   uplink, inside=False):
     """Can the batch X (sorted ``ids``, b members, longest prompt S and output N) grow by m
     members of F[:nF] within compute time, memory, downlink and uplink? Necessary
     conditions: only candidates with mj >= m can be among the m, so the batch computes
@@ -207,7 +207,9 @@ def _resources_fit(m, b, S, N, sumsn, minw, thi, ids, F, nF, mj, prompt, output,
     output those candidates would give (and :func:`_box_fits`); the uplink phase ends
     before T_hi(X) and before every member's window minus that compute time, and each
     resource must hold X's least demand plus the m smallest least demands of the
-    eligible candidates. The uplink test (the costliest) runs only when ``uplink``."""
+    eligible candidates. The uplink test (the costliest) runs only when ``uplink``.
+    ``inside``: every candidate is within X's longest prompt and output, so S_m = S and
+    N_m = N and the test of :func:`_box_fits` is the one below."""
     if m == 0:
         return True
     # the batch's longest prompt is at least the m-th smallest max(S, s_j) among the
@@ -223,8 +225,9 @@ def _resources_fit(m, b, S, N, sumsn, minw, thi, ids, F, nF, mj, prompt, output,
     Nm = _kth_smallest(size, mask, nF, m)
     if not math.isfinite(Sm + Nm):
         return False
-    if not _box_fits(m, b, S, N, sumsn, minw, ids, F, nF, mask, prompt, output, window,
-                     down_c, P, L, d, W, kv, C, M, kv_cap, padded, B_D, np.empty(0), np.empty(0)):
+    if not inside and not _box_fits(m, b, S, N, sumsn, minw, ids, F, nF, mask, prompt,
+                                    output, window, down_c, P, L, d, W, kv, C, M, kv_cap,
+                                    padded, B_D, np.empty(0), np.empty(0)):
         return False
     tcl = compute_s(float(b + m), Sm, Nm, P, L, d, W, kv, C, M)
     if tcl >= minw:
@@ -270,7 +273,36 @@ def _node_bound(b, S, N, sumsn, minw, thi, upsum, downsum, ids, F, nF, tck, upk,
     # (and padded memory) allow, with the batch's longest prompt and output at least
     # those of X + j: T_C(b + m, S_j, N_j) < min(w_j, min window of X)
     mj = np.empty(nF, np.int64)
+    inside = True  # every candidate within X's longest prompt and output (a box)
+    wtop = 0.0
     for t in range(nF):
+        inside = inside and prompt[F[t]] <= S and output[F[t]] <= N
+        wtop = max(wtop, min(minw, window[F[t]]))
+    if inside:
+        # T_C(b + m, S, N) is the same for every candidate: tabulate it once, up to the
+        # first count that no window or the padded memory admits
+        tm = np.empty(nF + 1)
+        top = 0
+        for m in range(1, nF + 1):
+            if padded and kv_cache_bytes(float(b + m), S, N, 0.0, kv, True) > kv_cap:
+                break
+            tm[m] = compute_s(float(b + m), S, N, P, L, d, W, kv, C, M)
+            if tm[m] >= wtop:
+                break
+            top = m
+        for t in range(nF):
+            cap_w = min(minw, window[F[t]])
+            lo, hi = 1, max(top, 1)
+            while lo < hi:
+                mid = (lo + hi + 1) // 2
+                if tm[mid] < cap_w:
+                    lo = mid
+                else:
+                    hi = mid - 1
+            mj[t] = lo
+    for t in range(nF):
+        if inside:
+            break
         j = F[t]
         Sj = max(S, prompt[j])
         Nj = max(N, output[j])
@@ -299,13 +331,13 @@ def _node_bound(b, S, N, sumsn, minw, thi, upsum, downsum, ids, F, nF, tck, upk,
     for uplink in (False, True):
         if not _resources_fit(room, b, S, N, sumsn, minw, thi, ids, F, nF, mj, prompt,
                               output, window, up_bits, snr, down_c, P, L, d, W, kv, C, M,
-                              kv_cap, padded, B_U, B_D, uplink):
+                              kv_cap, padded, B_U, B_D, uplink, inside):
             lo, hi = 0, room - 1
             while lo < hi:
                 mid = (lo + hi + 1) // 2
                 if _resources_fit(mid, b, S, N, sumsn, minw, thi, ids, F, nF, mj, prompt,
                                   output, window, up_bits, snr, down_c, P, L, d, W, kv, C,
-                                  M, kv_cap, padded, B_U, B_D, uplink):
+                                  M, kv_cap, padded, B_U, B_D, uplink, inside):
                     lo = mid
                 else:
                     hi = mid - 1
