@@ -269,3 +269,24 @@ def test_box_bound_never_below_the_box_optimum():
             assert u >= v, (t, S, N, u, v)
             tight += u == v
     assert tight > 0
+
+
+def test_oracle_callers_stop_at_a_share_of_the_slot():
+    """The oracle policy solves each slot under slot_time_limit (a quarter of the slot by
+    default), or its own limit, and counts the slots it could not prove optimal."""
+    from types import SimpleNamespace
+
+    from edgellm.agents.oracle import OraclePolicy
+    from edgellm.dftsp import SLOT_FRACTION, slot_time_limit
+
+    p = prepare(family_instance(np.random.default_rng([64, 1, 0]), 64, *FAMILIES[0]))
+    assert slot_time_limit(p) == pytest.approx(SLOT_FRACTION * p.slot_s)
+    view = SimpleNamespace(users=list(range(100, 100 + p.n)), prepared=p)
+    exact = OraclePolicy()
+    served = exact.select(view)
+    assert exact.last.status == "optimal" and exact.unproven == 0
+    assert served == tuple(100 + i for i in exact.last.batch)
+    rushed = OraclePolicy(time_limit=1e-6)
+    rushed.select(view)
+    assert rushed.last.status == "time_limit" and rushed.unproven == 1
+    assert rushed.last.value <= exact.last.value <= rushed.last.upper_bound
