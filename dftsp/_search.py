@@ -863,6 +863,18 @@ def _crossing(m, A, Sx, Nx, nE, wE, memE, cE, wtE, el, size_m, size_d,
 
 
 @njit(cache=True, nogil=True)
+def _put_member(t, j, wE, memE, cE, bitsE, snrE, wtE, window, prompt, output, down_c,
+                up_bits, snr, weight):
+    """Write request j's columns at position t of a box's member columns."""
+    wE[t] = window[j]
+    memE[t] = prompt[j] + output[j]
+    cE[t] = down_c[j]
+    bitsE[t] = up_bits[j]
+    snrE[t] = snr[j]
+    wtE[t] = weight[j]
+
+
+@njit(cache=True, nogil=True)
 def box_bound(Sx, Nx, E, nE, unit, floor, weight, prompt, output, window, up_bits, snr,
               down_c, P, L, d, W, kv, C, M, kv_cap, padded, B_U, B_D):
     """Upper bound on the value of any feasible batch of candidates E[:nE] whose longest
@@ -880,13 +892,8 @@ def box_bound(Sx, Nx, E, nE, unit, floor, weight, prompt, output, window, up_bit
     snrE = np.empty(nE)
     wtE = np.empty(nE, np.int64)
     for t in range(nE):
-        j = E[t]
-        wE[t] = window[j]
-        memE[t] = prompt[j] + output[j]
-        cE[t] = down_c[j]
-        bitsE[t] = up_bits[j]
-        snrE[t] = snr[j]
-        wtE[t] = weight[j]
+        _put_member(t, E[t], wE, memE, cE, bitsE, snrE, wtE, window, prompt, output, down_c,
+                    up_bits, snr, weight)
     return _box_bound(Sx, Nx, nE, unit, floor, wE, memE, cE, bitsE, snrE, wtE, np.empty(nE),
                       np.empty(nE, np.int64), np.empty(nE), np.empty(nE),
                       P, L, d, W, kv, C, M, kv_cap, padded, B_U, B_D)
@@ -931,7 +938,9 @@ def box_search(root, prompt, output, window, admissible, weight, up_bits, snr, d
     size_d = np.empty(n)
     stopped = False
     upper_rest = 0  # bound of the boxes never bounded (time limit)
+    bounded = 0
     end = 0
+    t = 0
     for x in range(a):
         Sx = Ps[x]
         while end < n and prompt[byp[end]] <= Sx:
@@ -943,12 +952,8 @@ def box_search(root, prompt, output, window, admissible, weight, up_bits, snr, d
         heavy = 0
         for t in range(end):
             j = Ex[t]
-            wE[t] = window[j]
-            memE[t] = prompt[j] + output[j]
-            cE[t] = down_c[j]
-            bitsE[t] = up_bits[j]
-            snrE[t] = snr[j]
-            wtE[t] = weight[j]
+            _put_member(t, j, wE, memE, cE, bitsE, snrE, wtE, window, prompt, output, down_c,
+                        up_bits, snr, weight)
             wmax = max(wmax, window[j])
             tot += weight[j]
             heavy = max(heavy, weight[j])
@@ -985,10 +990,15 @@ def box_search(root, prompt, output, window, admissible, weight, up_bits, snr, d
                 boxN[nb] = Nx
                 boxU[nb] = u
                 nb += 1
-        if _clock() - t0 > time_limit:
+            bounded += 1
+            if bounded % _CLOCK_EVERY == 0 and _clock() - t0 > time_limit:
+                stopped = True
+                break
+        if not stopped and _clock() - t0 > time_limit:
             stopped = True
-            # boxes with a longer prompt: bounded by every candidate's weight
-            if x + 1 < a:
+        if stopped:
+            # boxes not bounded yet: bounded by every candidate's weight
+            if x + 1 < a or t + 1 < end:
                 upper_rest = weight[root].sum()
             break
     order = np.argsort(-boxU[:nb], kind="mergesort")
