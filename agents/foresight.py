@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from edgellm.agents.base import Policy, SlotViewLike, indices_to_users
-from edgellm.dftsp.solver import Solution, solve
+from edgellm.dftsp.solver import Solution, slot_time_limit, solve
 
 
 def urgency_rank(p, users) -> np.ndarray:
@@ -52,5 +52,6 @@ class UrgentOraclePolicy(Policy):
             self.last = None
             return ()
         w = lexicographic_weights(view.prepared.weight, urgency_rank(view.prepared, view.users))
-        self.last = solve(view.prepared, "dftsp", weights=w)
+        self.last = solve(view.prepared, "dftsp", weights=w,
+                          time_limit=slot_time_limit(view.prepared))
         return indices_to_users(view, self.last.batch)

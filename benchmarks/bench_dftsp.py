@@ -7,12 +7,16 @@ family and K, the same seeded instances are solved with a time limit; the script
 median and worst wall time and nodes, how many hit the limit and their worst certified
 gap, then the targets of issue 14. At K = 16 brute force checks every optimum.
 
-A warm-up solve per family runs first, so numba compilation (cached on disk after the
-first run) is never timed.
+A warm-up solve per family runs first (with more than 16 candidates, so that the box
+search is compiled too), so numba compilation (cached on disk after the first run) is
+never timed. ``--baseline`` also solves every instance with the plain depth-first search
+of the previous version (one tree over all candidates, no boxes) under the same limit,
+and prints its figures and the ratios beside.
 
     python benchmarks/bench_dftsp.py                 # full run (about 20 minutes)
     python benchmarks/bench_dftsp.py --quick         # 3 instances per family and K
     python benchmarks/bench_dftsp.py --peer          # also the HiGHS relaxation bound
+    python benchmarks/bench_dftsp.py --baseline      # also the plain search, side by side
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ import time
 
 import numpy as np
 
-from edgellm.dftsp import solve
+from edgellm.dftsp import solve, solver
 from edgellm.system import prepare
 from edgellm.system.generate import FAMILIES, family_instance
 
@@ -39,10 +43,28 @@ def instances(fam, K: int, n: int):
         yield prepare(family_instance(rng, K, *fam))
 
 
-def run_family(fam, K: int, n: int, limit: float, check: bool) -> dict:
+def plain_search(p, limit: float):
+    """The search without boxes (one depth-first tree over every candidate)."""
+    saved, solver.BOX_MIN = solver.BOX_MIN, 1 << 62
+    try:
+        return solve(p, time_limit=limit)
+    finally:
+        solver.BOX_MIN = saved
+
+
+def run_family(fam, K: int, n: int, limit: float, check: bool, baseline: bool) -> dict:
     ms, nodes, gaps, stopped = [], [], [], 0
+    base_ms, base_nodes, base_stopped = [], [], 0
     for p in instances(fam, K, n):
+        if baseline:
+            b = plain_search(p, limit)
+            base_ms.append(b.wall_s * 1e3)
+            base_nodes.append(b.nodes)
+            base_stopped += b.status != "optimal"
         s = solve(p, time_limit=limit)
+        if baseline and s.status == b.status == "optimal" and s.value != b.value:
+            raise SystemExit(f"MISMATCH {family_name(fam)} K={K}: boxes {s.value} != "
+                             f"plain search {b.value}")
         ms.append(s.wall_s * 1e3)
         nodes.append(s.nodes)
         if s.status != "optimal":
@@ -53,9 +75,13 @@ def run_family(fam, K: int, n: int, limit: float, check: bool) -> dict:
             if b.value != s.value:
                 raise SystemExit(f"MISMATCH {family_name(fam)} K={K}: dftsp {s.value} != "
                                  f"brute force {b.value}")
-    return dict(ms_med=statistics.median(ms), ms_max=max(ms),
-                nodes_med=statistics.median(nodes), nodes_max=max(nodes), stopped=stopped,
-                gap_max=max(gaps, default=0.0), n=n)
+    r = dict(ms_med=statistics.median(ms), ms_max=max(ms),
+             nodes_med=statistics.median(nodes), nodes_max=max(nodes), stopped=stopped,
+             gap_max=max(gaps, default=0.0), n=n)
+    if baseline:
+        r.update(base_ms_med=statistics.median(base_ms), base_ms_max=max(base_ms),
+                 base_nodes_med=statistics.median(base_nodes), base_stopped=base_stopped)
+    return r
 
 
 def main() -> None:
@@ -65,6 +91,8 @@ def main() -> None:
     ap.add_argument("--ks", default="16,64,256,1024", help="comma list of K")
     ap.add_argument("--limit", type=float, default=5.0,
                     help="time limit [s] per solve for K < 1024 (default 5)")
+    ap.add_argument("--baseline", action="store_true",
+                    help="also the plain search without boxes, side by side")
     ap.add_argument("--peer", action="store_true",
                     help="also solve the MILP relaxation with HiGHS (see dftsp/relax.py)")
     args = ap.parse_args()
@@ -75,19 +103,27 @@ def main() -> None:
           f"and K; time limit {args.limit:g} s (1 s at K = 1024)")
     t0 = time.perf_counter()
     for fam in FAMILIES:  # warm-up: compile (or load) the search, untimed
-        solve(next(instances(fam, 12, 1)))
+        solve(next(instances(fam, 40, 1)))
+        if args.baseline:
+            plain_search(next(instances(fam, 40, 1)), args.limit)
     print(f"warm-up (numba compile or cache load, not timed): {time.perf_counter() - t0:.1f} s")
     rows = {}
     print(f"\n{'family':<26} {'K':>5} {'ms med':>9} {'ms max':>9} {'nodes med':>10} "
-          f"{'nodes max':>10} {'limited':>8} {'gap max':>8}")
+          f"{'nodes max':>10} {'limited':>8} {'gap max':>8}"
+          + (f" | {'plain med':>9} {'plain max':>9} {'p.nodes med':>11} {'p.limited':>9} "
+             f"{'x med':>6}" if args.baseline else ""))
     for K in Ks:
         limit = 1.0 if K >= 1024 else args.limit
         for fam in FAMILIES:
-            r = run_family(fam, K, n, limit, check=K <= 16)
+            r = run_family(fam, K, n, limit, check=K <= 16, baseline=args.baseline)
             rows[fam, K] = r
             print(f"{family_name(fam):<26} {K:>5} {r['ms_med']:>9.2f} {r['ms_max']:>9.1f} "
                   f"{r['nodes_med']:>10.0f} {r['nodes_max']:>10} {r['stopped']:>8} "
-                  f"{100 * r['gap_max']:>7.2f}%", flush=True)
+                  f"{100 * r['gap_max']:>7.2f}%"
+                  + (f" | {r['base_ms_med']:>9.2f} {r['base_ms_max']:>9.1f} "
+                     f"{r['base_nodes_med']:>11.0f} {r['base_stopped']:>9} "
+                     f"{r['base_ms_med'] / max(r['ms_med'], 1e-9):>6.1f}"
+                     if args.baseline else ""), flush=True)
     if args.peer:
         from edgellm.dftsp.relax import peer_table
 

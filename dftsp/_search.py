@@ -199,7 +199,7 @@ def _sum_smallest(vals, n, m):
 @njit(cache=True, nogil=True)
 def _resources_fit(m, b, S, N, sumsn, minw, thi, ids, F, nF, mj, prompt, output, window,
                    up_bits, snr, down_c, P, L, d, W, kv, C, M, kv_cap, padded, B_U, B_D,
-                   uplink):
+                   uplink, inside=False):
     """Can the batch X (sorted ``ids``, b members, longest prompt S and output N) grow by m
     members of F[:nF] within compute time, memory, downlink and uplink? Necessary
     conditions: only candidates with mj >= m can be among the m, so the batch computes
@@ -207,7 +207,9 @@ def _resources_fit(m, b, S, N, sumsn, minw, thi, ids, F, nF, mj, prompt, output,
     output those candidates would give (and :func:`_box_fits`); the uplink phase ends
     before T_hi(X) and before every member's window minus that compute time, and each
     resource must hold X's least demand plus the m smallest least demands of the
-    eligible candidates. The uplink test (the costliest) runs only when ``uplink``."""
+    eligible candidates. The uplink test (the costliest) runs only when ``uplink``.
+    ``inside``: every candidate is within X's longest prompt and output, so S_m = S and
+    N_m = N and the test of :func:`_box_fits` is the one below."""
     if m == 0:
         return True
     # the batch's longest prompt is at least the m-th smallest max(S, s_j) among the
@@ -223,8 +225,9 @@ def _resources_fit(m, b, S, N, sumsn, minw, thi, ids, F, nF, mj, prompt, output,
     Nm = _kth_smallest(size, mask, nF, m)
     if not math.isfinite(Sm + Nm):
         return False
-    if not _box_fits(m, b, S, N, sumsn, minw, ids, F, nF, mask, prompt, output, window,
-                     down_c, P, L, d, W, kv, C, M, kv_cap, padded, B_D, np.empty(0), np.empty(0)):
+    if not inside and not _box_fits(m, b, S, N, sumsn, minw, ids, F, nF, mask, prompt,
+                                    output, window, down_c, P, L, d, W, kv, C, M, kv_cap,
+                                    padded, B_D, np.empty(0), np.empty(0)):
         return False
     tcl = compute_s(float(b + m), Sm, Nm, P, L, d, W, kv, C, M)
     if tcl >= minw:
@@ -270,7 +273,36 @@ def _node_bound(b, S, N, sumsn, minw, thi, upsum, downsum, ids, F, nF, tck, upk,
     # (and padded memory) allow, with the batch's longest prompt and output at least
     # those of X + j: T_C(b + m, S_j, N_j) < min(w_j, min window of X)
     mj = np.empty(nF, np.int64)
+    inside = True  # every candidate within X's longest prompt and output (a box)
+    wtop = 0.0
     for t in range(nF):
+        inside = inside and prompt[F[t]] <= S and output[F[t]] <= N
+        wtop = max(wtop, min(minw, window[F[t]]))
+    if inside:
+        # T_C(b + m, S, N) is the same for every candidate: tabulate it once, up to the
+        # first count that no window or the padded memory admits
+        tm = np.empty(nF + 1)
+        top = 0
+        for m in range(1, nF + 1):
+            if padded and kv_cache_bytes(float(b + m), S, N, 0.0, kv, True) > kv_cap:
+                break
+            tm[m] = compute_s(float(b + m), S, N, P, L, d, W, kv, C, M)
+            if tm[m] >= wtop:
+                break
+            top = m
+        for t in range(nF):
+            cap_w = min(minw, window[F[t]])
+            lo, hi = 1, max(top, 1)
+            while lo < hi:
+                mid = (lo + hi + 1) // 2
+                if tm[mid] < cap_w:
+                    lo = mid
+                else:
+                    hi = mid - 1
+            mj[t] = lo
+    for t in range(nF):
+        if inside:
+            break
         j = F[t]
         Sj = max(S, prompt[j])
         Nj = max(N, output[j])
@@ -299,13 +331,13 @@ def _node_bound(b, S, N, sumsn, minw, thi, upsum, downsum, ids, F, nF, tck, upk,
     for uplink in (False, True):
         if not _resources_fit(room, b, S, N, sumsn, minw, thi, ids, F, nF, mj, prompt,
                               output, window, up_bits, snr, down_c, P, L, d, W, kv, C, M,
-                              kv_cap, padded, B_U, B_D, uplink):
+                              kv_cap, padded, B_U, B_D, uplink, inside):
             lo, hi = 0, room - 1
             while lo < hi:
                 mid = (lo + hi + 1) // 2
                 if _resources_fit(mid, b, S, N, sumsn, minw, thi, ids, F, nF, mj, prompt,
                                   output, window, up_bits, snr, down_c, P, L, d, W, kv, C,
-                                  M, kv_cap, padded, B_U, B_D, uplink):
+                                  M, kv_cap, padded, B_U, B_D, uplink, inside):
                     lo = mid
                 else:
                     hi = mid - 1
@@ -497,10 +529,14 @@ def box_greedy(root, m_top, tries, prompt, output, window, admissible, weight, u
 @njit(cache=True, nogil=True)
 def search(root, prompt, output, window, admissible, weight, up_bits, snr, down_c,
            enc_s, P, L, d, W, kv, C, M, kv_cap, padded, B_U, B_D, slot, unit,
-           time_limit, node_limit, start, start_val, box_incumbent, t0):
+           time_limit, node_limit, start, start_val, box_incumbent, t0, S0=0.0, N0=0.0):
     """Depth-first branch and bound over the set-enumeration tree of ``root`` (feasible
     singletons in search order), from the incumbent ``start`` of value ``start_val``
-    (improved first by :func:`box_greedy` when ``box_incumbent``).
+    (improved first by :func:`box_greedy` when ``box_incumbent``). ``S0`` and ``N0``
+    are floors on the longest prompt and output that the bounds assume (a box of
+    :func:`box_search`): subtrees are pruned as if every batch had them, which is exact
+    for the batches whose longest prompt and output are S0 and N0 (and only for those);
+    feasibility is always checked in full.
     ``t0`` is the clock reading the time limit counts from. Returns (best batch, its
     value, full checks made, upper bound on the optimum, finished)."""
     n = root.size
@@ -527,7 +563,7 @@ def search(root, prompt, output, window, admissible, weight, up_bits, snr, down_
     tck = np.empty(n)
     upk = np.empty(n)
     best_val = start_val
-    best = np.empty(n, np.int64)
+    best = np.empty(max(n, start.size), np.int64)
     nbest = start.size
     best[:nbest] = start
     checks = 0
@@ -535,11 +571,11 @@ def search(root, prompt, output, window, admissible, weight, up_bits, snr, down_
     stopped = False
 
     # root: X = {}, F = root
-    cnt, downsum = _expand(0, srt[0], 0.0, 0.0, 0.0, math.inf, math.inf, 0.0, root, 0, n,
+    cnt, downsum = _expand(0, srt[0], S0, N0, 0.0, math.inf, math.inf, 0.0, root, 0, n,
                            cand[0], tck, upk, prompt, output, window, up_bits, snr,
                            down_c, P, L, d, W, kv, C, M, kv_cap, padded, B_U, B_D)
     ncand[0] = cnt
-    room[0], cap[0] = _node_bound(0, 0.0, 0.0, 0.0, math.inf, math.inf, 0.0, downsum,
+    room[0], cap[0] = _node_bound(0, S0, N0, 0.0, math.inf, math.inf, 0.0, downsum,
                                   srt[0], cand[0], cnt, tck, upk, prompt, output, window,
                                   weight, up_bits, snr, down_c, P, L, d, W, kv, C, M,
                                   kv_cap, padded, B_U, B_D, unit)
@@ -600,6 +636,8 @@ def search(root, prompt, output, window, admissible, weight, up_bits, snr, down_
         if code != OK:
             pos[depth] += 1
             continue
+        S = max(S, S0)
+        N = max(N, N0)
         memb[depth] = j
         if v > best_val:
             best_val = v
@@ -634,4 +672,384 @@ def search(root, prompt, output, window, admissible, weight, up_bits, snr, down_
             u = val[e] + _bound(unit, weight, cand[e], wsort[e], ncand[e], room[e], cap[e],
                                 pos[e], room[e])
             upper = max(upper, u)
+    return best[:nbest].copy(), best_val, checks, upper, not stopped
+
+
+# ----------------------------------------------------------------------------- boxes
+@njit(cache=True, nogil=True)
+def _count_fits(m, Sx, Nx, nE, wE, memE, cE, bitsE, snrE, buf,
+              P, L, d, W, kv, C, M, kv_cap, padded, B_U, B_D, uplink):
+    """Necessary condition for m members of a box (candidates E with windows wE, KV
+    positions memE, downlink constants cE, uplink bits and SNRs) to form a batch whose
+    longest prompt and output are exactly Sx and Nx: its compute time is at least
+    tau = T_C(m, Sx, Nx), so at least m members have windows above tau, padded memory
+    m (Sx + Nx) fits, and the m smallest exact KV demands, downlink demands
+    c_j / (w_j - tau) and (when ``uplink``) uplink demands beta_j(w_j - tau) fit.
+    Monotone: if m passes, so does m - 1."""
+    if m == 0:
+        return True
+    if m > nE:
+        return False
+    if padded and kv_cache_bytes(float(m), Sx, Nx, 0.0, kv, True) > kv_cap:
+        return False
+    tau = compute_s(float(m), Sx, Nx, P, L, d, W, kv, C, M)
+    cnt = 0
+    for t in range(nE):
+        if wE[t] > tau:
+            buf[cnt] = memE[t]
+            cnt += 1
+    if cnt < m:
+        return False
+    if not padded and _sum_smallest(buf, cnt, m) * kv > kv_cap * (1.0 + _SLACK):
+        return False
+    cnt = 0
+    for t in range(nE):
+        if wE[t] > tau:
+            buf[cnt] = cE[t] / (wE[t] - tau)
+            cnt += 1
+    if _sum_smallest(buf, cnt, m) > B_D * (1.0 + _SLACK):
+        return False
+    if not uplink:
+        return True
+    cnt = 0
+    for t in range(nE):
+        if wE[t] > tau:
+            buf[cnt] = uplink_bw(bitsE[t], wE[t] - tau, snrE[t])
+            cnt += 1
+    return _sum_smallest(buf, cnt, m) <= B_U * (1.0 + _SLACK)
+
+
+@njit(cache=True, nogil=True)
+def _box_count(lo, Sx, Nx, nE, wE, memE, cE, bitsE, snrE, buf,
+               P, L, d, W, kv, C, M, kv_cap, padded, B_U, B_D, with_uplink=True, top=-1):
+    """The largest m in [lo, top] (top < 0: nE) that passes :func:`_count_fits` (first
+    without the uplink test, the costliest, then with it unless not ``with_uplink``), or
+    lo - 1 if lo fails."""
+    if top < 0:
+        top = nE
+    for uplink in (False, True):
+        if uplink and not with_uplink:
+            break
+        if not _count_fits(lo, Sx, Nx, nE, wE, memE, cE, bitsE, snrE, buf,
+                           P, L, d, W, kv, C, M, kv_cap, padded, B_U, B_D, uplink):
+            return lo - 1
+        hi = top
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            if _count_fits(mid, Sx, Nx, nE, wE, memE, cE, bitsE, snrE, buf,
+                           P, L, d, W, kv, C, M, kv_cap, padded, B_U, B_D, uplink):
+                lo = mid
+            else:
+                hi = mid - 1
+        top = lo
+    return lo
+
+
+@njit(cache=True, nogil=True)
+def _few_fit(m, nE, Sx, Nx, wmax, P, L, d, W, kv, C, M, kv_cap, padded):
+    """Quick necessary condition for m members of a box of nE candidates, the longest
+    window wmax: padded memory and compute time T_C(m, Sx, Nx) < wmax."""
+    if m > nE:
+        return False
+    if padded and kv_cache_bytes(float(m), Sx, Nx, 0.0, kv, True) > kv_cap:
+        return False
+    return compute_s(float(m), Sx, Nx, P, L, d, W, kv, C, M) < wmax
+
+
+@njit(cache=True, nogil=True)
+def _box_demands(m, Sx, Nx, nE, wE, memE, cE, wtE, el, size_m, size_d,
+                 P, L, d, W, kv, C, M):
+    """Members of a box that meet the deadline at tau = T_C(m, Sx, Nx), written to el;
+    their KV positions and downlink demands c_j / (w_j - tau) to size_m and size_d.
+    Returns their count."""
+    tau = compute_s(float(m), Sx, Nx, P, L, d, W, kv, C, M)
+    ne = 0
+    for t in range(nE):
+        if wE[t] > tau:
+            el[ne] = t
+            size_m[ne] = memE[t]
+            size_d[ne] = cE[t] / (wE[t] - tau)
+            ne += 1
+    return ne
+
+
+@njit(cache=True, nogil=True)
+def _box_value(m, Sx, Nx, nE, wE, memE, cE, wtE, el, size_m, size_d,
+               P, L, d, W, kv, C, M, kv_cap, padded, B_D):
+    """Bound on the value of m members of a box: fractional knapsacks on exact KV memory
+    and on downlink demand at T_C(m, Sx, Nx) over the members meeting that deadline.
+    Non-increasing in m."""
+    ne = _box_demands(m, Sx, Nx, nE, wE, memE, cE, wtE, el, size_m, size_d,
+                      P, L, d, W, kv, C, M)
+    cap = _frac_knapsack(wtE, size_d, el, ne, B_D)
+    if not padded:
+        cap = min(cap, _frac_knapsack(wtE, size_m, el, ne, kv_cap / kv))
+    return cap
+
+
+@njit(cache=True, nogil=True)
+def _box_bound(Sx, Nx, nE, unit, floor, wE, memE, cE, bitsE, snrE, wtE, buf, el, size_m,
+               size_d, P, L, d, W, kv, C, M, kv_cap, padded, B_U, B_D):
+    """:func:`box_bound` on the box's member columns (windows, KV positions, downlink
+    constants, uplink bits, SNRs, weights); buf, el, size_m and size_d are scratch."""
+    if nE == 0:
+        return 0
+    if unit:
+        return _box_count(floor + 1, Sx, Nx, nE, wE, memE, cE, bitsE, snrE, buf,
+                          P, L, d, W, kv, C, M, kv_cap, padded, B_U, B_D)
+    ne = _box_demands(1, Sx, Nx, nE, wE, memE, cE, wtE, el, size_m, size_d,
+                      P, L, d, W, kv, C, M)
+    total = 0
+    for q in range(ne):
+        total += wtE[el[q]]
+    if total <= floor:
+        return total
+    m = _box_count(1, Sx, Nx, nE, wE, memE, cE, bitsE, snrE, buf,
+                   P, L, d, W, kv, C, M, kv_cap, padded, B_U, B_D, False)
+    if m <= 0:
+        return 0
+    # A(k): the k heaviest members meeting T_C(1) (non-decreasing); B(k): _box_value
+    # (non-increasing); a batch of k members is worth at most min(A(k), B(k))
+    for q in range(ne):
+        buf[q] = -wtE[el[q]]
+    ws = np.sort(buf[:ne])
+    m = min(m, ne)
+    A = np.zeros(m + 1, np.int64)
+    for q in range(m):
+        A[q + 1] = A[q] - int(ws[q])
+    if A[m] <= floor:
+        return A[m]
+    best = _crossing(m, A, Sx, Nx, nE, wE, memE, cE, wtE, el, size_m, size_d,
+                     P, L, d, W, kv, C, M, kv_cap, padded, B_D)
+    if best <= floor:
+        return best
+    # with the uplink: fewer members may fit, and one fractional knapsack on uplink
+    # demand at T_C(1) bounds every count
+    m = _box_count(1, Sx, Nx, nE, wE, memE, cE, bitsE, snrE, buf,
+                   P, L, d, W, kv, C, M, kv_cap, padded, B_U, B_D, True, m)
+    if m <= 0:
+        return 0
+    best = _crossing(m, A, Sx, Nx, nE, wE, memE, cE, wtE, el, size_m, size_d,
+                     P, L, d, W, kv, C, M, kv_cap, padded, B_D)
+    if best <= floor:
+        return best
+    ne = _box_demands(1, Sx, Nx, nE, wE, memE, cE, wtE, el, size_m, size_d,
+                      P, L, d, W, kv, C, M)
+    tau = compute_s(1.0, Sx, Nx, P, L, d, W, kv, C, M)
+    for q in range(ne):
+        t = el[q]
+        size_m[q] = uplink_bw(bitsE[t], wE[t] - tau, snrE[t])
+    return min(best, _frac_knapsack(wtE, size_m, el, ne, B_U))
+
+
+@njit(cache=True, nogil=True)
+def _crossing(m, A, Sx, Nx, nE, wE, memE, cE, wtE, el, size_m, size_d,
+              P, L, d, W, kv, C, M, kv_cap, padded, B_D):
+    """max over k in [1, m] of min(A(k), B(k)), A non-decreasing and B = :func:`_box_value`
+    non-increasing: at the least k with A(k) >= B(k), it is max(B(k), A(k - 1))."""
+    # the least k with A(k) >= B(k): the bound is max(B(k), A(k - 1))
+    lo, hi = 1, m + 1
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if A[mid] >= _box_value(mid, Sx, Nx, nE, wE, memE, cE, wtE, el, size_m, size_d,
+                                P, L, d, W, kv, C, M, kv_cap, padded, B_D):
+            hi = mid
+        else:
+            lo = mid + 1
+    if lo > m:
+        return A[m]
+    return max(_box_value(lo, Sx, Nx, nE, wE, memE, cE, wtE, el, size_m, size_d,
+                          P, L, d, W, kv, C, M, kv_cap, padded, B_D), A[lo - 1])
+
+
+@njit(cache=True, nogil=True)
+def _put_member(t, j, wE, memE, cE, bitsE, snrE, wtE, window, prompt, output, down_c,
+                up_bits, snr, weight):
+    """Write request j's columns at position t of a box's member columns."""
+    wE[t] = window[j]
+    memE[t] = prompt[j] + output[j]
+    cE[t] = down_c[j]
+    bitsE[t] = up_bits[j]
+    snrE[t] = snr[j]
+    wtE[t] = weight[j]
+
+
+@njit(cache=True, nogil=True)
+def box_bound(Sx, Nx, E, nE, unit, floor, weight, prompt, output, window, up_bits, snr,
+              down_c, P, L, d, W, kv, C, M, kv_cap, padded, B_U, B_D):
+    """Upper bound on the value of any feasible batch of candidates E[:nE] whose longest
+    prompt and output are exactly Sx and Nx, or a number <= ``floor`` when that bound
+    cannot exceed ``floor`` (the incumbent). Requests objective: the largest count m
+    that :func:`_count_fits` allows. Tokens: the largest over the counts k <= m of
+    min(A(k), B(k)), A(k) the k heaviest weights of the candidates that meet the
+    deadline at T_C(1, Sx, Nx), B(k) fractional knapsacks on exact KV memory and on
+    downlink demand at T_C(k, Sx, Nx); also at most a fractional knapsack on uplink
+    demand at T_C(1, Sx, Nx)."""
+    wE = np.empty(nE)
+    memE = np.empty(nE)
+    cE = np.empty(nE)
+    bitsE = np.empty(nE)
+    snrE = np.empty(nE)
+    wtE = np.empty(nE, np.int64)
+    for t in range(nE):
+        _put_member(t, E[t], wE, memE, cE, bitsE, snrE, wtE, window, prompt, output, down_c,
+                    up_bits, snr, weight)
+    return _box_bound(Sx, Nx, nE, unit, floor, wE, memE, cE, bitsE, snrE, wtE, np.empty(nE),
+                      np.empty(nE, np.int64), np.empty(nE), np.empty(nE),
+                      P, L, d, W, kv, C, M, kv_cap, padded, B_U, B_D)
+
+
+@njit(cache=True, nogil=True)
+def box_search(root, prompt, output, window, admissible, weight, up_bits, snr, down_c,
+               enc_s, P, L, d, W, kv, C, M, kv_cap, padded, B_U, B_D, slot, unit,
+               time_limit, node_limit, start, start_val, t0):
+    """Exact search by boxes: every batch has a longest prompt S* and output N*, both
+    among its members' lengths. For each such box (S*, N*) with a candidate at each
+    edge, :func:`box_bound` bounds the batches with exactly that box (their compute
+    time depends on the count alone); boxes that can beat the incumbent are searched
+    best bound first, each by a greedy fill in window order (longest first) and then
+    :func:`search` over the candidates inside the box with the box as its floors,
+    until the incumbent reaches the best bound left. Returns what :func:`search` does."""
+    n = root.size
+    best = np.empty(n, np.int64)
+    nbest = start.size
+    best[:nbest] = start
+    best_val = start_val
+    checks = 0
+    Ps = np.unique(prompt[root])
+    nq = np.unique(output[root]).size
+    a = Ps.size
+    # candidates by prompt, so that E(S*) is a prefix; within E(S*), by output, so that
+    # the box (S*, N*) is a prefix of it
+    byp = root[np.argsort(prompt[root], kind="mergesort")]
+    boxS = np.empty(a * nq)
+    boxN = np.empty(a * nq)
+    boxU = np.empty(a * nq, np.int64)
+    nb = 0
+    wE = np.empty(n)
+    memE = np.empty(n)
+    cE = np.empty(n)
+    bitsE = np.empty(n)
+    snrE = np.empty(n)
+    wtE = np.empty(n, np.int64)
+    buf = np.empty(n)
+    el = np.empty(n, np.int64)
+    size_m = np.empty(n)
+    size_d = np.empty(n)
+    stopped = False
+    upper_rest = 0  # bound of the boxes never bounded (time limit)
+    bounded = 0
+    end = 0
+    t = 0
+    for x in range(a):
+        Sx = Ps[x]
+        while end < n and prompt[byp[end]] <= Sx:
+            end += 1
+        Ex = byp[:end][np.argsort(output[byp[:end]], kind="mergesort")]
+        wmax = -math.inf
+        edgeS = False
+        tot = 0
+        heavy = 0
+        for t in range(end):
+            j = Ex[t]
+            _put_member(t, j, wE, memE, cE, bitsE, snrE, wtE, window, prompt, output, down_c,
+                        up_bits, snr, weight)
+            wmax = max(wmax, window[j])
+            tot += weight[j]
+            heavy = max(heavy, weight[j])
+            edgeS = edgeS or prompt[j] == Sx
+            # a box (Sx, output[j]) ends where the next candidate's output is longer,
+            # and holds a candidate at its prompt edge
+            if not edgeS or (t + 1 < end and output[Ex[t + 1]] == output[j]):
+                continue
+            Nx = output[j]
+            nE = t + 1
+            if tot <= best_val:
+                continue
+            # quick bound: at most mq members (padded memory, and compute time below the
+            # longest window), each worth at most the heaviest
+            if unit:
+                mq = best_val + 1  # enough to know whether best_val + 1 can fit
+                if not _few_fit(mq, nE, Sx, Nx, wmax, P, L, d, W, kv, C, M, kv_cap, padded):
+                    continue
+            else:
+                lo, hi = 0, nE
+                while lo < hi:
+                    mid = (lo + hi + 1) // 2
+                    if _few_fit(mid, nE, Sx, Nx, wmax, P, L, d, W, kv, C, M, kv_cap, padded):
+                        lo = mid
+                    else:
+                        hi = mid - 1
+                if lo * heavy <= best_val:
+                    continue
+            u = _box_bound(Sx, Nx, nE, unit, best_val, wE, memE, cE, bitsE, snrE, wtE, buf,
+                           el, size_m, size_d, P, L, d, W, kv, C, M, kv_cap, padded,
+                           B_U, B_D)
+            if u > best_val:
+                boxS[nb] = Sx
+                boxN[nb] = Nx
+                boxU[nb] = u
+                nb += 1
+            bounded += 1
+            if bounded % _CLOCK_EVERY == 0 and _clock() - t0 > time_limit:
+                stopped = True
+                break
+        if not stopped and _clock() - t0 > time_limit:
+            stopped = True
+        if stopped:
+            # boxes not bounded yet: bounded by every candidate's weight
+            if x + 1 < a or t + 1 < end:
+                upper_rest = weight[root].sum()
+            break
+    order = np.argsort(-boxU[:nb], kind="mergesort")
+    upper = max(best_val, upper_rest)
+    sel = np.empty(n, np.int64)
+    wkey = np.empty(n)
+    for q in range(nb):
+        r = order[q]
+        if boxU[r] <= best_val:
+            break
+        if stopped or checks >= node_limit or _clock() - t0 > time_limit:
+            stopped = True
+            upper = max(upper, boxU[r])
+            break
+        Sx = boxS[r]
+        Nx = boxN[r]
+        cnt = 0
+        for t in range(n):
+            j = root[t]
+            if prompt[j] <= Sx and output[j] <= Nx:
+                sel[cnt] = j
+                wkey[cnt] = -window[j]
+                cnt += 1
+        # greedy fill by window, longest first: within the box, compute time depends
+        # on the count only and long windows leave the most room to grow
+        worder = sel[:cnt][np.argsort(wkey[:cnt], kind="mergesort")]
+        bt, bv, ck = greedy(worder, np.array([0, cnt], np.int64), prompt, output, window,
+                            admissible, weight, up_bits, snr, down_c, enc_s, P, L, d, W,
+                            kv, C, M, kv_cap, padded, B_U, B_D, slot, math.inf)
+        checks += ck
+        if bv > best_val:
+            best_val = bv
+            nbest = bt.size
+            best[:nbest] = bt
+        if boxU[r] <= best_val:
+            continue
+        bt, bv, ck, up, done = search(sel[:cnt], prompt, output, window, admissible, weight,
+                                      up_bits, snr, down_c, enc_s, P, L, d, W, kv, C, M,
+                                      kv_cap, padded, B_U, B_D, slot, unit, time_limit,
+                                      max(node_limit - checks, 1), best[:nbest], best_val,
+                                      False, t0, Sx, Nx)
+        checks += ck
+        if bv > best_val:
+            best_val = bv
+            nbest = bt.size
+            best[:nbest] = bt
+        if not done:
+            stopped = True
+            upper = max(upper, up)
+            if q + 1 < nb:
+                upper = max(upper, boxU[order[q + 1]])
+            break
+    upper = max(upper, best_val)
     return best[:nbest].copy(), best_val, checks, upper, not stopped

@@ -31,9 +31,20 @@ feasible batches form a down-closed family (SPEC 2.4):
     bound admits for the largest counts. Within a box compute time depends only on the
     batch size, which is why these fills are often optimal.
 
-Ties: the result is the greedy incumbent if no batch beats it, else the first batch of
-maximal value in the tree's depth-first order (so with 16 or fewer candidates always
-the latter, as in version 0.1); the bounds change the work, never the answer. With a
+(f) with more than 16 feasible candidates (``BOX_MIN``), the tree is split by boxes:
+    every batch has a longest prompt S* and output N* among its members' lengths, and
+    for a batch whose box is exactly (S*, N*) compute time is at least T_C(m, S*, N*)
+    for m members, so a per-box bound (:func:`_search.box_bound`: the largest count
+    whose members meet that deadline and whose smallest memory, downlink and uplink
+    demands fit; for the tokens objective also fractional knapsacks per count) is far
+    tighter than a bound over every box at once. Boxes that can beat the incumbent are
+    searched best bound first, each by the tree of (c)-(d) over the candidates inside
+    the box with (S*, N*) as floors of its bounds, until the incumbent reaches the best
+    bound left.
+
+Ties: with 16 or fewer candidates the result is the first batch of maximal value in the
+tree's depth-first order (as in version 0.1); with more, the first found by the greedy
+fills and the boxes in their order. The bounds change the work, never the value. With a
 time or node limit the search may stop early: it returns its incumbent with an upper
 bound on the optimum (the incumbent, or what the open subtrees on the stack could still
 add) and the gap between them.
@@ -66,6 +77,14 @@ from edgellm.system.instance import SlotInstance, check_number
 
 METHODS = ("dftsp", "bruteforce")
 STATUSES = ("optimal", "time_limit")
+#: Default time limit of the oracle callers (policy, eval, scenario stats), as a fraction
+#: of the slot length: a slot's decision never takes longer than this share of the slot.
+SLOT_FRACTION = 0.25
+
+
+def slot_time_limit(p: Prepared, fraction: float = SLOT_FRACTION) -> float:
+    """Time limit [s] for solving slot ``p``: ``fraction`` of its slot length."""
+    return float(fraction) * float(p.slot_s)
 
 
 @dataclass(frozen=True)
@@ -145,20 +164,38 @@ def _dftsp(p: Prepared, time_limit: float, node_limit: int):
     if okrows.size == 0:
         return (), 0, nodes, 0, True
     root = everyone[okrows][_order(p, everyone[okrows], rc, okrows)].astype(np.int64)
-    arrays = (p.prefill_tokens, p.output_tokens, p.window, p.admissible, p.weight, p.up_bits,
-              p.snr_hz, p.down_c, p.enc_s, *p.cost_constants, p.kv_capacity, p.padded, p.uplink_hz,
-              p.downlink_hz, p.slot_s)
+    arrays = search_arrays(p)
     t0 = time.perf_counter()
     start, start_val, g_checks = np.empty(0, np.int64), 0, 0
     big = root.size > _GREEDY_MIN
     if big:
         start, start_val, g_checks = _search.greedy(*_greedy_orders(p, root), *arrays,
                                                     t0 + time_limit)
-    batch, value, checks, upper, done = _search.search(
-        root, *arrays, _unit(p), time_limit, node_limit,
-        start, start_val, big, t0)
+    if root.size > BOX_MIN:
+        # the root of the plain search (no step taken): its incumbent from boxes, and a
+        # bound over every box at once, which may already prove it optimal
+        start, start_val, c, upper0, done = _search.search(
+            root, *arrays, _unit(p), time_limit, 0, start, start_val, big, t0)
+        g_checks += c
+        if done:
+            return (tuple(int(x) for x in start), int(start_val), nodes + int(g_checks),
+                    int(start_val), True)
+        batch, value, checks, upper, done = _search.box_search(
+            root, *arrays, _unit(p), time_limit, node_limit, start, start_val, t0)
+        upper = min(upper, max(upper0, value))
+    else:
+        batch, value, checks, upper, done = _search.search(
+            root, *arrays, _unit(p), time_limit, node_limit,
+            start, start_val, big, t0)
     return (tuple(int(x) for x in batch), int(value), nodes + int(g_checks + checks),
             int(upper), done)
+
+
+def search_arrays(p: Prepared) -> tuple:
+    """The request columns and constants the compiled search takes, in its order."""
+    return (p.prefill_tokens, p.output_tokens, p.window, p.admissible, p.weight, p.up_bits,
+            p.snr_hz, p.down_c, p.enc_s, *p.cost_constants, p.kv_capacity, p.padded,
+            p.uplink_hz, p.downlink_hz, p.slot_s)
 
 
 def _unit(p: Prepared) -> bool:
@@ -168,6 +205,7 @@ def _unit(p: Prepared) -> bool:
 
 _QUANTILES = (0.25, 0.5, 0.75, 0.9, 1.0)
 _GREEDY_MIN = 16  # fewer candidates: the tree search alone is quicker than the greedy
+BOX_MIN = 16  # more candidates: search box by box (:func:`_search.box_search`)
 
 
 def _greedy_orders(p: Prepared, root: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -20,7 +20,7 @@ import numpy as np
 
 from edgellm.agents import make_policy
 from edgellm.agents.base import Policy
-from edgellm.dftsp.solver import solve
+from edgellm.dftsp.solver import slot_time_limit, solve
 from edgellm.envs import EdgeLLMEnv
 from edgellm.eval import store
 from edgellm.io import config_hash, write_json
@@ -80,12 +80,17 @@ def config_dict(spec: EvalSpec, cfg) -> dict:
 
 
 class OptimumCache:
-    """DFTSP optimum per slot state, memoised (policies often share states, e.g. slot 0)."""
+    """DFTSP optimum per slot state, memoised (policies often share states, e.g. slot 0).
 
-    def __init__(self, size: int = 4096):
+    Each solve stops after ``time_limit`` [s] (default: a quarter of the slot length,
+    :func:`edgellm.dftsp.slot_time_limit`); its best batch then stands for the optimum
+    and ``unproven`` counts such states (the episode record's ``opt_unproven``)."""
+
+    def __init__(self, size: int = 4096, time_limit: float | None = None):
         self.size = size
+        self.time_limit = time_limit
         self._d: OrderedDict = OrderedDict()
-        self.hits = self.misses = 0
+        self.hits = self.misses = self.unproven = 0
 
     def value(self, view) -> int:
         if not view.users:
@@ -100,7 +105,11 @@ class OptimumCache:
         except KeyError:
             pass
         self.misses += 1
-        v = int(solve(view.prepared).value)
+        p = view.prepared
+        sol = solve(p, time_limit=(slot_time_limit(p) if self.time_limit is None
+                                   else self.time_limit))
+        self.unproven += sol.status != "optimal"
+        v = int(sol.value)
         self._d[key] = v
         if len(self._d) > self.size:
             self._d.popitem(last=False)
@@ -123,6 +132,7 @@ def run_episode(policy: Policy, cfg, seed: int, action_mode: str,
         dropped: dict[str, int] = {}
         invalid = repaired = 0
         reward = 0.0
+        unproven0 = optimum.unproven if optimum is not None else 0
         t0 = time.perf_counter()
         while True:
             view = env.unwrapped.slot_view()
@@ -153,7 +163,8 @@ def run_episode(policy: Policy, cfg, seed: int, action_mode: str,
     return {"schema": store.RECORD_SCHEMA, "policy": policy.name, "seed": int(seed),
             "action_mode": mode, "slots": len(cols["value"]), "per_slot": cols,
             "dropped": dict(sorted(dropped.items())), "invalid_actions": invalid,
-            "repaired": repaired, "reward": reward, "wall_s": wall}
+            "repaired": repaired, "reward": reward, "wall_s": wall,
+            "opt_unproven": (optimum.unproven - unproven0) if optimum is not None else None}
 
 
 def _episode_task(name: str, load: str, kw: dict, cfg, seed: int, action_mode: str,

@@ -209,3 +209,84 @@ def test_linear_relaxation_bounds_the_optimum():
         assert solved and bound >= opt - 1e-6, (t, bound, opt)
         tight += abs(bound - opt) < 1e-6
     assert 0 < tight < 48  # sometimes exact, not always
+
+
+@pytest.fixture
+def boxes_always(monkeypatch):
+    """Search box by box whatever the number of candidates (normally above 16 only)."""
+    from edgellm.dftsp import solver
+
+    monkeypatch.setattr(solver, "BOX_MIN", 0)
+
+
+def test_box_search_equals_bruteforce_on_every_family(boxes_always):
+    for t in range(480):
+        fam = FAMILIES[t % len(FAMILIES)]
+        rng = np.random.default_rng([15, t])
+        inst = (family_instance(rng, int(rng.integers(1, 14)), *fam) if t % 2 else
+                diverse_instance(rng, int(rng.integers(1, 14)), fam[1], fam[0]))
+        d, b = solve(inst, "dftsp"), solve(inst, "bruteforce")
+        assert d.value == b.value, (t, fam, d.batch, b.batch)
+        assert d.status == "optimal" and d.upper_bound == d.value
+        assert d.evaluation.feasible and d.evaluation.value == d.value
+
+
+def test_box_search_limits_give_valid_upper_bounds(boxes_always):
+    stopped = 0
+    for t in range(96):
+        fam = FAMILIES[t % len(FAMILIES)]
+        p = prepare(family_instance(np.random.default_rng([16, t]), 12, *fam))
+        opt = solve(p, "bruteforce").value
+        for limit in (1, 2, 4):
+            s = solve(p, node_limit=limit)
+            assert s.evaluation.feasible and s.value <= opt <= s.upper_bound, (t, limit)
+            stopped += s.status == "time_limit"
+    assert stopped > 10
+
+
+def test_box_bound_never_below_the_box_optimum():
+    """For every box (longest prompt S*, longest output N*) of every feasible batch, the
+    box bound is at least the best value of the batches with exactly that box."""
+    from edgellm.dftsp import _search
+    from edgellm.dftsp.solver import _unit, search_arrays
+
+    tight = 0
+    for t in range(48):
+        fam = FAMILIES[t % len(FAMILIES)]
+        p = prepare(family_instance(np.random.default_rng([17, t]), 10, *fam))
+        best: dict = {}
+        for b in range(1, p.n + 1):
+            rows = np.array(list(itertools.combinations(range(p.n), b)))
+            ok = check_rows(p, rows).code == OK
+            for r in rows[ok]:
+                key = (p.prefill_tokens[r].max(), p.output_tokens[r].max())
+                best[key] = max(best.get(key, 0), int(p.weight[r].sum()))
+        a = search_arrays(p)
+        for (S, N), v in best.items():
+            E = np.flatnonzero((p.prefill_tokens <= S) & (p.output_tokens <= N))
+            u = _search.box_bound(S, N, E, E.size, _unit(p), -1, p.weight, *a[:3], *a[5:8],
+                                  *a[9:20])
+            assert u >= v, (t, S, N, u, v)
+            tight += u == v
+    assert tight > 0
+
+
+def test_oracle_callers_stop_at_a_share_of_the_slot():
+    """The oracle policy solves each slot under slot_time_limit (a quarter of the slot by
+    default), or its own limit, and counts the slots it could not prove optimal."""
+    from types import SimpleNamespace
+
+    from edgellm.agents.oracle import OraclePolicy
+    from edgellm.dftsp import SLOT_FRACTION, slot_time_limit
+
+    p = prepare(family_instance(np.random.default_rng([64, 1, 0]), 64, *FAMILIES[0]))
+    assert slot_time_limit(p) == pytest.approx(SLOT_FRACTION * p.slot_s)
+    view = SimpleNamespace(users=list(range(100, 100 + p.n)), prepared=p)
+    exact = OraclePolicy()
+    served = exact.select(view)
+    assert exact.last.status == "optimal" and exact.unproven == 0
+    assert served == tuple(100 + i for i in exact.last.batch)
+    rushed = OraclePolicy(time_limit=1e-6)
+    rushed.select(view)
+    assert rushed.last.status == "time_limit" and rushed.unproven == 1
+    assert rushed.last.value <= exact.last.value <= rushed.last.upper_bound
