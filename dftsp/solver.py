@@ -165,6 +165,7 @@ def _dftsp(p: Prepared, time_limit: float, node_limit: int):
         return (), 0, nodes, 0, True
     root = everyone[okrows][_order(p, everyone[okrows], rc, okrows)].astype(np.int64)
     arrays = search_arrays(p)
+    _compile(root, arrays)
     t0 = time.perf_counter()
     start, start_val, g_checks = np.empty(0, np.int64), 0, 0
     big = root.size > _GREEDY_MIN
@@ -189,6 +190,23 @@ def _dftsp(p: Prepared, time_limit: float, node_limit: int):
             start, start_val, big, t0)
     return (tuple(int(x) for x in batch), int(value), nodes + int(g_checks + checks),
             int(upper), done)
+
+
+_compiled = False
+
+
+def _compile(root: np.ndarray, arrays: tuple) -> None:
+    """Compile the search (or load it from numba's on-disk cache) once per process, on a
+    one-candidate root, before a time limit starts counting: otherwise the first solve of
+    a process would spend its limit compiling, and its result would depend on the cache."""
+    global _compiled
+    if _compiled:
+        return
+    one, none = root[:1], np.empty(0, np.int64)
+    _search.greedy(one, np.array([0, 1], np.int64), *arrays, -math.inf)
+    _search.search(one, *arrays, True, 0.0, 1, none, 0, True, time.perf_counter())
+    _search.box_search(one, *arrays, True, 0.0, 1, none, 0, time.perf_counter())
+    _compiled = True
 
 
 def search_arrays(p: Prepared) -> tuple:
