@@ -136,13 +136,15 @@ def learning_curve(run: Path, png: Path, title: str) -> None:
 
 
 def _eval(out: Path, scenario: str, policies: list[str], episodes: int, slots: int | None,
-          overrides: dict, progress: bool, bound: bool = False) -> dict:
+          overrides: dict, progress: bool, bound: bool = False,
+          bound_time_limit: float = 60.0) -> dict:
     from edgellm.eval.runner import EvalSpec, run_eval
     from edgellm.train.common import FINAL_SEED
 
     spec = EvalSpec(scenario=scenario, policies=tuple(policies), episodes=episodes,
                     seed=FINAL_SEED, slots=slots, overrides=overrides, regret=False,
-                    policy_kw={"static-batch": {"batch_size": 4}}, bound=bound)
+                    policy_kw={"static-batch": {"batch_size": 4}}, bound=bound,
+                    bound_time_limit=bound_time_limit)
     return run_eval(spec, out, progress=progress, plots=True)
 
 
@@ -188,6 +190,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="--only rl: also evaluate the rollout planner (slow)")
     p.add_argument("--bound", action="store_true",
                    help="--only rl: hindsight bound per seed, for the x bound column")
+    p.add_argument("--bound-time-limit", type=float, default=60.0,
+                   help="seconds per seed of --bound")
     p.add_argument("--figures", default="docs/figures",
                    help="folder of the learning-curve PNG")
     p.add_argument("--quick", action="store_true", help="tiny budgets (smoke test)")
@@ -328,7 +332,7 @@ def _rl_main(a, out: Path, report: dict, progress: bool) -> int:
         trained[label] = rf
     base = ["oracle", "oracle-urgent", *(["rollout"] if a.rollout else []), *HEURISTICS]
     summ = _eval(out / f"eval-{sc}-rl", sc, [*base, *pols.values()], a.episodes, a.slots, {},
-                 progress, bound=a.bound)
+                 progress, bound=a.bound, bound_time_limit=a.bound_time_limit)
     rows = _rows(summ)
     cols = ("value_per_slot", "ratio_to_oracle", "ratio_to_bound", "episodes_above_oracle",
             "decision_ms_mean")
@@ -348,8 +352,8 @@ def _rl_main(a, out: Path, report: dict, progress: bool) -> int:
         print(f"{k}: trained {r['num_timesteps']:,} env steps in {r['train_s']:.0f} s "
               f"({r['num_timesteps'] / max(r['train_s'], 1e-9):,.0f} steps/s incl. updates "
               f"and periodic evaluation)")
-    print(f"| policy | value/slot | x oracle | x bound | episodes above the oracle "
-          f"| decision ms/slot |\n|---|---:|---:|---:|---:|---:|")
+    print("| policy | value/slot | x oracle | x bound | episodes above the oracle "
+          "| decision ms/slot |\n|---|---:|---:|---:|---:|---:|")
     names = {v: k for k, v in pols.items()}
     for name, r in rows.items():
         xb = r.get("ratio_to_bound")

@@ -127,6 +127,8 @@ def test_resume_continues_the_step_count(tmp_path, algo):
     ("dagger", "hidden=[64]", "hidden"),
     ("bc", "net_arch=[0]", "net_arch"),
     ("dagger", "activation=gelu", "activation"),
+    ("dagger", "expert=rollout", "expert"),
+    ("dagger", "finetune_learning_rate=lin_x", "finetune_learning_rate"),
     ("rllib-ppo", "gamma=1.5", "gamma"),
     ("rllib-ppo", "lr=0.1", "lr"),
 ])

@@ -127,6 +127,9 @@ class TrainArgs:
 
 
 # ----------------------------------------------------------------------------- imitation
+EXPERTS = ("oracle", "oracle-urgent")  # teachers of bc / dagger (edgellm.train.imitation)
+
+
 @dataclass
 class ImitationHP:
     """Hyperparameters of behaviour cloning / DAgger (``bc.yml``, ``dagger.yml``)."""
@@ -168,7 +171,7 @@ _IMITATION_RULES = {  # key -> (check, rule text)
     "beta_decay": (lambda v: is_number(v) and 0 <= v <= 1, "a number in [0, 1]"),
     "finetune_steps": (lambda v: is_integer(v) and v >= 0, "an integer >= 0"),
     "augment": (lambda v: isinstance(v, bool), "true or false"),
-    "expert": (lambda v: v in ("oracle", "oracle-urgent"), "oracle or oracle-urgent"),
+    "expert": (lambda v: v in EXPERTS, " or ".join(EXPERTS)),
     "finetune_learning_rate": (lambda v: (is_number(v) and v > 0) or _is_lin(v),
                                "a number > 0 or 'lin_<number>'"),
     "finetune_gamma": (lambda v: is_number(v) and 0 < v <= 1, "a number in (0, 1]"),

@@ -93,9 +93,6 @@ def best_completions(p, chosen: tuple[int, ...], addable: np.ndarray,
     return best
 
 
-EXPERTS = ("oracle", "oracle-urgent")
-
-
 class Expert:
     """Optimal next actions in sequential mode (see the module docstring, step 1).
 
