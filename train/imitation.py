@@ -164,11 +164,11 @@ def permute_users(obs, mask, labels, n_users: int, gen):
     entries move together; the global features and the dispatch action stay)."""
     import torch
 
+    from edgellm.envs.env import GLOBAL_FEATURES
+
     B, K = obs.shape[0], n_users
     perm = torch.argsort(torch.rand(B, K, generator=gen), dim=1)
-    from edgellm.envs.env import USER_FEATURES
-
-    F = len(USER_FEATURES)
+    F = (obs.shape[1] - len(GLOBAL_FEATURES)) // K  # columns per user (12 with media)
     users = obs[:, :K * F].reshape(B, K, F)
     users = users.gather(1, perm[:, :, None].expand(B, K, F)).reshape(B, K * F)
     obs = torch.cat([users, obs[:, K * F:]], dim=1)
