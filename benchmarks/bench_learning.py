@@ -12,12 +12,15 @@ Steps (each training is an ordinary ``edgellm train`` run under ``--out``):
 3. ``bursty``: train DAgger (``--timesteps-bursty``), optionally followed by MaskablePPO
    fine-tuning (``--finetune-bursty``), and compare episode throughput with the oracle's
    on the same seeds: does it beat the myopic oracle?
-4. ``rl`` (issue 11): MaskablePPO **from scratch** on ``default`` with the native vector env
-   (maskable-ppo.yml, ``--n-envs``), capped at ``--rl-seconds`` of wall time; evaluated
-   like step 1, with its training throughput and a learning-curve PNG drawn from the run's
-   TensorBoard scalars (``eval/oracle_ratio`` and ``rollout/ep_rew_mean`` vs env steps).
-   Optionally (``--finetune-default N``) DAgger followed by N steps of MaskablePPO
-   fine-tuning on ``default``, to try to beat the myopic oracle over whole episodes.
+4. ``rl`` (issue 11), on ``--scenario``: MaskablePPO **from scratch** with the native
+   vector env (maskable-ppo.yml, ``--n-envs``), capped at ``--rl-seconds`` of wall time,
+   with a learning-curve PNG drawn from the run's TensorBoard scalars
+   (``eval/oracle_ratio`` and ``rollout/ep_rew_mean`` vs env steps). Optionally
+   (``--finetune N``) DAgger of ``--expert`` (the myopic ``oracle`` or the foresight
+   ``oracle-urgent``) followed by N steps of MaskablePPO fine-tuning on the episode return,
+   to try to beat the myopic oracle over whole episodes. Both are evaluated with
+   ``oracle``, ``oracle-urgent``, every heuristic (``--rollout``: the rollout planner too)
+   on held-out seeds 20 000+, with ``x bound`` (hindsight bound per seed) under ``--bound``.
 
 ``--only rl`` (or ``imitation``) runs only those steps.
 
@@ -26,7 +29,8 @@ Usage::
     .venv/bin/python benchmarks/bench_learning.py               # full (about 15 min, 2 cores)
     .venv/bin/python benchmarks/bench_learning.py --quick       # smoke run
     .venv/bin/python benchmarks/bench_learning.py --model runs/x/model.json ...
-    .venv/bin/python benchmarks/bench_learning.py --only rl --rl-seconds 900  # 15 min RL
+    .venv/bin/python benchmarks/bench_learning.py --only rl --scenario default \
+        --rl-seconds 900 --finetune 200000 --expert oracle-urgent   # 15 min RL + DAgger
 
 Prints the figures side by side and writes ``<out>/learning.json``.
 """
@@ -80,16 +84,16 @@ def _train(out: Path, name: str, scenario: str, steps: int, overrides: dict, see
     return run / "model.json", res
 
 
-def _train_rl(out: Path, name: str, seconds: float, n_envs: int | None, seed: int,
-              progress: bool, timesteps: int, reuse: bool) -> tuple[Path, dict]:
-    """MaskablePPO from scratch on ``default`` (native vector env), wall-time capped."""
+def _train_rl(out: Path, scenario: str, seconds: float, n_envs: int | None, seed: int,
+              progress: bool, timesteps: int | None, reuse: bool) -> tuple[Path, dict]:
+    """MaskablePPO from scratch (maskable-ppo.yml, native vector env), wall-time capped."""
     from edgellm.train import TrainArgs, train
 
-    run = out / name
+    run = out / f"maskable-ppo-{scenario}"
     if _finished(run, reuse):
         return run / "model.json", json.loads((run / "eval.json").read_text())
-    args = TrainArgs(algo="maskable-ppo", scenario="default", timesteps=timesteps, seed=seed,
-                     logdir=str(out), run_name=name, eval_freq=100_000, eval_episodes=2,
+    args = TrainArgs(algo="maskable-ppo", scenario=scenario, timesteps=timesteps, seed=seed,
+                     logdir=str(out), run_name=run.name, eval_freq=100_000, eval_episodes=2,
                      final_eval_episodes=2, max_seconds=seconds, n_envs=n_envs,
                      checkpoint_freq=200_000, progress=progress,
                      resume=(run / "checkpoints").is_dir())
@@ -132,13 +136,15 @@ def learning_curve(run: Path, png: Path, title: str) -> None:
 
 
 def _eval(out: Path, scenario: str, policies: list[str], episodes: int, slots: int | None,
-          overrides: dict, progress: bool) -> dict:
+          overrides: dict, progress: bool, bound: bool = False,
+          bound_time_limit: float = 60.0) -> dict:
     from edgellm.eval.runner import EvalSpec, run_eval
     from edgellm.train.common import FINAL_SEED
 
     spec = EvalSpec(scenario=scenario, policies=tuple(policies), episodes=episodes,
                     seed=FINAL_SEED, slots=slots, overrides=overrides, regret=False,
-                    policy_kw={"static-batch": {"batch_size": 4}})
+                    policy_kw={"static-batch": {"batch_size": 4}}, bound=bound,
+                    bound_time_limit=bound_time_limit)
     return run_eval(spec, out, progress=progress, plots=True)
 
 
@@ -167,11 +173,25 @@ def main(argv: list[str] | None = None) -> int:
                    help="run only the imitation steps (1-3) or the RL step (4)")
     p.add_argument("--rl-seconds", type=float, default=900.0,
                    help="wall-time budget of MaskablePPO from scratch [s]")
-    p.add_argument("--rl-timesteps", type=int, default=20_000_000,
-                   help="step cap of MaskablePPO from scratch (the time budget usually ends it)")
+    p.add_argument("--rl-timesteps", type=int, default=None,
+                   help="steps of MaskablePPO from scratch (default: the YAML's n_timesteps, "
+                        "which also sets the learning-rate decay; --rl-seconds may end it "
+                        "sooner; 0 seconds: skip it)")
     p.add_argument("--n-envs", type=int, default=None, help="RL envs (default: the YAML's)")
-    p.add_argument("--finetune-default", type=int, default=0,
-                   help="DAgger + this many MaskablePPO fine-tuning steps on default (0: skip)")
+    p.add_argument("--scenario", default="default", help="scenario of --only rl")
+    p.add_argument("--finetune", type=int, default=0,
+                   help="--only rl: DAgger of --expert + this many MaskablePPO fine-tuning "
+                        "steps (0: skip)")
+    p.add_argument("--expert", default="oracle", choices=("oracle", "oracle-urgent"),
+                   help="teacher of the DAgger run of --finetune")
+    p.add_argument("--dagger", action="append", default=[], metavar="KEY=VALUE",
+                   help="more dagger.yml overrides of the --finetune run (repeatable)")
+    p.add_argument("--rollout", action="store_true",
+                   help="--only rl: also evaluate the rollout planner (slow)")
+    p.add_argument("--bound", action="store_true",
+                   help="--only rl: hindsight bound per seed, for the x bound column")
+    p.add_argument("--bound-time-limit", type=float, default=60.0,
+                   help="seconds per seed of --bound")
     p.add_argument("--figures", default="docs/figures",
                    help="folder of the learning-curve PNG")
     p.add_argument("--quick", action="store_true", help="tiny budgets (smoke test)")
@@ -182,9 +202,14 @@ def main(argv: list[str] | None = None) -> int:
     from edgellm.agents import HEURISTICS
 
     out, progress = Path(a.out), not a.quiet
+    from edgellm.train.config import parse_overrides
+
+    a.dagger_hp = parse_overrides(a.dagger, "--dagger")
     if a.quick:
         a.timesteps, a.timesteps_32, a.timesteps_bursty = 2000, 1000, 2000
         a.episodes, a.slots, a.rl_seconds, a.rl_timesteps = 1, 30, 20.0, 8192
+        a.finetune = min(a.finetune, 1024)
+        a.dagger_hp = {"finetune_eval_freq": 512, **a.dagger_hp}
     hp = {"grad_steps": 500}
     t_all = time.perf_counter()
     report: dict = {"machine": f"{_cpu()}, {__import__('os').cpu_count()} cores",
@@ -279,54 +304,74 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _rl_main(a, out: Path, report: dict, progress: bool) -> int:
-    """Step 4: MaskablePPO from scratch (and optionally DAgger + fine-tuning) on default."""
+    """Step 4: MaskablePPO from scratch on ``--scenario``, optionally DAgger of ``--expert``
+    + MaskablePPO fine-tuning, evaluated with the oracles, the heuristics (and ``rollout``,
+    and the hindsight bound, when asked) on the same held-out seeds."""
     from edgellm.agents import HEURISTICS
     from edgellm.train.common import write_json
 
-    t_all = time.perf_counter()
-    model, res = _train_rl(out / "train", "maskable-ppo-default", a.rl_seconds, a.n_envs,
-                           a.seed, progress, a.rl_timesteps, a.reuse)
-    pols = {"maskable-ppo (scratch)": f"learned:{model}"}
-    trained = {"maskable-ppo (scratch)": res}
-    if a.finetune_default:
-        hpf = {"grad_steps": 500, "finetune_steps": a.finetune_default}
-        mf, rf = _train(out / "train", "dagger-finetune-default", "default", a.timesteps, {},
+    t_all, sc = time.perf_counter(), a.scenario
+    pols, trained = {}, {}
+    fig = None
+    if a.rl_seconds > 0:
+        model, res = _train_rl(out / "train", sc, a.rl_seconds, a.n_envs, a.seed, progress,
+                               a.rl_timesteps, a.reuse)
+        pols["maskable-ppo (scratch)"] = f"learned:{model}"
+        trained["maskable-ppo (scratch)"] = res
+        fig = Path(a.figures) / f"learning_maskable_ppo_{sc}.png"
+        learning_curve(model.parent, fig, f"MaskablePPO from scratch, {sc} "
+                                          f"({res['num_timesteps']:,} steps, "
+                                          f"{res['train_s']:.0f} s)")
+    if a.finetune:
+        label = f"dagger ({a.expert}) + maskable-ppo"
+        hpf = {"grad_steps": 500, "expert": a.expert, "finetune_steps": a.finetune,
+               **a.dagger_hp}
+        mf, rf = _train(out / "train", f"dagger-{a.expert}-ft-{sc}", sc, a.timesteps, {},
                         a.seed, hpf, progress, a.reuse)
-        pols["dagger + maskable-ppo"] = f"learned:{mf}"
-        trained["dagger + maskable-ppo"] = rf
-    summ = _eval(out / "eval-default-rl", "default", ["oracle", *HEURISTICS, *pols.values()],
-                 a.episodes, a.slots, {}, progress)
+        pols[label] = f"learned:{mf}"
+        trained[label] = rf
+    base = ["oracle", "oracle-urgent", *(["rollout"] if a.rollout else []), *HEURISTICS]
+    summ = _eval(out / f"eval-{sc}-rl", sc, [*base, *pols.values()], a.episodes, a.slots, {},
+                 progress, bound=a.bound, bound_time_limit=a.bound_time_limit)
     rows = _rows(summ)
-    fig = Path(a.figures) / "learning_maskable_ppo_default.png"
-    learning_curve(model.parent, fig, f"MaskablePPO from scratch, default "
-                                      f"({res['num_timesteps']:,} steps, {res['train_s']:.0f} s)")
-    report["rl_default"] = {
-        "policies": {k: {c: rows[k][c] for c in ("value_per_slot", "ratio_to_oracle",
-                                                 "episodes_above_oracle", "decision_ms_mean")}
-                     for k in rows},
+    cols = ("value_per_slot", "ratio_to_oracle", "ratio_to_bound", "episodes_above_oracle",
+            "decision_ms_mean")
+    report[f"rl_{sc}"] = {
+        "policies": {k: {c: rows[k].get(c) for c in cols} for k in rows},
         "learned": pols,
         "training": {k: {"timesteps": r["num_timesteps"], "train_s": r["train_s"],
                          "steps_per_s": r["num_timesteps"] / max(r["train_s"], 1e-9)}
                      for k, r in trained.items()},
-        "figure": str(fig)}
+        "figure": None if fig is None else str(fig)}
     report["wall_s"] = time.perf_counter() - t_all
-    print(f"\nmachine: {report['machine']}; held-out seeds 20000+, {a.episodes} episodes "
-          f"of {a.slots or 'all'} slots")
+    report["load_average"] = _load()
+    print(f"\nmachine: {report['machine']}, load average {report['load_average']}; "
+          f"scenario {sc}, held-out seeds 20000+, {a.episodes} episodes of "
+          f"{a.slots or 'all'} slots")
     for k, r in trained.items():
         print(f"{k}: trained {r['num_timesteps']:,} env steps in {r['train_s']:.0f} s "
               f"({r['num_timesteps'] / max(r['train_s'], 1e-9):,.0f} steps/s incl. updates "
               f"and periodic evaluation)")
-    print(f"  {'policy':<24} {'value/slot':>10} {'x oracle':>9} {'ep>oracle':>9} "
-          f"{'ms/slot':>8}")
+    print("| policy | value/slot | x oracle | x bound | episodes above the oracle "
+          "| decision ms/slot |\n|---|---:|---:|---:|---:|---:|")
     names = {v: k for k, v in pols.items()}
     for name, r in rows.items():
-        print(f"  {names.get(name, name):<24} {r['value_per_slot']:>10.3f} "
-              f"{r['ratio_to_oracle']:>9.3f} {r['episodes_above_oracle']:>9d} "
-              f"{r['decision_ms_mean']:>8.3f}")
+        xb = r.get("ratio_to_bound")
+        print(f"| {names.get(name, name)} | {r['value_per_slot']:.3f} | "
+              f"{r['ratio_to_oracle']:.3f} | {'-' if xb is None else f'{xb:.3f}'} | "
+              f"{r['episodes_above_oracle'] if name != 'oracle' else '-'} | "
+              f"{r['decision_ms_mean']:.2f} |")
     out.mkdir(parents=True, exist_ok=True)
-    write_json(out / "learning_rl.json", report)
+    write_json(out / f"learning_rl_{sc}.json", report)
     print(f"learning curve: {fig}; total wall time {report['wall_s']:.0f} s")
     return 0
+
+
+def _load() -> str:
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "unknown"
 
 
 if __name__ == "__main__":

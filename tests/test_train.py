@@ -63,12 +63,15 @@ def test_each_algo_trains_saves_and_eval_loads_it(tmp_path, algo):
 
 
 def test_dagger_then_maskable_ppo_finetuning(tmp_path):
-    """finetune_steps > 0: the imitation net initialises MaskablePPO, which trains on and is
-    saved as an sb3 zip that eval loads and plays with masks (never an invalid action)."""
-    run = _train(tmp_path, "dagger", extra=["finetune_steps=128"])
+    """finetune_steps > 0: the imitation net (of the foresight teacher here) initialises
+    MaskablePPO, which fits its critic first, then trains with periodic held-out evaluations
+    and is saved as an sb3 zip that eval loads and plays with masks (never invalid)."""
+    run = _train(tmp_path, "dagger", extra=[
+        "expert=oracle-urgent", "finetune_steps=256", "finetune_warmup=64",
+        "finetune_eval_freq=64", "finetune_n_envs=2", "finetune_rollout=64"])
     meta = json.loads((run / "model.json").read_text())
     assert meta["format"].startswith("sb3") and (run / meta["weights"]).is_file()
-    assert "finetune/steps" in _tb_tags(run)
+    assert {"finetune/steps", "finetune/oracle_ratio", "finetune/best_step"} <= _tb_tags(run)
     rec = _play_one_episode(run / "model.json")
     assert rec["slots"] == 8 and rec["invalid_actions"] == 0
 
@@ -124,6 +127,8 @@ def test_resume_continues_the_step_count(tmp_path, algo):
     ("dagger", "hidden=[64]", "hidden"),
     ("bc", "net_arch=[0]", "net_arch"),
     ("dagger", "activation=gelu", "activation"),
+    ("dagger", "expert=rollout", "expert"),
+    ("dagger", "finetune_learning_rate=lin_x", "finetune_learning_rate"),
     ("rllib-ppo", "gamma=1.5", "gamma"),
     ("rllib-ppo", "lr=0.1", "lr"),
 ])
@@ -206,6 +211,33 @@ def test_expert_labels_are_exactly_the_optimal_next_actions():
         if info["slot_done"]:
             expert.new_slot()
     assert checked > 50
+
+
+def test_urgent_expert_labels_are_the_urgent_oracles_batch():
+    """expert=oracle-urgent: on the empty batch of a slot the labels are exactly the batch
+    of the foresight baseline oracle-urgent (unique: its integer weights break all ties)."""
+    from edgellm.agents.foresight import UrgentOraclePolicy
+    from edgellm.envs import EdgeLLMEnv
+    from edgellm.train.imitation import Expert
+
+    env = EdgeLLMEnv("default", action_mode="sequential", n_users=8, max_slots=60)
+    env.reset(seed=3)
+    expert, urgent, slots, differ = Expert(kind="oracle-urgent"), UrgentOraclePolicy(), 0, 0
+    plain = Expert()
+    while slots < 40:
+        view = env.slot_view()
+        labels = expert.labels(env)
+        if not view.chosen and view.users:
+            want = set(urgent.select(view))
+            assert set(np.flatnonzero(labels[:-1]).tolist()) == want
+            differ += set(np.flatnonzero(plain.labels(env)[:-1]).tolist()) != want
+            slots += 1
+        action = int(np.flatnonzero(labels)[0])
+        _, _, _, _, info = env.step(action)
+        if info["slot_done"]:
+            expert.new_slot()
+            plain.new_slot()
+    assert differ > 0  # the two teachers do disagree (ties in value)
 
 
 def test_same_seed_same_model(tmp_path):

@@ -127,6 +127,9 @@ class TrainArgs:
 
 
 # ----------------------------------------------------------------------------- imitation
+EXPERTS = ("oracle", "oracle-urgent")  # teachers of bc / dagger (edgellm.train.imitation)
+
+
 @dataclass
 class ImitationHP:
     """Hyperparameters of behaviour cloning / DAgger (``bc.yml``, ``dagger.yml``)."""
@@ -144,6 +147,13 @@ class ImitationHP:
     beta_decay: float = 0.5       # beta_i = beta0 * beta_decay ** i (1.0 for bc)
     finetune_steps: int = 0       # MaskablePPO fine-tuning steps afterwards (0: none)
     augment: bool = True          # random user permutations of each minibatch
+    expert: str = "oracle"        # teacher: oracle (myopic DFTSP) | oracle-urgent (foresight)
+    finetune_learning_rate: Any = 1e-4  # MaskablePPO fine-tuning: number or lin_<x>
+    finetune_gamma: float = 0.99
+    finetune_n_envs: int = 16     # fine-tuning envs (--n-envs overrides)
+    finetune_rollout: int = 4096  # env steps per PPO rollout (all envs)
+    finetune_warmup: int = 0      # first steps train the critic only (actor frozen)
+    finetune_eval_freq: int = 20_000  # held-out evaluations; the best policy is kept
 
 
 _IMITATION_RULES = {  # key -> (check, rule text)
@@ -161,6 +171,15 @@ _IMITATION_RULES = {  # key -> (check, rule text)
     "beta_decay": (lambda v: is_number(v) and 0 <= v <= 1, "a number in [0, 1]"),
     "finetune_steps": (lambda v: is_integer(v) and v >= 0, "an integer >= 0"),
     "augment": (lambda v: isinstance(v, bool), "true or false"),
+    "expert": (lambda v: v in EXPERTS, " or ".join(EXPERTS)),
+    "finetune_learning_rate": (lambda v: (is_number(v) and v > 0) or _is_lin(v),
+                               "a number > 0 or 'lin_<number>'"),
+    "finetune_gamma": (lambda v: is_number(v) and 0 < v <= 1, "a number in (0, 1]"),
+    "finetune_n_envs": (lambda v: is_integer(v) and 1 <= v <= MAX_ENVS,
+                        f"an integer in [1, {MAX_ENVS}]"),
+    "finetune_rollout": (lambda v: is_integer(v) and v >= 1, "an integer >= 1"),
+    "finetune_warmup": (lambda v: is_integer(v) and v >= 0, "an integer >= 0"),
+    "finetune_eval_freq": (lambda v: is_integer(v) and v >= 1, "an integer >= 1"),
 }
 
 @dataclass
@@ -327,13 +346,9 @@ def validate_sb3(algo: str, hp: dict) -> dict:
             if is_number(v) and v > 0:
                 out[k] = float(v)
                 continue
-            if isinstance(v, str) and v.startswith("lin_"):
-                try:
-                    if float(v[4:]) > 0:
-                        out[k] = v
-                        continue
-                except ValueError:
-                    pass
+            if _is_lin(v):
+                out[k] = v
+                continue
             raise _bad(algo, k, v, "a number > 0 or 'lin_<number>' (linear decay)")
         default = params[k].default
         if isinstance(default, bool):
@@ -373,6 +388,14 @@ def policy_kwargs(algo: str, value: Any) -> dict:
     if not isinstance(out, dict):
         raise _bad(algo, "policy_kwargs", value, "an expression giving a dict")
     return out
+
+
+def _is_lin(value) -> bool:
+    """``lin_<x>`` with x > 0 (a linear schedule, see :func:`schedule`)."""
+    try:
+        return isinstance(value, str) and value.startswith("lin_") and float(value[4:]) > 0
+    except ValueError:
+        return False
 
 
 def schedule(value):

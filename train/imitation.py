@@ -8,7 +8,10 @@ The idea, top to bottom:
    level-wise enumeration of the feasible supersets of S with ``check_rows``; feasible
    batches are down-closed, SPEC 2.4, so level j+1 only extends feasible level-j sets).
    With nothing left to add the label is "dispatch" (action K). On the oracle's own path
-   (S empty) these are exactly the users of the optimal batches DFTSP finds.
+   (S empty) these are exactly the users of the optimal batches DFTSP finds. With
+   ``expert: oracle-urgent`` the weights are those of the foresight baseline
+   ``oracle-urgent`` (maximum value, then the soonest-expiring members), so the labels
+   are its batches: a teacher that already looks past the slot.
 2. **Rollouts.** Each iteration plays ``steps_per_iter`` env steps; every action comes
    from the expert with probability beta_i = beta0 * beta_decay^i, else from the learner
    (masked argmax). ``bc``: beta = 1 always (expert states only). ``dagger``: beta
@@ -32,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from edgellm.agents.foresight import lexicographic_weights, urgency_rank
 from edgellm.agents.learned import LearnedPolicy, TorchMLP, mlp
 from edgellm.envs import EdgeLLMEnv
 from edgellm.eval.runner import build_scenario
@@ -57,12 +61,14 @@ CKPT_SUFFIX = ".pt"
 
 # ----------------------------------------------------------------------------- the expert
 def best_completions(p, chosen: tuple[int, ...], addable: np.ndarray,
-                     max_rows: int = 20_000) -> list[frozenset] | None:
-    """All maximum-value feasible batches that contain ``chosen`` (instance indices).
+                     max_rows: int = 20_000, weight: np.ndarray | None = None
+                     ) -> list[frozenset] | None:
+    """All maximum-weight feasible batches that contain ``chosen`` (instance indices).
 
-    ``addable``: sorted indices c with ``chosen + c`` feasible. Returns None when a level
-    would need more than ``max_rows`` feasibility checks (the caller falls back)."""
-    w = p.weight
+    ``addable``: sorted indices c with ``chosen + c`` feasible; ``weight``: per candidate
+    (default the value ``p.weight``). Returns None when a level would need more than
+    ``max_rows`` feasibility checks (the caller falls back)."""
+    w = p.weight if weight is None else weight
     base = float(w[list(chosen)].sum()) if chosen else 0.0
     best_val, best = base, [frozenset(chosen)]
     level = [(int(c),) for c in addable]
@@ -88,10 +94,15 @@ def best_completions(p, chosen: tuple[int, ...], addable: np.ndarray,
 
 
 class Expert:
-    """Optimal next actions in sequential mode (see the module docstring, step 1)."""
+    """Optimal next actions in sequential mode (see the module docstring, step 1).
 
-    def __init__(self, max_rows: int = 20_000):
+    ``kind="oracle"``: the batches of maximum value (the myopic DFTSP oracle);
+    ``"oracle-urgent"``: among those, the ones whose members expire soonest (the foresight
+    baseline :class:`~edgellm.agents.foresight.UrgentOraclePolicy`, same integer weights)."""
+
+    def __init__(self, max_rows: int = 20_000, kind: str = "oracle"):
         self.max_rows = max_rows
+        self.kind = kind
         self.fallbacks = 0
         self._slot_key = None
         self._best: list[frozenset] | None = None
@@ -116,7 +127,11 @@ class Expert:
         if self._best is not None and self._slot_key == view.slot:
             best = [T for T in self._best if chosen <= T]  # still on an optimal path
         if not best:
-            best = best_completions(view.prepared, tuple(sorted(chosen)), addable, self.max_rows)
+            p = view.prepared
+            weight = None
+            if self.kind == "oracle-urgent":
+                weight = lexicographic_weights(p.weight, urgency_rank(p, view.users))
+            best = best_completions(p, tuple(sorted(chosen)), addable, self.max_rows, weight)
             if best is None:  # too many feasible sets: every addable user counts as right
                 self.fallbacks += 1
                 out[[view.users[i] for i in addable]] = True
@@ -374,7 +389,11 @@ def finish(args: TrainArgs, hp: dict, learner: Learner, cfg, writer, obs_dim: in
     if hp["finetune_steps"] > 0:
         from edgellm.train.finetune import finetune_maskable_ppo
 
-        finetuned = finetune_maskable_ppo(net, args, hp, cfg, writer, state["num_timesteps"])
+        held = HeldOut(build_scenario(args.scenario, args.scenario_overrides, args.eval_slots),
+                       [EVAL_SEED + i for i in range(args.eval_episodes)],
+                       run / "oracle_eval.json")
+        finetuned = finetune_maskable_ppo(net, args, hp, cfg, writer, state["num_timesteps"],
+                                          held if args.eval_freq else None)
     final = HeldOut(build_scenario(args.scenario, args.scenario_overrides,
                                     args.final_eval_slots),
                     [FINAL_SEED + i for i in range(args.final_eval_episodes)],
@@ -430,7 +449,7 @@ def train_imitation(args: TrainArgs, hp: dict) -> dict:
     writer = SummaryWriter(str(run / "tb"))
     write_yaml(run / "config.yaml", {"args": args.to_dict(),
                                      "hyperparams": {**hp, "n_timesteps": total}})
-    expert = Expert()
+    expert = Expert(kind=hp["expert"])
     rollout = Rollout(env, expert, args.seed, learner)
     bar = progress_bar(total, state["num_timesteps"], args.progress, f"{args.algo} {args.run}")
     t_start = time.perf_counter() - state["train_s"]
