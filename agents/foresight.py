@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from edgellm.agents.base import Policy, SlotViewLike, indices_to_users
-from edgellm.dftsp.solver import Solution, slot_time_limit, solve
+from edgellm.dftsp.solver import ORACLE_NODE_LIMIT, Solution, solve
 
 
 def urgency_rank(p, users) -> np.ndarray:
@@ -40,18 +40,24 @@ def lexicographic_weights(value: np.ndarray, secondary: np.ndarray) -> np.ndarra
 
 
 class UrgentOraclePolicy(Policy):
-    """Maximum value per slot, then the soonest-expiring requests (module docstring)."""
+    """Maximum value per slot, then the soonest-expiring requests (module docstring);
+    ``time_limit`` and ``node_limit`` as for :class:`~edgellm.agents.oracle.OraclePolicy`."""
 
     name = "oracle-urgent"
 
-    def __init__(self):
+    def __init__(self, time_limit: float | None = None,
+                 node_limit: int | None = ORACLE_NODE_LIMIT):
+        self.time_limit = time_limit
+        self.node_limit = node_limit
         self.last: Solution | None = None
+        self.unproven = 0
 
     def select(self, view: SlotViewLike) -> tuple[int, ...]:
         if not view.users:
             self.last = None
             return ()
         w = lexicographic_weights(view.prepared.weight, urgency_rank(view.prepared, view.users))
-        self.last = solve(view.prepared, "dftsp", weights=w,
-                          time_limit=slot_time_limit(view.prepared))
+        self.last = solve(view.prepared, "dftsp", weights=w, time_limit=self.time_limit,
+                          node_limit=self.node_limit)
+        self.unproven += self.last.status != "optimal"
         return indices_to_users(view, self.last.batch)

@@ -6,10 +6,10 @@ its stable entry points are re-exported here so that the SPEC's API works as wri
 >>> from edgellm.dftsp import SlotInstance, evaluate, solve
 """
 
-from edgellm.dftsp.solver import METHODS, SLOT_FRACTION, Solution, slot_time_limit, solve
+from edgellm.dftsp.solver import METHODS, ORACLE_NODE_LIMIT, Solution, solve
 from edgellm.system import BatchEvaluation, InstanceError, SlotInstance, evaluate
 
 __all__ = [
-    "METHODS", "SLOT_FRACTION", "BatchEvaluation", "InstanceError", "SlotInstance", "Solution",
-    "evaluate", "slot_time_limit", "solve",
+    "METHODS", "ORACLE_NODE_LIMIT", "BatchEvaluation", "InstanceError", "SlotInstance", "Solution",
+    "evaluate", "solve",
 ]

@@ -77,14 +77,12 @@ from edgellm.system.instance import SlotInstance, check_number
 
 METHODS = ("dftsp", "bruteforce")
 STATUSES = ("optimal", "time_limit")
-#: Default time limit of the oracle callers (policy, eval, scenario stats), as a fraction
-#: of the slot length: a slot's decision never takes longer than this share of the slot.
-SLOT_FRACTION = 0.25
-
-
-def slot_time_limit(p: Prepared, fraction: float = SLOT_FRACTION) -> float:
-    """Time limit [s] for solving slot ``p``: ``fraction`` of its slot length."""
-    return float(fraction) * float(p.slot_s)
+#: Default search budget of the oracle callers (oracle policies, eval's per-slot optimum,
+#: scenario stats), in full feasibility checks: no slot can stall them (about 2 s at
+#: K = 256 on a 2-core laptop-class CPU, BENCHMARKS.md section 1), and unlike a time limit
+#: it gives the same batches on every machine and load. The env's presets (at most 32
+#: candidates a slot) finish far below it.
+ORACLE_NODE_LIMIT = 20_000
 
 
 @dataclass(frozen=True)
@@ -121,10 +119,11 @@ def solve(inst: SlotInstance | Prepared, method: str = "dftsp",
 
     ``time_limit`` [s] and ``node_limit`` (full feasibility checks) stop the search early;
     the Solution then carries the incumbent, an upper bound and status "time_limit". With
-    neither (the default) the search always finishes."""
+    neither (the default; ``math.inf`` also means no time limit) the search always
+    finishes. A node limit gives the same result on every machine, a time limit does not."""
     if method not in METHODS:
         raise ValueError(f"method: must be one of {', '.join(METHODS)}; got {method!r}")
-    tl = math.inf if time_limit is None else float(
+    tl = math.inf if time_limit is None or time_limit == math.inf else float(
         check_number(time_limit, "time_limit", lo=0.0, lo_open=True))
     nl = (1 << 62) if node_limit is None else int(
         check_number(node_limit, "node_limit", lo=1, integer=True))
@@ -210,10 +209,15 @@ def _compile(root: np.ndarray, arrays: tuple) -> None:
 
 
 def search_arrays(p: Prepared) -> tuple:
-    """The request columns and constants the compiled search takes, in its order."""
-    return (p.prefill_tokens, p.output_tokens, p.window, p.admissible, p.weight, p.up_bits,
-            p.snr_hz, p.down_c, p.enc_s, *p.cost_constants, p.kv_capacity, p.padded,
-            p.uplink_hz, p.downlink_hz, p.slot_s)
+    """The request columns and constants the compiled search takes, in its order; the
+    columns contiguous with fixed dtypes, so that numba compiles the search only once
+    (column views of an env's slot would otherwise compile another version)."""
+    f, i = np.float64, np.int64
+    cols = [np.ascontiguousarray(c, t) for c, t in (
+        (p.prefill_tokens, f), (p.output_tokens, f), (p.window, f), (p.admissible, np.bool_),
+        (p.weight, i), (p.up_bits, f), (p.snr_hz, f), (p.down_c, f), (p.enc_s, f))]
+    return (*cols, *(float(x) for x in p.cost_constants), float(p.kv_capacity),
+            bool(p.padded), float(p.uplink_hz), float(p.downlink_hz), float(p.slot_s))
 
 
 def _unit(p: Prepared) -> bool:

@@ -30,7 +30,7 @@ class ScenarioStats:
     mean_batch: float
     served: int
     dropped: dict
-    unproven: int = 0    # slots whose DFTSP solve hit its time limit (not proven optimal)
+    unproven: int = 0    # slots whose DFTSP solve hit its node limit (not proven optimal)
 
     def table(self) -> str:
         n = max(self.slots, 1)
@@ -38,7 +38,7 @@ class ScenarioStats:
                  f"mean candidates {self.mean_candidates:.2f}, mean oracle batch "
                  f"{self.mean_batch:.2f}, served {self.served}, dropped "
                  + ", ".join(f"{k} {v}" for k, v in self.dropped.items())
-                 + (f"; {self.unproven} slots not proven optimal (time limit)"
+                 + (f"; {self.unproven} slots not proven optimal (node limit)"
                     if self.unproven else ""),
                  f"{'constraint':<10} {'binding':>8} {'share':>7} {'refuses':>8} {'share':>7}"]
         for r in (*CONSTRAINTS, "none"):
@@ -52,7 +52,7 @@ class ScenarioStats:
 def oracle_stats(scenario: str = "default", slots: int = 300, seed: int = 0,
                  **overrides) -> ScenarioStats:
     """Run the DFTSP oracle for ``slots`` slots and count binding constraints."""
-    from edgellm.dftsp import slot_time_limit, solve
+    from edgellm.dftsp import ORACLE_NODE_LIMIT, solve
     from edgellm.envs.env import EdgeLLMEnv
     from edgellm.system.validate import check_number
 
@@ -64,8 +64,7 @@ def oracle_stats(scenario: str = "default", slots: int = 300, seed: int = 0,
     cand = batch = served = unproven = 0
     for _ in range(slots):
         view = env.slot_view()
-        sol = (solve(view.prepared, time_limit=slot_time_limit(view.prepared))
-               if view.users else None)
+        sol = solve(view.prepared, node_limit=ORACLE_NODE_LIMIT) if view.users else None
         unproven += sol is not None and sol.status != "optimal"
         users = [view.users[i] for i in sol.batch] if sol else []
         cand += len(view.users)

@@ -20,7 +20,7 @@ import numpy as np
 
 from edgellm.agents import make_policy
 from edgellm.agents.base import Policy
-from edgellm.dftsp.solver import slot_time_limit, solve
+from edgellm.dftsp.solver import ORACLE_NODE_LIMIT, solve
 from edgellm.envs import EdgeLLMEnv
 from edgellm.eval import store
 from edgellm.io import config_hash, write_json
@@ -82,13 +82,16 @@ def config_dict(spec: EvalSpec, cfg) -> dict:
 class OptimumCache:
     """DFTSP optimum per slot state, memoised (policies often share states, e.g. slot 0).
 
-    Each solve stops after ``time_limit`` [s] (default: a quarter of the slot length,
-    :func:`edgellm.dftsp.slot_time_limit`); its best batch then stands for the optimum
-    and ``unproven`` counts such states (the episode record's ``opt_unproven``)."""
+    Each solve stops after ``node_limit`` full feasibility checks (default
+    :data:`edgellm.dftsp.ORACLE_NODE_LIMIT`, machine-independent) or ``time_limit`` [s]
+    (default none); its best batch then stands for the optimum and ``unproven`` counts
+    such states (the episode record's ``opt_unproven``)."""
 
-    def __init__(self, size: int = 4096, time_limit: float | None = None):
+    def __init__(self, size: int = 4096, time_limit: float | None = None,
+                 node_limit: int | None = ORACLE_NODE_LIMIT):
         self.size = size
         self.time_limit = time_limit
+        self.node_limit = node_limit
         self._d: OrderedDict = OrderedDict()
         self.hits = self.misses = self.unproven = 0
 
@@ -105,9 +108,7 @@ class OptimumCache:
         except KeyError:
             pass
         self.misses += 1
-        p = view.prepared
-        sol = solve(p, time_limit=(slot_time_limit(p) if self.time_limit is None
-                                   else self.time_limit))
+        sol = solve(p, time_limit=self.time_limit, node_limit=self.node_limit)
         self.unproven += sol.status != "optimal"
         v = int(sol.value)
         self._d[key] = v

@@ -272,22 +272,29 @@ def test_box_bound_never_below_the_box_optimum():
     assert tight > 0
 
 
-def test_oracle_callers_stop_at_a_share_of_the_slot():
-    """The oracle policy solves each slot under slot_time_limit (a quarter of the slot by
-    default), or its own limit, and counts the slots it could not prove optimal."""
+def test_oracle_callers_stop_at_a_node_budget():
+    """The oracle policies solve each slot under ORACLE_NODE_LIMIT full checks by default
+    (or their own limits: the same batch on every machine), and count the slots they
+    could not prove optimal."""
+    import math
     from types import SimpleNamespace
 
+    from edgellm.agents.foresight import UrgentOraclePolicy
     from edgellm.agents.oracle import OraclePolicy
-    from edgellm.dftsp import SLOT_FRACTION, slot_time_limit
 
     p = prepare(family_instance(np.random.default_rng([64, 1, 0]), 64, *FAMILIES[0]))
-    assert slot_time_limit(p) == pytest.approx(SLOT_FRACTION * p.slot_s)
     view = SimpleNamespace(users=list(range(100, 100 + p.n)), prepared=p)
     exact = OraclePolicy()
     served = exact.select(view)
     assert exact.last.status == "optimal" and exact.unproven == 0
     assert served == tuple(100 + i for i in exact.last.batch)
-    rushed = OraclePolicy(time_limit=1e-6)
-    rushed.select(view)
-    assert rushed.last.status == "time_limit" and rushed.unproven == 1
-    assert rushed.last.value <= exact.last.value <= rushed.last.upper_bound
+    unlimited = OraclePolicy(node_limit=None, time_limit=math.inf)
+    assert unlimited.select(view) == served and unlimited.last.status == "optimal"
+    rushed = [OraclePolicy(node_limit=3) for _ in range(2)]
+    picks = [r.select(view) for r in rushed]
+    assert picks[0] == picks[1]  # a node budget, unlike a clock, is deterministic
+    assert rushed[0].last.status == "time_limit" and rushed[0].unproven == 1
+    assert rushed[0].last.value <= exact.last.value <= rushed[0].last.upper_bound
+    urgent = UrgentOraclePolicy(node_limit=3)
+    urgent.select(view)
+    assert urgent.unproven == 1 and urgent.last.status == "time_limit"
