@@ -26,7 +26,7 @@ from edgellm.agents.base import Policy, SlotViewLike, indices_to_users
 from edgellm.agents.foresight import lexicographic_weights, urgency_rank
 from edgellm.dftsp.solver import solve
 from edgellm.system import prepare_arrays
-from edgellm.system._kernel import compute_s, kv_cache_bytes
+from edgellm.system._kernel import served_alone
 from edgellm.system.feasibility import MEDIA_COLUMNS, REQUEST_COLUMNS, encoder_rate
 from edgellm.system.media import MediaMix
 from edgellm.system.workloads import length_sampler
@@ -165,9 +165,8 @@ class RolloutPolicy(Policy):
         system, Q = p.system, cfg.queue_capacity
 
         def alone(r):  # compute time alone [s] and whether its KV cache fits alone
-            s, n = r[0] + r[4], r[1]
-            tc = r[7] / c_enc + compute_s(1.0, s, n, *cost)
-            return tc, kv_cache_bytes(1.0, s, n, s + n, p.kv_per_token, p.padded) <= p.kv_capacity
+            return served_alone(r[0] + r[4], r[1], r[7] / c_enc, *cost, p.kv_capacity,
+                                p.padded)
 
         total = 0.0
         for t in range(self.depth):

@@ -20,7 +20,7 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit
 
-from edgellm.system._kernel import compute_s, kv_cache_bytes
+from edgellm.system._kernel import served_alone
 
 FIELDS = ("prompt_tokens", "output_tokens", "deadline_s", "ppl_tolerance", "compute_s", "id",
           "media_tokens", "uplink_media_bits", "downlink_media_bits", "encoder_flops")
@@ -99,12 +99,11 @@ def _end_slot(data, length, served, arrive, prompt_tokens, output_tokens, deadli
         n, tau, tol = float(output_tokens[k]), deadline_s[k], ppl_tolerance[k]
         s = float(prompt_tokens[k]) + media[k, 0]  # prefill tokens: text + media tokens
         w = n if tokens else 1.0
-        tc = media[k, _ENC] / encoder_rate + compute_s(1.0, s, n, P, L, d, W, kv, C, M)
+        tc, fits = served_alone(s, n, media[k, _ENC] / encoder_rate, P, L, d, W, kv, C, M,
+                                kv_capacity, padded)
         this_id = float(rid)
         rid += 1
-        if reject_unservable and (ppl_increase > tol or tc >= slot_s or
-                                  kv_cache_bytes(1.0, s, n, s + n, kv, padded)
-                                  > kv_capacity):
+        if reject_unservable and (ppl_increase > tol or tc >= slot_s or not fits):
             drops[REJECTED] += 1
             weight += w
             continue

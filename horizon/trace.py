@@ -27,7 +27,7 @@ import numpy as np
 from edgellm.envs.env import EdgeLLMEnv
 from edgellm.envs.traffic import Traffic
 from edgellm.system import prepare_arrays
-from edgellm.system._kernel import compute_s, kv_cache_bytes
+from edgellm.system._kernel import served_alone
 from edgellm.system.feasibility import Prepared
 from edgellm.system.media import COLUMNS as MEDIA_COLUMNS
 
@@ -110,10 +110,9 @@ def episode_trace(env: EdgeLLMEnv, seed: int, slots: int) -> Trace:
             s, n = float(draw.prompt_tokens[k]), float(draw.output_tokens[k])
             tau, tol = float(draw.deadline_s[k]), float(draw.ppl_tolerance[k])
             pre = s + media[k, _TOKENS]  # prefill tokens: text + media
-            tc = media[k, _ENC] / rules.encoder_rate + compute_s(1.0, pre, n, P, L, d, W, kv, C, M)
-            if (rules.ppl_increase > tol or tc >= cfg.slot_s
-                    or kv_cache_bytes(1.0, pre, n, pre + n, kv, rules.padded)
-                    > rules.kv_capacity or tc >= tau):
+            tc, fits = served_alone(pre, n, media[k, _ENC] / rules.encoder_rate,
+                                    P, L, d, W, kv, C, M, rules.kv_capacity, rules.padded)
+            if rules.ppl_increase > tol or tc >= cfg.slot_s or not fits or tc >= tau:
                 continue  # rejected, expired at arrival, or never servable
             last, left = t, tau
             while last + 1 < slots:  # the env's ageing: subtract, expire when tc >= left

@@ -74,6 +74,15 @@ def kv_cache_bytes(b, S, N, sum_sn, kv, padded):
     return b * (S + N) * kv if padded else sum_sn * kv
 
 
+@_jit
+def served_alone(prefill, n, enc_s, P, L, d, W, kv, C, M, kv_cap, padded):
+    """(T_C [s], KV fits) of one request served alone (b = 1): its encoder seconds plus
+    prefill and decode, and whether its KV cache fits in ``kv_cap`` bytes. The arrival
+    test of the env's queues, the hindsight trace and the rollout planner."""
+    tc = enc_s + compute_s(1.0, prefill, n, P, L, d, W, kv, C, M)
+    return tc, kv_cache_bytes(1.0, prefill, n, prefill + n, kv, padded) <= kv_cap
+
+
 # ----------------------------------------------------------------------------- radio
 @_jit
 def uplink_bw(bits, t, snr):
