@@ -25,10 +25,10 @@ import numpy as np
 from edgellm.agents.base import Policy, SlotViewLike, indices_to_users
 from edgellm.agents.foresight import lexicographic_weights, urgency_rank
 from edgellm.dftsp.solver import solve
+from edgellm.envs.traffic import media_mix
 from edgellm.system import prepare_arrays
 from edgellm.system._kernel import served_alone
 from edgellm.system.feasibility import MEDIA_COLUMNS, REQUEST_COLUMNS, encoder_rate
-from edgellm.system.media import MediaMix
 from edgellm.system.workloads import length_sampler
 
 
@@ -134,8 +134,7 @@ class RolloutPolicy(Policy):
         f["media"] = np.zeros((D, K, len(MEDIA_COLUMNS)))
         f["behind_media"] = np.zeros((n_behind, len(MEDIA_COLUMNS)))
         if cfg.has_media:  # photos and speech from the scenario's media mix
-            mix = MediaMix(cfg.media_mix, cfg.model, cfg.image_source, cfg.speech_codec,
-                           cfg.question_s)
+            mix = media_mix(cfg)
             for d in range(D):
                 f["prompt"][d], f["media"][d] = mix.draw(rng, f["prompt"][d], f["output"][d])
             br = f["behind_req"]

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import ctypes
 import dataclasses
+import functools
 import math
 from dataclasses import dataclass
 
@@ -39,7 +40,7 @@ from numba.np.random.generator_core import next_double
 from edgellm.envs.config import ScenarioConfig
 from edgellm.system import catalog, channel, traces
 from edgellm.system.media import MediaMix
-from edgellm.system.workloads import lognormal_params
+from edgellm.system.workloads import length_params
 
 _STREAMS = ("layout", "arrivals", "requests", "fading")
 _MIN_GAIN = 1e-300  # guards the (measure-zero) exact-zero fading draw
@@ -60,6 +61,13 @@ class SlotDraw:
     media: np.ndarray | None = None  # (K, 4) media columns (system.media.COLUMNS), or None
 
 
+@functools.lru_cache(maxsize=16)
+def media_mix(cfg: ScenarioConfig) -> MediaMix:
+    """The media mix of scenario ``cfg`` (which has media), built once per scenario."""
+    return MediaMix(cfg.media_mix, cfg.model, cfg.image_source, cfg.speech_codec,
+                    cfg.question_s)
+
+
 class Traffic:
     """Seeded generator of layouts, arrivals, requests and fading for one scenario.
 
@@ -75,8 +83,7 @@ class Traffic:
         self._media = None
         if cfg.has_media:  # a fifth stream, spawned after the others: they stay unchanged
             self.rng["media"] = np.random.default_rng(ss.spawn(1)[0])
-            self._media = MediaMix(cfg.media_mix, cfg.model, cfg.image_source,
-                                   cfg.speech_codec, cfg.question_s)
+            self._media = media_mix(cfg)
         K = cfg.n_users
         self.distributions = cfg.distributions
         if cfg.workload != "lognormal":
@@ -159,7 +166,7 @@ class Traffic:
 _BITGEN = types.NumPyRandomBitGeneratorType("bit_generator")
 _jit = njit(cache=True, nogil=True)
 _ARRIVALS, _REQUESTS, _FADING, _MEDIA = range(4)  # rows of TrafficBatch.pointers
-_LOGNORMAL, _EMPIRICAL, _REPLAY = range(3)
+_LOGNORMAL, _EMPIRICAL = range(2)  # workloads drawn here (replay draws in Python)
 
 
 @intrinsic
@@ -313,20 +320,19 @@ class TrafficBatch:
         self.burst = np.zeros((N, K), dtype=bool)
         w = cfg.distributions
         self._tolerances = np.asarray(w.ppl_tolerance, dtype=float)
-        self._lengths = np.array([*_lognormal("prompt", w.trace, w.max_prompt),
-                                  *_lognormal("output", w.trace, w.max_output)])
+        self._lengths = np.array([*length_params(w.trace, "prompt", w.max_prompt),
+                                  *length_params(w.trace, "output", w.max_output)])
         self._trace = (traces.load_trace(cfg.trace) if cfg.workload == "empirical"
                        else None)
         self._media_c = np.zeros(11)
         self._cum = np.zeros(3)
         if cfg.has_media:
-            mix = MediaMix(cfg.media_mix, cfg.model, cfg.image_source, cfg.speech_codec,
-                           cfg.question_s)
-            tokens, flops, (mu, sigma), bps, tps = mix._constants
+            mix = media_mix(cfg)
+            tokens, flops, (mu, sigma), bps, tps = mix.constants
             self._media_c[:] = (tokens, flops, mu, sigma, mix.question_s[0],
                                 mix.question_s[1] - mix.question_s[0], bps, tps,
-                                *_lognormal("prompt", mix.question_trace, mix.max_question))
-            self._cum[:] = np.cumsum(mix.shares) / np.sum(mix.shares)
+                                *length_params(mix.question_trace, "prompt", mix.max_question))
+            self._cum[:] = mix.cumulative_shares
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
@@ -383,9 +389,3 @@ class TrafficBatch:
                     arrive, prompt, output, deadline, tol, gains, media, overlength)
         return arrive, prompt, output, deadline, tol, gains, media, overlength
 
-
-def _lognormal(which: str, trace: str, cap: int) -> tuple[float, float, float]:
-    """(mu, sigma, cap) of ``workloads.length_sampler(trace, which, cap)``."""
-    stats = catalog.traces()[trace]
-    return (*lognormal_params(stats.get(f"{which}_tokens_mean"),
-                              stats.get(f"{which}_tokens_median")), float(cap))

@@ -116,25 +116,32 @@ class MediaMix:
         return length_sampler(self.question_trace, "prompt", self.max_question)
 
     @functools.cached_property
-    def _constants(self):
+    def constants(self):
+        """(image tokens, encoder FLOPs per image, image size log-normal (mu, sigma),
+        speech codec bit/s, speech tokens/s)."""
         img = self.shares[IMAGE] > 0
         return (image_tokens(self.model) if img else 0,
                 vision_flops_per_image(self.model) if img else 0.0,
                 image_size_lognormal(self.image_source), speech_bps(self.speech_codec),
                 speech_tokens_per_s())
 
+    @functools.cached_property
+    def cumulative_shares(self) -> np.ndarray:
+        """Cumulative shares of text, image and voice (normalised): a uniform draw u is
+        of the first kind whose cumulative share exceeds u."""
+        return np.cumsum(self.shares) / np.sum(self.shares)
+
     def draw(self, rng: np.random.Generator, prompt_tokens: np.ndarray,
              output_tokens: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Text prompt tokens and (K, 4) media columns (:data:`COLUMNS`) for K requests
         whose text-request lengths are ``prompt_tokens`` and ``output_tokens``."""
-        tokens, flops, (mu, sigma), bps, tps = self._constants
+        tokens, flops, (mu, sigma), bps, tps = self.constants
         K = output_tokens.size
         u = rng.random(K)
         size = rng.lognormal(mu, sigma, K)
         question = rng.uniform(self.question_s[0], self.question_s[1], K)
         typed = self._question(rng, K)
-        cum = np.cumsum(self.shares) / np.sum(self.shares)
-        kind = np.searchsorted(cum, u, side="right")
+        kind = np.searchsorted(self.cumulative_shares, u, side="right")
         image, voice = kind == IMAGE, kind == VOICE
         out = np.zeros((K, len(COLUMNS)))
         out[image, 0] = tokens

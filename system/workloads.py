@@ -45,12 +45,18 @@ def lognormal_params(mean: float | None = None,
     return math.log(median), math.sqrt(2.0 * math.log(mean / median))
 
 
-def length_sampler(trace: str, which: str, cap: int):
-    """Sampler ``draw(rng, size)`` of capped log-normal token counts of catalog trace
-    ``trace``; ``which`` is ``"prompt"`` or ``"output"``."""
+def length_params(trace: str, which: str, cap: int) -> tuple[float, float, float]:
+    """(mu, sigma, cap) of the capped log-normal token counts of catalog trace ``trace``;
+    ``which`` is ``"prompt"`` or ``"output"``."""
     stats = catalog.traces()[trace]
-    mu, sigma = lognormal_params(stats.get(f"{which}_tokens_mean"),
-                                 stats.get(f"{which}_tokens_median"))
+    return (*lognormal_params(stats.get(f"{which}_tokens_mean"),
+                              stats.get(f"{which}_tokens_median")), float(cap))
+
+
+def length_sampler(trace: str, which: str, cap: int):
+    """Sampler ``draw(rng, size)`` of :func:`length_params`' token counts: rint of the
+    log-normal, at least 1, at most ``cap``."""
+    mu, sigma, _ = length_params(trace, which, cap)
 
     def draw(rng: np.random.Generator, size=None):
         x = np.rint(rng.lognormal(mu, sigma, size))
