@@ -102,8 +102,10 @@ class EdgeLLMEnv(gym.Env):
 
     ``env.unwrapped.action_for(users)`` gives the action that serves a given batch.
 
-    **Observation**: ``Box(0, 1, (10 K + 4,), float32)``, a fresh array each step. Row k of
-    the first 10 K entries (user k, ``obs[:10*K].reshape(K, 10)``):
+    **Observation**: ``Box(0, 1, (C K + 4,), float32)``, a fresh array each step, with C = 12
+    columns per user on ``default`` (media: the last two are below the table) and C = 10 on
+    text-only scenarios. Row k of the first C K entries (user k,
+    ``obs[:C*K].reshape(K, C)``):
 
     ====  ==============  ===========================================================
     col   name            value (0 where user k has no request)

@@ -171,7 +171,10 @@ def purpose(name: str) -> str:
 
 def _known(name: str) -> None:
     if not isinstance(name, str) or name not in PRESETS:
-        raise EdgeLLMError(f"scenario: unknown preset {name!r} (known: {', '.join(SCENARIOS)})")
+        hint = (" (the multimodal preset of the first media release is `default` now)"
+                if name == "multimodal" else "")
+        raise EdgeLLMError(f"scenario: unknown preset {name!r}{hint} "
+                           f"(known: {', '.join(SCENARIOS)})")
 
 
 def get_scenario(name: str | ScenarioConfig = "default", **overrides: Any) -> ScenarioConfig:
