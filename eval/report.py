@@ -10,7 +10,9 @@ Metrics (means over every slot of every episode; all policies ran the same seeds
 * ``ratio_to_bound`` (``x bound``, with ``--bound``): total value over the sum of the
   hindsight upper bounds of the same seeds and slots (``edgellm bound``); no policy exceeds 1;
 * ``regret_per_slot``: DFTSP optimum of the policy's own state minus the value it served,
-  averaged; ``regret_slot_frac``: share of slots with positive regret;
+  averaged; ``regret_slot_frac``: share of slots with positive regret; ``opt_unproven``:
+  slot states whose DFTSP solve stopped at its node limit before proving the optimum (its
+  best batch then stands for the optimum; the table says so when any did);
 * ``dropped_<cause>_per_slot`` and ``deadline_misses_per_slot`` (drops whose cause is a
   deadline that can no longer be met);
 * timing columns (``decision_ms_*``, wall-clock time of the decision per slot [ms]) are the
@@ -91,6 +93,7 @@ def summarize(spec, config: dict, config_hash: str, records: dict,
             "regret_max": _r(regret.max()) if has_opt else None,
             "regret_slot_frac": _r((regret > 0).mean()) if has_opt else None,
             "opt_value_per_slot": _r(opt.mean()) if has_opt else None,
+            "opt_unproven": int(sum(r.get("opt_unproven") or 0 for r in recs)),
             "candidates_per_slot": _r(col("candidates").mean()),
             "dropped_per_slot": _r(col("dropped").mean()),
         }
@@ -172,6 +175,10 @@ def format_table(summary: dict) -> str:
              f"{summary['policies'][0]['slots'] // summary['episodes']} slots, seeds "
              f"{summary['seeds'][0]}..{summary['seeds'][-1]}, objective {obj}")
     out = [title, fmt(head), fmt(["-" * w for w in widths]), *(fmt(x) for x in lines)]
+    unproven = sum(row.get("opt_unproven") or 0 for row in summary["policies"])
+    if unproven:
+        out.append(f"regret reference: {unproven} slot states not proven optimal "
+                   "(DFTSP node limit, edgellm.dftsp.ORACLE_NODE_LIMIT)")
     if has_bound:
         b = summary["bounds"]
         out.append(f"hindsight bounds (sum over seeds): upper {b['upper_bound']:g}, best "

@@ -225,7 +225,7 @@ def test_cli_eval_writes_table_csv_json_and_plots(tmp_path, capsys):
 
 def test_ratio_is_not_clipped_at_one(tmp_path):
     """A policy may beat the myopic oracle over an episode; the ratio must show it."""
-    from edgellm.eval.report import summarize
+    from edgellm.eval.report import format_table, summarize
 
     def rec(values):
         n = len(values)
@@ -239,6 +239,11 @@ def test_ratio_is_not_clipped_at_one(tmp_path):
     s = summarize(sp, {}, "h", {("oracle", 0): rec([1, 1]), ("fcfs", 0): rec([2, 2])})
     assert s["policies"][1]["ratio_to_oracle"] == 2.0
     assert s["policies"][1]["episodes_above_oracle"] == 1
+    assert "not proven optimal" not in format_table(s)
+    late = rec([2, 2]) | {"opt_unproven": 3}
+    s = summarize(sp, {}, "h", {("oracle", 0): rec([1, 1]), ("fcfs", 0): late})
+    assert s["policies"][1]["opt_unproven"] == 3
+    assert "3 slot states not proven optimal" in format_table(s)
 
 
 def test_learned_policy_runs_in_eval(tmp_path):
