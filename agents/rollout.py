@@ -24,7 +24,7 @@ import numpy as np
 
 from edgellm.agents.base import Policy, SlotViewLike, indices_to_users
 from edgellm.agents.foresight import lexicographic_weights, urgency_rank
-from edgellm.dftsp.solver import solve
+from edgellm.dftsp.solver import ORACLE_NODE_LIMIT, solve
 from edgellm.envs.traffic import media_mix
 from edgellm.system import prepare_arrays
 from edgellm.system._kernel import served_alone
@@ -71,8 +71,8 @@ class RolloutPolicy(Policy):
     def _candidates(self, view) -> list[tuple[int, ...]]:
         p = view.prepared
         w = lexicographic_weights(p.weight, urgency_rank(p, view.users))
-        urgent = solve(p, "dftsp", weights=w).batch
-        out = [tuple(urgent), tuple(solve(p, "dftsp").batch)]
+        urgent = solve(p, "dftsp", weights=w, node_limit=ORACLE_NODE_LIMIT).batch
+        out = [tuple(urgent), tuple(solve(p, "dftsp", node_limit=ORACLE_NODE_LIMIT).batch)]
         for j in urgent:  # defer one member: the rest and whatever else fits best
             if len(out) >= self.candidates:
                 break
@@ -80,7 +80,7 @@ class RolloutPolicy(Policy):
             wj[j] = 1
             rest = [i for i in range(p.n) if i != j]
             sub = solve(prepare_arrays(p.system, *(p.columns[k][rest] for k in _COLS)),
-                        "dftsp", weights=wj[rest]).batch
+                        "dftsp", weights=wj[rest], node_limit=ORACLE_NODE_LIMIT).batch
             out.append(tuple(rest[i] for i in sub))
         return list(dict.fromkeys(tuple(sorted(b)) for b in out))[:self.candidates]
 
@@ -194,7 +194,7 @@ class RolloutPolicy(Policy):
                                 g[0, users], g[1, users], np.full(len(users), cfg.tx_power_w),
                                 *media)
             w = lexicographic_weights(ps.weight, urgency_rank(ps, users))
-            sol = solve(ps, "dftsp", weights=w)
+            sol = solve(ps, "dftsp", weights=w, node_limit=ORACLE_NODE_LIMIT)
             for i in sol.batch:
                 total += float(ps.weight[i])
                 queues[users[i]].pop(0)

@@ -86,7 +86,7 @@ def _plan_chooser(trace: Trace, planned: dict[int, int]):
     """Serve the planned request ids of the slot that are at the head of their queues, then
     whatever else fits best (DFTSP, planned requests weighted above all others)."""
     from edgellm.agents.base import indices_to_users
-    from edgellm.dftsp.solver import solve
+    from edgellm.dftsp.solver import ORACLE_NODE_LIMIT, solve
 
     def choose(env, t):
         view = env.slot_view()
@@ -95,7 +95,8 @@ def _plan_chooser(trace: Trace, planned: dict[int, int]):
         p = view.prepared
         plan = np.array([planned.get(int(r), -1) == t for r in view.request_ids])
         w = p.weight.astype(np.int64) + plan * (int(p.weight.sum()) + 1)
-        return indices_to_users(view, solve(p, "dftsp", weights=w).batch)
+        return indices_to_users(view, solve(p, "dftsp", weights=w,
+                                            node_limit=ORACLE_NODE_LIMIT).batch)
 
     return choose
 
