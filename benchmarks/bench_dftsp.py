@@ -17,6 +17,9 @@ and prints its figures and the ratios beside.
     python benchmarks/bench_dftsp.py --quick         # 3 instances per family and K
     python benchmarks/bench_dftsp.py --peer          # also the HiGHS relaxation bound
     python benchmarks/bench_dftsp.py --baseline      # also the plain search, side by side
+    python benchmarks/bench_dftsp.py --baseline box --families tokens/exact/long --ks 256
+                                                     # against the box search without the
+                                                     # Lagrangian closing test, one family
 """
 
 from __future__ import annotations

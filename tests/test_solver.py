@@ -202,7 +202,7 @@ def test_linear_relaxation_bounds_the_optimum():
     """The HiGHS relaxation (dftsp.relax) is an upper bound on every family."""
     from edgellm.dftsp.relax import relaxation_bound
 
-    tight = closed = 0
+    tight = 0
     for t in range(48):
         rng = np.random.default_rng([7, t])
         p = prepare(family_instance(rng, int(rng.integers(1, 11)), *FAMILIES[t % 12]))
