@@ -17,11 +17,15 @@ and prints its figures and the ratios beside.
     python benchmarks/bench_dftsp.py --quick         # 3 instances per family and K
     python benchmarks/bench_dftsp.py --peer          # also the HiGHS relaxation bound
     python benchmarks/bench_dftsp.py --baseline      # also the plain search, side by side
+    python benchmarks/bench_dftsp.py --baseline box --families tokens/exact/long --ks 256
+                                                     # against the box search without the
+                                                     # Lagrangian closing test, one family
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import platform
 import statistics
 import time
@@ -52,19 +56,31 @@ def plain_search(p, limit: float):
         solver.BOX_MIN = saved
 
 
-def run_family(fam, K: int, n: int, limit: float, check: bool, baseline: bool) -> dict:
+def untightened_search(p, limit: float):
+    """The box search without closing boxes by the Lagrangian bound (the previous one)."""
+    saved, solver.CLOSE_AFTER = solver.CLOSE_AFTER, math.inf
+    try:
+        return solve(p, time_limit=limit)
+    finally:
+        solver.CLOSE_AFTER = saved
+
+
+BASELINES = {"plain": plain_search, "box": untightened_search}
+
+
+def run_family(fam, K: int, n: int, limit: float, check: bool, baseline: str | None) -> dict:
     ms, nodes, gaps, stopped = [], [], [], 0
     base_ms, base_nodes, base_stopped = [], [], 0
     for p in instances(fam, K, n):
         if baseline:
-            b = plain_search(p, limit)
+            b = BASELINES[baseline](p, limit)
             base_ms.append(b.wall_s * 1e3)
             base_nodes.append(b.nodes)
             base_stopped += b.status != "optimal"
         s = solve(p, time_limit=limit)
         if baseline and s.status == b.status == "optimal" and s.value != b.value:
-            raise SystemExit(f"MISMATCH {family_name(fam)} K={K}: boxes {s.value} != "
-                             f"plain search {b.value}")
+            raise SystemExit(f"MISMATCH {family_name(fam)} K={K}: {s.value} != "
+                             f"{baseline} search {b.value}")
         ms.append(s.wall_s * 1e3)
         nodes.append(s.nodes)
         if s.status != "optimal":
@@ -91,8 +107,12 @@ def main() -> None:
     ap.add_argument("--ks", default="16,64,256,1024", help="comma list of K")
     ap.add_argument("--limit", type=float, default=5.0,
                     help="time limit [s] per solve for K < 1024 (default 5)")
-    ap.add_argument("--baseline", action="store_true",
-                    help="also the plain search without boxes, side by side")
+    ap.add_argument("--baseline", nargs="?", const="plain", choices=sorted(BASELINES),
+                    help="also solve every instance with 'plain' (default: the search "
+                    "without boxes) or 'box' (the box search without closing boxes by "
+                    "their Lagrangian bound), side by side")
+    ap.add_argument("--families", default=None,
+                    help="comma list of families (e.g. tokens/exact/long), default all")
     ap.add_argument("--peer", action="store_true",
                     help="also solve the MILP relaxation with HiGHS (see dftsp/relax.py)")
     args = ap.parse_args()
@@ -102,19 +122,22 @@ def main() -> None:
           f"{platform.python_version()}, numpy {np.__version__}; {n} instances per family "
           f"and K; time limit {args.limit:g} s (1 s at K = 1024)")
     t0 = time.perf_counter()
-    for fam in FAMILIES:  # warm-up: compile (or load) the search, untimed
+    fams = FAMILIES
+    if args.families:
+        fams = [f for f in FAMILIES if family_name(f) in args.families.split(",")]
+    for fam in fams:  # warm-up: compile (or load) the search, untimed
         solve(next(instances(fam, 40, 1)))
         if args.baseline:
-            plain_search(next(instances(fam, 40, 1)), args.limit)
+            BASELINES[args.baseline](next(instances(fam, 40, 1)), args.limit)
     print(f"warm-up (numba compile or cache load, not timed): {time.perf_counter() - t0:.1f} s")
     rows = {}
     print(f"\n{'family':<26} {'K':>5} {'ms med':>9} {'ms max':>9} {'nodes med':>10} "
           f"{'nodes max':>10} {'limited':>8} {'gap max':>8}"
-          + (f" | {'plain med':>9} {'plain max':>9} {'p.nodes med':>11} {'p.limited':>9} "
+          + (f" | {'base med':>9} {'base max':>9} {'b.nodes med':>11} {'b.limited':>9} "
              f"{'x med':>6}" if args.baseline else ""))
     for K in Ks:
         limit = 1.0 if K >= 1024 else args.limit
-        for fam in FAMILIES:
+        for fam in fams:
             r = run_family(fam, K, n, limit, check=K <= 16, baseline=args.baseline)
             rows[fam, K] = r
             print(f"{family_name(fam):<26} {K:>5} {r['ms_med']:>9.2f} {r['ms_max']:>9.1f} "

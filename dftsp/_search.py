@@ -20,6 +20,9 @@ from edgellm.system._kernel import OK, check_row, compute_s, kv_cache_bytes, upl
 _SLACK = 1e-9  # relative slack on the capacities of necessary conditions (rounding)
 _CLOCK_EVERY = 8  # loop steps between two looks at the clock
 _BOX_TRIES = 6  # longest prompts S* the root's greedy incumbent tries
+_T_CELLS = 4  # first cells of the uplink time in :func:`box_closed`
+_T_DEPTH = 4  # times a cell may be halved there
+_CLOSE_GAP = 256  # tree steps between two tries of :func:`box_closed` in a box
 
 
 @njit(cache=True)
@@ -529,14 +532,17 @@ def box_greedy(root, m_top, tries, prompt, output, window, admissible, weight, u
 @njit(cache=True, nogil=True)
 def search(root, prompt, output, window, admissible, weight, up_bits, snr, down_c,
            enc_s, P, L, d, W, kv, C, M, kv_cap, padded, B_U, B_D, slot, unit,
-           time_limit, node_limit, start, start_val, box_incumbent, t0, S0=0.0, N0=0.0):
+           time_limit, node_limit, start, start_val, box_incumbent, t0, S0=0.0, N0=0.0,
+           close=False):
     """Depth-first branch and bound over the set-enumeration tree of ``root`` (feasible
     singletons in search order), from the incumbent ``start`` of value ``start_val``
     (improved first by :func:`box_greedy` when ``box_incumbent``). ``S0`` and ``N0``
     are floors on the longest prompt and output that the bounds assume (a box of
     :func:`box_search`): subtrees are pruned as if every batch had them, which is exact
     for the batches whose longest prompt and output are S0 and N0 (and only for those);
-    feasibility is always checked in full.
+    feasibility is always checked in full. With ``close`` (inside a box), after the
+    incumbent improves (at most every ``_CLOSE_GAP`` steps, then ever more rarely),
+    :func:`box_closed` may prove that nothing in the box beats it and end the search.
     ``t0`` is the clock reading the time limit counts from. Returns (best batch, its
     value, full checks made, upper bound on the optimum, finished)."""
     n = root.size
@@ -569,6 +575,18 @@ def search(root, prompt, output, window, admissible, weight, up_bits, snr, down_
     checks = 0
     steps = 0
     stopped = False
+    improved = False
+    next_close = _CLOSE_GAP
+    if close:
+        wE = np.empty(n)
+        memE = np.empty(n)
+        cE = np.empty(n)
+        bitsE = np.empty(n)
+        snrE = np.empty(n)
+        wtE = np.empty(n, np.int64)
+        for t in range(n):
+            _put_member(t, root[t], wE, memE, cE, bitsE, snrE, wtE, window, prompt,
+                        output, down_c, up_bits, snr, weight)
 
     # root: X = {}, F = root
     cnt, downsum = _expand(0, srt[0], S0, N0, 0.0, math.inf, math.inf, 0.0, root, 0, n,
@@ -605,6 +623,14 @@ def search(root, prompt, output, window, admissible, weight, up_bits, snr, down_
                                     and _clock() - t0 > time_limit):
             stopped = True
             break
+        if close and improved and steps >= next_close:
+            improved = False
+            next_close = steps + max(_CLOSE_GAP, steps)
+            if box_closed(S0, N0, n, best_val, wE, memE, cE, bitsE, snrE, wtE,
+                          P, L, d, W, kv, C, M, kv_cap, padded, B_U, B_D, t0 + time_limit,
+                          nbest):
+                depth = -1
+                break
         j = cand[depth, i]
         b = depth + 1
         v = val[depth] + weight[j]
@@ -643,6 +669,7 @@ def search(root, prompt, output, window, admissible, weight, up_bits, snr, down_
             best_val = v
             nbest = b
             best[:b] = memb[:b]
+            improved = True
         if leaf:
             pos[depth] += 1
             continue
@@ -902,7 +929,7 @@ def box_bound(Sx, Nx, E, nE, unit, floor, weight, prompt, output, window, up_bit
 @njit(cache=True, nogil=True)
 def box_search(root, prompt, output, window, admissible, weight, up_bits, snr, down_c,
                enc_s, P, L, d, W, kv, C, M, kv_cap, padded, B_U, B_D, slot, unit,
-               time_limit, node_limit, start, start_val, t0):
+               time_limit, node_limit, start, start_val, t0, close_after=math.inf):
     """Exact search by boxes: every batch has a longest prompt S* and output N*, both
     among its members' lengths. For each such box (S*, N*) with a candidate at each
     edge, :func:`box_bound` bounds the batches with exactly that box (their compute
@@ -1005,6 +1032,8 @@ def box_search(root, prompt, output, window, admissible, weight, up_bits, snr, d
     upper = max(best_val, upper_rest)
     sel = np.empty(n, np.int64)
     wkey = np.empty(n)
+    closes = 0
+    fails = 0
     for q in range(nb):
         r = order[q]
         if boxU[r] <= best_val:
@@ -1035,11 +1064,23 @@ def box_search(root, prompt, output, window, admissible, weight, up_bits, snr, d
             best[:nbest] = bt
         if boxU[r] <= best_val:
             continue
+        # box_closed before the tree (after close_after s), while it closes one box in three
+        close = _clock() - t0 > close_after
+        if close and fails <= 2 * closes + 4:
+            for t in range(cnt):
+                _put_member(t, sel[t], wE, memE, cE, bitsE, snrE, wtE, window, prompt,
+                            output, down_c, up_bits, snr, weight)
+            if box_closed(Sx, Nx, cnt, best_val, wE, memE, cE, bitsE, snrE, wtE,
+                          P, L, d, W, kv, C, M, kv_cap, padded, B_U, B_D,
+                          t0 + time_limit, nbest):
+                closes += 1
+                continue
+            fails += 1
         bt, bv, ck, up, done = search(sel[:cnt], prompt, output, window, admissible, weight,
                                       up_bits, snr, down_c, enc_s, P, L, d, W, kv, C, M,
                                       kv_cap, padded, B_U, B_D, slot, unit, time_limit,
                                       max(node_limit - checks, 1), best[:nbest], best_val,
-                                      False, t0, Sx, Nx)
+                                      False, t0, Sx, Nx, close)
         checks += ck
         if bv > best_val:
             best_val = bv
@@ -1053,3 +1094,165 @@ def box_search(root, prompt, output, window, admissible, weight, up_bits, snr, d
             break
     upper = max(upper, best_val)
     return best[:nbest].copy(), best_val, checks, upper, not stopped
+
+
+@njit(cache=True, nogil=True)
+def _lagrange_g(mu, k, ne, wt, s, vals):
+    """g(mu) of :func:`_lagrange_k` and its slope 1 - sum of s over the maximizing k."""
+    for j in range(ne):
+        vals[j] = mu * s[j] - wt[j]
+    order = np.argsort(vals[:ne])
+    g = mu * (1.0 + _SLACK)
+    used = 0.0
+    for q in range(k):
+        g -= vals[order[q]]
+        used += s[order[q]]
+    return g, 1.0 + _SLACK - used
+
+
+@njit(cache=True, nogil=True)
+def _lagrange_k(k, ne, wt, res, nres, lam, floor, vals):
+    """Least found Lagrangian bound on the value of exactly k members whose demands
+    res[r, :ne] (fractions of each capacity) fit: for mu >= 0,
+    g(mu) = mu + (sum of the k largest wt_j - mu s_j), s_j = sum_r lam_r res[r, j] with
+    sum_r lam_r = 1, is a bound for every mu (the surrogate constraint sum s_j <= 1 of
+    the k members, priced at mu). g is convex: doubles mu until its slope is >= 0, then
+    bisects; stops as soon as g < floor + 1. Returns -1 when no k members fit."""
+    s = np.empty(ne)
+    for j in range(ne):
+        v = 0.0
+        for r in range(nres):
+            if lam[r] > 0.0:
+                v += lam[r] * res[r, j]
+        s[j] = v
+    if _sum_smallest(s.copy(), ne, k) > 1.0 + _SLACK:
+        return -1.0
+    stop = floor + 1.0 - 1e-7
+    best, slope = _lagrange_g(0.0, k, ne, wt, s, vals)
+    if best < stop or slope >= 0.0:
+        return best
+    lo, hi = 0.0, 1.0
+    for _ in range(80):
+        g, slope = _lagrange_g(hi, k, ne, wt, s, vals)
+        best = min(best, g)
+        if best < stop or slope >= 0.0:
+            break
+        lo = hi
+        hi *= 2.0
+    if best < stop:
+        return best
+    for _ in range(30):
+        mu = 0.5 * (lo + hi)
+        g, slope = _lagrange_g(mu, k, ne, wt, s, vals)
+        best = min(best, g)
+        if best < stop or hi - lo <= 1e-7 * hi:
+            break
+        if slope >= 0.0:
+            hi = mu
+        else:
+            lo = mu
+    return best
+
+@njit(cache=True, nogil=True)
+def _cell_closed(k, a, b, tau, floor, nE, wE, memE, cE, bitsE, snrE, wtE, capm, padded,
+                 B_U, B_D, lams, first, res, wt, vals, heavy):
+    """Whether no k members of a box, with uplink time T in [a, b], are worth more than
+    ``floor`` (see :func:`box_closed`); returns (closed, the weighting that closed it)."""
+    nres = res.shape[0]
+    ne = 0
+    for t in range(nE):
+        D = wE[t] - tau
+        if D > a:
+            res[0, ne] = cE[t] / (D - a) / B_D
+            res[1, ne] = uplink_bw(bitsE[t], min(b, D), snrE[t]) / B_U
+            if not padded:
+                res[2, ne] = memE[t] / capm
+            if not (res[0, ne] <= 1.0 + _SLACK and res[1, ne] <= 1.0 + _SLACK):
+                continue  # cannot be a member with T in [a, b]
+            wt[ne] = wtE[t]
+            heavy[ne] = -wtE[t]
+            ne += 1
+    if ne < k or -np.sort(heavy[:ne])[:k].sum() <= floor:
+        return True, first
+    nl = lams.shape[0]
+    for i in range(nl):
+        li = (first + i) % nl
+        if _lagrange_k(k, ne, wt, res, nres, lams[li], floor, vals) < floor + 1.0 - 1e-7:
+            return True, li
+    return False, first
+
+
+@njit(cache=True, nogil=True)
+def box_closed(Sx, Nx, nE, floor, wE, memE, cE, bitsE, snrE, wtE,
+               P, L, d, W, kv, C, M, kv_cap, padded, B_U, B_D, deadline=math.inf,
+               k0=1, depth=_T_DEPTH):
+    """True when no batch of the box (Sx, Nx) (members E with the given columns) is worth
+    more than ``floor``; False when that is not proven (or the clock passes
+    ``deadline``). A batch of k members has compute time at least tau = T_C(k, Sx, Nx)
+    and is feasible only if, for one uplink time T, every member has
+    D_j = w_j - tau > T and the downlink demands c_j / (D_j - T) and the uplink demands
+    beta_j(T) fit (:func:`edgellm.system._kernel.check_row`). For T in a cell [a, b]
+    the demands are at least c_j / (D_j - a) and beta_j(b); with the exact KV
+    positions, a Lagrangian bound (:func:`_lagrange_k`) on k members whose demands fit
+    one surrogate of the capacities, for several weightings of the resources, bounds
+    the batch. Cells start as ``_T_CELLS`` equal parts of [0, max D_j] and are halved,
+    up to ``depth`` times, while they stay open. Couples the resources, the count and
+    the uplink time, which the bounds of :func:`box_bound` take one by one. Counts are
+    tried from ``k0`` outwards."""
+    nres = 2 if padded else 3
+    res = np.empty((nres, nE))
+    wt = np.empty(nE)
+    vals = np.empty(nE)
+    heavy = np.empty(nE)
+    if padded:
+        lams = np.array([[1.0, 0.0], [0.0, 1.0], [0.5, 0.5], [0.8, 0.2], [0.2, 0.8]])
+    else:
+        lams = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0],
+                         [1 / 3, 1 / 3, 1 / 3], [0.5, 0.5, 0.0], [0.5, 0.0, 0.5],
+                         [0.0, 0.5, 0.5]])
+    first = 0
+    capm = kv_cap / kv
+    sa = np.empty(_T_CELLS * (depth + 1) + 1)
+    sb = np.empty(_T_CELLS * (depth + 1) + 1)
+    sd = np.empty(_T_CELLS * (depth + 1) + 1, np.int64)
+    # counts from k0 outwards (near the incumbent's size, where a box is least likely
+    # to close: a failure ends the test early)
+    k0 = min(max(k0, 1), nE)
+    for e in range(2 * nE):
+        k = k0 + (e + 1) // 2 if e % 2 else k0 - e // 2
+        if k < 1 or k > nE:
+            continue
+        if e % _CLOCK_EVERY == 0 and _clock() > deadline:
+            return False
+        if padded and kv_cache_bytes(float(k), Sx, Nx, 0.0, kv, True) > kv_cap:
+            continue
+        tau = compute_s(float(k), Sx, Nx, P, L, d, W, kv, C, M)
+        dmax = 0.0
+        cnt = 0
+        for t in range(nE):
+            if wE[t] > tau:
+                dmax = max(dmax, wE[t] - tau)
+                cnt += 1
+        if cnt < k:
+            continue
+        top = 0
+        for g in range(_T_CELLS - 1, -1, -1):
+            sa[top] = dmax * g / _T_CELLS
+            sb[top] = dmax * (g + 1) / _T_CELLS
+            sd[top] = 0
+            top += 1
+        while top > 0:
+            top -= 1
+            a, b, dep = sa[top], sb[top], sd[top]
+            closed, first = _cell_closed(k, a, b, tau, floor, nE, wE, memE, cE, bitsE,
+                                         snrE, wtE, capm, padded, B_U, B_D, lams, first,
+                                         res, wt, vals, heavy)
+            if closed:
+                continue
+            if dep >= depth:
+                return False
+            mid = 0.5 * (a + b)
+            sa[top], sb[top], sd[top] = mid, b, dep + 1
+            sa[top + 1], sb[top + 1], sd[top + 1] = a, mid, dep + 1
+            top += 2
+    return True

@@ -181,7 +181,7 @@ def _dftsp(p: Prepared, time_limit: float, node_limit: int):
             return (tuple(int(x) for x in start), int(start_val), nodes + int(g_checks),
                     int(start_val), True)
         batch, value, checks, upper, done = _search.box_search(
-            root, *arrays, _unit(p), time_limit, node_limit, start, start_val, t0)
+            root, *arrays, _unit(p), time_limit, node_limit, start, start_val, t0, CLOSE_AFTER)
         upper = min(upper, max(upper0, value))
     else:
         batch, value, checks, upper, done = _search.search(
@@ -204,7 +204,7 @@ def _compile(root: np.ndarray, arrays: tuple) -> None:
     one, none = root[:1], np.empty(0, np.int64)
     _search.greedy(one, np.array([0, 1], np.int64), *arrays, -math.inf)
     _search.search(one, *arrays, True, 0.0, 1, none, 0, True, time.perf_counter())
-    _search.box_search(one, *arrays, True, 0.0, 1, none, 0, time.perf_counter())
+    _search.box_search(one, *arrays, True, 0.0, 1, none, 0, time.perf_counter(), 0.0)
     _compiled = True
 
 
@@ -228,6 +228,10 @@ def _unit(p: Prepared) -> bool:
 _QUANTILES = (0.25, 0.5, 0.75, 0.9, 1.0)
 _GREEDY_MIN = 16  # fewer candidates: the tree search alone is quicker than the greedy
 BOX_MIN = 16  # more candidates: search box by box (:func:`_search.box_search`)
+# seconds of search after which a box is first offered to :func:`_search.box_closed`
+# (Lagrangian bound per count and uplink-time cell) before and during its tree; it costs
+# more than the trees of easy instances save (math.inf: never)
+CLOSE_AFTER = 0.25
 
 
 def _greedy_orders(p: Prepared, root: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -4,6 +4,7 @@ Feasible batches are down-closed (SPEC 2.4), which is what makes its pruning exa
 from __future__ import annotations
 
 import itertools
+import math
 from collections import Counter
 
 import numpy as np
@@ -214,10 +215,13 @@ def test_linear_relaxation_bounds_the_optimum():
 
 @pytest.fixture
 def boxes_always(monkeypatch):
-    """Search box by box whatever the number of candidates (normally above 16 only)."""
+    """Search box by box whatever the number of candidates (normally above 16 only), and
+    offer every box to the Lagrangian closing test from the start (normally after
+    ``CLOSE_AFTER`` seconds only)."""
     from edgellm.dftsp import solver
 
     monkeypatch.setattr(solver, "BOX_MIN", 0)
+    monkeypatch.setattr(solver, "CLOSE_AFTER", -1.0)
 
 
 def test_box_search_equals_bruteforce_on_every_family(boxes_always):
@@ -232,7 +236,11 @@ def test_box_search_equals_bruteforce_on_every_family(boxes_always):
         assert d.evaluation.feasible and d.evaluation.value == d.value
 
 
-def test_box_search_limits_give_valid_upper_bounds(boxes_always):
+@pytest.mark.parametrize("close_after", [math.inf, -1.0])
+def test_box_search_limits_give_valid_upper_bounds(boxes_always, monkeypatch, close_after):
+    from edgellm.dftsp import solver
+
+    monkeypatch.setattr(solver, "CLOSE_AFTER", close_after)
     stopped = 0
     for t in range(96):
         fam = FAMILIES[t % len(FAMILIES)]
@@ -242,7 +250,8 @@ def test_box_search_limits_give_valid_upper_bounds(boxes_always):
             s = solve(p, node_limit=limit)
             assert s.evaluation.feasible and s.value <= opt <= s.upper_bound, (t, limit)
             stopped += s.status == "time_limit"
-    assert stopped > 10
+    # the Lagrangian closing test proves more of them optimal within the node limits
+    assert stopped > (10 if close_after == math.inf else 3)
 
 
 def test_box_bound_never_below_the_box_optimum():
@@ -251,7 +260,7 @@ def test_box_bound_never_below_the_box_optimum():
     from edgellm.dftsp import _search
     from edgellm.dftsp.solver import _unit, search_arrays
 
-    tight = 0
+    tight = closed = 0
     for t in range(48):
         fam = FAMILIES[t % len(FAMILIES)]
         p = prepare(family_instance(np.random.default_rng([17, t]), 10, *fam))
@@ -269,7 +278,14 @@ def test_box_bound_never_below_the_box_optimum():
                                   *a[9:20])
             assert u >= v, (t, S, N, u, v)
             tight += u == v
-    assert tight > 0
+            # the Lagrangian test never closes a box below its optimum, from any count
+            cols = (p.window[E], (p.prefill_tokens + p.output_tokens)[E], p.down_c[E],
+                    p.up_bits[E], p.snr_hz[E], p.weight[E])
+            for k0 in (1, 3, 10):
+                assert not _search.box_closed(S, N, E.size, v - 1, *cols, *a[9:20],
+                                              math.inf, k0), (t, S, N, v, k0)
+                closed += _search.box_closed(S, N, E.size, v, *cols, *a[9:20], math.inf, k0)
+    assert tight > 0 and closed > 0
 
 
 def test_oracle_callers_stop_at_a_node_budget():
