@@ -936,7 +936,8 @@ def box_search(root, prompt, output, window, admissible, weight, up_bits, snr, d
     time depends on the count alone); boxes that can beat the incumbent are searched
     best bound first, each by a greedy fill in window order (longest first) and then
     :func:`search` over the candidates inside the box with the box as its floors,
-    until the incumbent reaches the best bound left. Returns what :func:`search` does."""
+    until the incumbent reaches the best bound left. From ``close_after`` full checks on,
+    boxes are first offered to :func:`box_closed`. Returns what :func:`search` does."""
     n = root.size
     best = np.empty(n, np.int64)
     nbest = start.size
@@ -1064,8 +1065,10 @@ def box_search(root, prompt, output, window, admissible, weight, up_bits, snr, d
             best[:nbest] = bt
         if boxU[r] <= best_val:
             continue
-        # box_closed before the tree (after close_after s), while it closes one box in three
-        close = _clock() - t0 > close_after
+        # box_closed before the tree (after close_after full checks: a count, not the
+        # clock, so that a node-limited search is the same on every machine), while it
+        # closes one box in three
+        close = checks >= close_after
         if close and fails <= 2 * closes + 4:
             for t in range(cnt):
                 _put_member(t, sel[t], wE, memE, cE, bitsE, snrE, wtE, window, prompt,

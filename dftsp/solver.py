@@ -228,10 +228,11 @@ def _unit(p: Prepared) -> bool:
 _QUANTILES = (0.25, 0.5, 0.75, 0.9, 1.0)
 _GREEDY_MIN = 16  # fewer candidates: the tree search alone is quicker than the greedy
 BOX_MIN = 16  # more candidates: search box by box (:func:`_search.box_search`)
-# seconds of search after which a box is first offered to :func:`_search.box_closed`
-# (Lagrangian bound per count and uplink-time cell) before and during its tree; it costs
-# more than the trees of easy instances save (math.inf: never)
-CLOSE_AFTER = 0.25
+# full feasibility checks after which a box is first offered to :func:`_search.box_closed`
+# (Lagrangian bound per count and uplink-time cell) before and during its tree (about
+# 0.25 s at K = 256 on the benchmark machine); it costs more than the trees of easy
+# instances save (math.inf: never). A count, not a time: results never depend on speed.
+CLOSE_AFTER = 4000
 
 
 def _greedy_orders(p: Prepared, root: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -217,7 +217,7 @@ def test_linear_relaxation_bounds_the_optimum():
 def boxes_always(monkeypatch):
     """Search box by box whatever the number of candidates (normally above 16 only), and
     offer every box to the Lagrangian closing test from the start (normally after
-    ``CLOSE_AFTER`` seconds only)."""
+    ``CLOSE_AFTER`` full checks only)."""
     from edgellm.dftsp import solver
 
     monkeypatch.setattr(solver, "BOX_MIN", 0)
