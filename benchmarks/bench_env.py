@@ -84,12 +84,12 @@ def train_rate(vec_env: str, n_envs: int, hyperparams: dict, seconds: float) -> 
     from sb3_contrib import MaskablePPO
 
     from edgellm.envs import get_scenario
-    from edgellm.train.config import policy_kwargs
+    from edgellm.train.config import policy_kwargs, schedule
     from edgellm.train.rl import make_vec_env
 
     torch.set_num_threads(1)
     venv = make_vec_env(get_scenario("default"), "sequential", n_envs, vec_env)
-    hp = {k: v for k, v in hyperparams.items()
+    hp = {k: schedule(v) for k, v in hyperparams.items()  # lin_<x> as edgellm train reads it
           if k not in ("n_timesteps", "policy", "n_envs", "policy_kwargs")}
     model = MaskablePPO("MlpPolicy", venv, seed=0, device="cpu",
                         policy_kwargs=policy_kwargs("maskable-ppo",
