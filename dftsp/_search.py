@@ -784,8 +784,7 @@ def _few_fit(m, nE, Sx, Nx, wmax, P, L, d, W, kv, C, M, kv_cap, padded):
 
 
 @njit(cache=True, nogil=True)
-def _box_demands(m, Sx, Nx, nE, wE, memE, cE, wtE, el, size_m, size_d,
-                 P, L, d, W, kv, C, M):
+def _box_demands(m, Sx, Nx, nE, wE, memE, cE, el, size_m, size_d, P, L, d, W, kv, C, M):
     """Members of a box that meet the deadline at tau = T_C(m, Sx, Nx), written to el;
     their KV positions and downlink demands c_j / (w_j - tau) to size_m and size_d.
     Returns their count."""
@@ -806,7 +805,7 @@ def _box_value(m, Sx, Nx, nE, wE, memE, cE, wtE, el, size_m, size_d,
     """Bound on the value of m members of a box: fractional knapsacks on exact KV memory
     and on downlink demand at T_C(m, Sx, Nx) over the members meeting that deadline.
     Non-increasing in m."""
-    ne = _box_demands(m, Sx, Nx, nE, wE, memE, cE, wtE, el, size_m, size_d,
+    ne = _box_demands(m, Sx, Nx, nE, wE, memE, cE, el, size_m, size_d,
                       P, L, d, W, kv, C, M)
     cap = _frac_knapsack(wtE, size_d, el, ne, B_D)
     if not padded:
@@ -824,7 +823,7 @@ def _box_bound(Sx, Nx, nE, unit, floor, wE, memE, cE, bitsE, snrE, wtE, buf, el,
     if unit:
         return _box_count(floor + 1, Sx, Nx, nE, wE, memE, cE, bitsE, snrE, buf,
                           P, L, d, W, kv, C, M, kv_cap, padded, B_U, B_D)
-    ne = _box_demands(1, Sx, Nx, nE, wE, memE, cE, wtE, el, size_m, size_d,
+    ne = _box_demands(1, Sx, Nx, nE, wE, memE, cE, el, size_m, size_d,
                       P, L, d, W, kv, C, M)
     total = 0
     for q in range(ne):
@@ -860,7 +859,7 @@ def _box_bound(Sx, Nx, nE, unit, floor, wE, memE, cE, bitsE, snrE, wtE, buf, el,
                      P, L, d, W, kv, C, M, kv_cap, padded, B_D)
     if best <= floor:
         return best
-    ne = _box_demands(1, Sx, Nx, nE, wE, memE, cE, wtE, el, size_m, size_d,
+    ne = _box_demands(1, Sx, Nx, nE, wE, memE, cE, el, size_m, size_d,
                       P, L, d, W, kv, C, M)
     tau = compute_s(1.0, Sx, Nx, P, L, d, W, kv, C, M)
     for q in range(ne):
