@@ -578,15 +578,8 @@ def search(root, prompt, output, window, admissible, weight, up_bits, snr, down_
     improved = False
     next_close = _CLOSE_GAP
     if close:
-        wE = np.empty(n)
-        memE = np.empty(n)
-        cE = np.empty(n)
-        bitsE = np.empty(n)
-        snrE = np.empty(n)
-        wtE = np.empty(n, np.int64)
-        for t in range(n):
-            _put_member(t, root[t], wE, memE, cE, bitsE, snrE, wtE, window, prompt,
-                        output, down_c, up_bits, snr, weight)
+        wE, memE, cE, bitsE, snrE, wtE = _members(root, window, prompt, output, down_c,
+                                                  up_bits, snr, weight)
 
     # root: X = {}, F = root
     cnt, downsum = _expand(0, srt[0], S0, N0, 0.0, math.inf, math.inf, 0.0, root, 0, n,
@@ -901,6 +894,24 @@ def _put_member(t, j, wE, memE, cE, bitsE, snrE, wtE, window, prompt, output, do
 
 
 @njit(cache=True, nogil=True)
+def _member_columns(n):
+    """Room for n members' columns: window, KV positions, downlink constant, uplink bits,
+    SNR, weight (filled by :func:`_put_member`)."""
+    return (np.empty(n), np.empty(n), np.empty(n), np.empty(n), np.empty(n),
+            np.empty(n, np.int64))
+
+
+@njit(cache=True, nogil=True)
+def _members(ids, window, prompt, output, down_c, up_bits, snr, weight):
+    """The member columns of requests ``ids``, in their order."""
+    wE, memE, cE, bitsE, snrE, wtE = _member_columns(ids.size)
+    for t in range(ids.size):
+        _put_member(t, ids[t], wE, memE, cE, bitsE, snrE, wtE, window, prompt, output,
+                    down_c, up_bits, snr, weight)
+    return wE, memE, cE, bitsE, snrE, wtE
+
+
+@njit(cache=True, nogil=True)
 def box_bound(Sx, Nx, E, nE, unit, floor, weight, prompt, output, window, up_bits, snr,
               down_c, P, L, d, W, kv, C, M, kv_cap, padded, B_U, B_D):
     """Upper bound on the value of any feasible batch of candidates E[:nE] whose longest
@@ -911,15 +922,8 @@ def box_bound(Sx, Nx, E, nE, unit, floor, weight, prompt, output, window, up_bit
     deadline at T_C(1, Sx, Nx), B(k) fractional knapsacks on exact KV memory and on
     downlink demand at T_C(k, Sx, Nx); also at most a fractional knapsack on uplink
     demand at T_C(1, Sx, Nx)."""
-    wE = np.empty(nE)
-    memE = np.empty(nE)
-    cE = np.empty(nE)
-    bitsE = np.empty(nE)
-    snrE = np.empty(nE)
-    wtE = np.empty(nE, np.int64)
-    for t in range(nE):
-        _put_member(t, E[t], wE, memE, cE, bitsE, snrE, wtE, window, prompt, output, down_c,
-                    up_bits, snr, weight)
+    wE, memE, cE, bitsE, snrE, wtE = _members(E[:nE], window, prompt, output, down_c,
+                                              up_bits, snr, weight)
     return _box_bound(Sx, Nx, nE, unit, floor, wE, memE, cE, bitsE, snrE, wtE, np.empty(nE),
                       np.empty(nE, np.int64), np.empty(nE), np.empty(nE),
                       P, L, d, W, kv, C, M, kv_cap, padded, B_U, B_D)
@@ -953,12 +957,7 @@ def box_search(root, prompt, output, window, admissible, weight, up_bits, snr, d
     boxN = np.empty(a * nq)
     boxU = np.empty(a * nq, np.int64)
     nb = 0
-    wE = np.empty(n)
-    memE = np.empty(n)
-    cE = np.empty(n)
-    bitsE = np.empty(n)
-    snrE = np.empty(n)
-    wtE = np.empty(n, np.int64)
+    wE, memE, cE, bitsE, snrE, wtE = _member_columns(n)
     buf = np.empty(n)
     el = np.empty(n, np.int64)
     size_m = np.empty(n)
