@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from edgellm.agents.base import Policy, SlotViewLike, indices_to_users
-from edgellm.dftsp.solver import ORACLE_NODE_LIMIT, Solution, solve
+from edgellm.agents.base import SlotViewLike
+from edgellm.agents.oracle import OraclePolicy
+from edgellm.dftsp.solver import ORACLE_NODE_LIMIT
 
 
 def urgency_rank(p, users) -> np.ndarray:
@@ -39,7 +40,7 @@ def lexicographic_weights(value: np.ndarray, secondary: np.ndarray) -> np.ndarra
     return np.asarray(value, dtype=np.int64) * M + np.asarray(secondary, dtype=np.int64)
 
 
-class UrgentOraclePolicy(Policy):
+class UrgentOraclePolicy(OraclePolicy):
     """Maximum value per slot, then the soonest-expiring requests (module docstring);
     ``time_limit`` and ``node_limit`` as for :class:`~edgellm.agents.oracle.OraclePolicy`."""
 
@@ -47,17 +48,8 @@ class UrgentOraclePolicy(Policy):
 
     def __init__(self, time_limit: float | None = None,
                  node_limit: int | None = ORACLE_NODE_LIMIT):
-        self.time_limit = time_limit
-        self.node_limit = node_limit
-        self.last: Solution | None = None
-        self.unproven = 0
+        super().__init__("dftsp", time_limit, node_limit)
 
-    def select(self, view: SlotViewLike) -> tuple[int, ...]:
-        if not view.users:
-            self.last = None
-            return ()
-        w = lexicographic_weights(view.prepared.weight, urgency_rank(view.prepared, view.users))
-        self.last = solve(view.prepared, "dftsp", weights=w, time_limit=self.time_limit,
-                          node_limit=self.node_limit)
-        self.unproven += self.last.status != "optimal"
-        return indices_to_users(view, self.last.batch)
+    def weights(self, view: SlotViewLike) -> np.ndarray:
+        return lexicographic_weights(view.prepared.weight,
+                                     urgency_rank(view.prepared, view.users))

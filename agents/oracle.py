@@ -13,7 +13,8 @@ class OraclePolicy(Policy):
     feasibility checks (default :data:`edgellm.dftsp.ORACLE_NODE_LIMIT`, the same on every
     machine; None: no limit) or ``time_limit`` [s] (default none) and then serves its best
     batch so far: ``last.status`` says whether it was proven optimal and ``unproven``
-    counts the slots where it was not."""
+    counts the slots where it was not. Subclasses may replace the objective's weights
+    (:meth:`weights`, e.g. a lexicographic tie-break)."""
 
     name = "oracle"
 
@@ -30,6 +31,10 @@ class OraclePolicy(Policy):
             self.last = None
             return ()
         self.last = solve(view.prepared, self.method, time_limit=self.time_limit,
-                          node_limit=self.node_limit)
+                          node_limit=self.node_limit, weights=self.weights(view))
         self.unproven += self.last.status != "optimal"
         return indices_to_users(view, self.last.batch)
+
+    def weights(self, view: SlotViewLike):
+        """Integer weights per candidate that replace the objective's (None: keep it)."""
+        return None
