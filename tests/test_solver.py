@@ -314,3 +314,20 @@ def test_oracle_callers_stop_at_a_node_budget():
     urgent = UrgentOraclePolicy(node_limit=3)
     urgent.select(view)
     assert urgent.unproven == 1 and urgent.last.status == "time_limit"
+
+
+def test_search_compiles_once_for_every_caller():
+    """An env slot's column views and a random instance's arrays reach the compiled
+    search with the same types: one compiled version, so no caller compiles inside its
+    time limit after the first solve."""
+    from edgellm.dftsp import _search
+    from edgellm.envs import EdgeLLMEnv
+
+    solve(random_instance(np.random.default_rng(0), 20))
+    env = EdgeLLMEnv("default")
+    env.reset(seed=0)
+    view = env.unwrapped.slot_view()
+    assert view.users
+    assert solve(view.prepared).status == "optimal"
+    assert len(_search.search.signatures) == 1
+    assert len(_search.greedy.signatures) == 1
