@@ -6,7 +6,7 @@ truncations and info values under the same actions; sub-env i of ``reset(seed=s)
 ``EdgeLLMEnv.reset(seed=s + i)``). The per-slot state of all N envs lives in (N, K)
 arrays; adding users, rechecking candidates, evaluating the dispatched batch, the queue
 mechanics and the observation are compiled loops over the envs that call the oracle's
-kernel (:func:`edgellm.system._kernel.check_rows_kernel`, ``allocation``), the queues'
+kernel (:func:`edgellm.system._kernel.check_row_screened`, ``allocation``), the queues'
 compiled end of slot (:func:`edgellm.envs.queues._end_slot`) and
 :func:`edgellm.system.prepare_arrays`: one cost model, no copy. The exogenous traffic of
 all envs is drawn in one compiled call (:class:`~edgellm.envs.traffic.TrafficBatch`) from
@@ -17,6 +17,7 @@ unchanged).
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -51,7 +52,7 @@ from edgellm.envs.scenarios import get_scenario
 from edgellm.envs.traffic import TrafficBatch
 from edgellm.errors import EdgeLLMError
 from edgellm.system import prepare, prepare_arrays
-from edgellm.system._kernel import allocation, check_rows_kernel
+from edgellm.system._kernel import allocation, check_row, check_row_screened
 from edgellm.system.feasibility import REASONS
 
 _jit = njit(cache=True, nogil=True)
@@ -72,45 +73,48 @@ _REASON_NAMES = tuple(REASONS[c] for c in sorted(REASONS))  # codes 1 .. 6
 
 
 @_jit
-def _check(e, idx, cand, sysc):
+def _check(e, ids, cand, sysc, sc, exact=False):
+    """The oracle kernel's check of env e's batch ``ids`` (ascending users): (code, S, N,
+    KV bytes, T_C, T_hi) of :func:`~edgellm.system._kernel.check_row` when ``exact``, else
+    the same with the uplink test screened (``check_row_screened``; T_hi is NaN then).
+    ``sc``: (4, K) float scratch."""
     prompt, output, window, admissible, up_bits, snr, down_c, enc_s = cand
     P, L, d, W, kv, C, M, cap, padded, B_U, B_D, slot = sysc
-    return check_rows_kernel(idx, prompt[e], output[e], window[e], admissible[e], up_bits[e],
-                             snr[e], down_c[e], enc_s[e], P, L, d, W, kv, C, M, cap, padded,
-                             B_U, B_D, slot)
+    args = (ids, prompt[e], output[e], window[e], admissible[e], up_bits[e], snr[e],
+            down_c[e], enc_s[e], P, L, d, W, kv, C, M, cap, padded, B_U, B_D, slot, sc[0],
+            sc[1], sc[2], sc[3])
+    if exact:
+        return check_row(*args)
+    return (*check_row_screened(*args), math.nan)
 
 
 @_jit
 def _recheck(e, cand, sysc, present, inb, ok, code, ctc, ckv, nb, addable):
-    """Re-check the candidates outside the batch against batch + it (one kernel call):
-    those still addable (``addable``), or the others (their refusal reasons, needed only
-    when the slot ends: feasible sets are down-closed, so they never become addable)."""
+    """Re-check the candidates outside the batch against batch + it: those still addable
+    (``addable``), or the others (their refusal reasons, needed only when the slot ends:
+    feasible sets are down-closed, so they never become addable)."""
+    prompt, output, window, admissible, up_bits, snr, down_c, enc_s = cand
+    P, L, d, W, kv, C, M, cap, padded, B_U, B_D, slot = sysc
+    pe, oe, we, ae, ue, se, de, ee = (prompt[e], output[e], window[e], admissible[e],
+                                      up_bits[e], snr[e], down_c[e], enc_s[e])
     K = present.shape[1]
-    m = 0
+    ids = np.empty(K, np.int64)
+    sc = np.empty((4, K))
+    b = nb[e] + 1
     for k in range(K):
-        if present[e, k] and not inb[e, k] and ok[e, k] == addable:
-            m += 1
-    if m == 0:
-        return
-    idx = np.empty((m, nb[e] + 1), np.int64)
-    rows = np.empty(m, np.int64)
-    r = 0
-    for k in range(K):
-        if present[e, k] and not inb[e, k] and ok[e, k] == addable:
-            c = 0
-            for j in range(K):  # batch + k, ascending
-                if inb[e, j] or j == k:
-                    idx[r, c] = j
-                    c += 1
-            rows[r] = k
-            r += 1
-    res = _check(e, idx, cand, sysc)
-    for r in range(m):
-        k = rows[r]
-        code[e, k] = res[0][r]
-        ok[e, k] = ok[e, k] and res[0][r] == 0
-        ckv[e, k] = res[3][r]
-        ctc[e, k] = res[4][r]
+        if not (present[e, k] and not inb[e, k] and ok[e, k] == addable):
+            continue
+        n = 0
+        for j in range(K):  # batch + k, ascending
+            if inb[e, j] or j == k:
+                ids[n] = j
+                n += 1
+        res = check_row_screened(ids[:b], pe, oe, we, ae, ue, se, de, ee, P, L, d, W, kv, C,
+                                 M, cap, padded, B_U, B_D, slot, sc[0], sc[1], sc[2], sc[3])
+        code[e, k] = res[0]
+        ok[e, k] = ok[e, k] and res[0] == 0
+        ckv[e, k] = res[3]
+        ctc[e, k] = res[4]
 
 
 @_jit
@@ -210,14 +214,14 @@ def _step_subset(act, live, reject, cand, sysc, present, inb, ok, code, ctc, ckv
             if b == 1:
                 _add(e, users[0], cand, sysc, present, inb, ok, code, ctc, ckv, nb, tc, kv)
                 continue
-            res = _check(e, users.reshape(1, b), cand, sysc)
-            if res[0][0] == 0:
+            res = _check(e, users, cand, sysc, np.empty((4, K)))
+            if res[0] == 0:
                 for i in users:
                     inb[e, i] = True
                     ok[e, i] = False
                 nb[e] = b
-                kv[e] = res[3][0]
-                tc[e] = res[4][0]
+                kv[e] = res[3]
+                tc[e] = res[4]
                 _recheck(e, cand, sysc, present, inb, ok, code, ctc, ckv, nb, True)
                 continue
         if reject:
@@ -262,6 +266,7 @@ def _dispatch(envs, cand, weight, weight_bytes, sysc, present, inb, ok, code, ct
     mem = np.full(E, weight_bytes)
     binding = np.zeros(E, np.int64)
     refused = np.zeros((E, 7), np.int64)
+    sc = np.empty((4, K))
     output, window, up_bits, snr, down_c = cand[1], cand[2], cand[4], cand[5], cand[6]
     for j in range(E):
         e = envs[j]
@@ -290,14 +295,14 @@ def _dispatch(envs, cand, weight, weight_bytes, sysc, present, inb, ok, code, ct
         tokens[j] = np.int64(output[e][arr].sum())
         if not details:
             continue
-        res = _check(e, arr.reshape(1, b), cand, sysc)
-        if res[0][0] != 0:
+        res = _check(e, arr, cand, sysc, sc, True)
+        if res[0] != 0:
             raise AssertionError("env built an infeasible batch")
-        tcv = res[4][0]
+        tcv = res[4]
         t_up[j] = allocation(up_bits[e][arr], snr[e][arr], down_c[e][arr], window[e][arr],
-                             tcv, res[5][0], sysc[9])[0]
+                             tcv, res[5], sysc[9])[0]
         t_c[j] = tcv
-        mem[j] = weight_bytes + res[3][0]
+        mem[j] = weight_bytes + res[3]
     return value, tokens, t_up, t_c, mem, binding, refused
 
 
@@ -344,6 +349,8 @@ def _begin_slots(envs, F, prep, heads, db, norm, cand, weight, ids, sysc, qlen, 
     K = present.shape[1]
     media = F > _F
     admissible = cand[3]
+    one = np.empty(1, np.int64)
+    sc = np.empty((4, K))
     for j in range(envs.size):
         e = envs[j]
         for k in range(K):
@@ -358,14 +365,11 @@ def _begin_slots(envs, F, prep, heads, db, norm, cand, weight, ids, sysc, qlen, 
             cand[7][e, k] = prep[7][i]
             weight[e, k] = prep[8][i]
             ids[e, k] = heads[i, ID]
-        m = 0
         for k in range(K):
             present[e, k] = qlen[e, k] > 0
             inb[e, k] = False
             ok[e, k] = False
             mask[e, k] = False
-            if present[e, k]:
-                m += 1
         if seq:
             mask[e, K] = True
         nb[e] = 0
@@ -383,22 +387,16 @@ def _begin_slots(envs, F, prep, heads, db, norm, cand, weight, ids, sysc, qlen, 
         obs[e, g + _COMPUTE] = 0.0
         obs[e, g + _SLOT] = min(slot[e] / max_slots, 1.0)
         obs[e, g + _BATCH] = 0.0
-        if m == 0:
-            continue
-        idx = np.empty((m, 1), np.int64)
-        r = 0
         for k in range(K):
-            if present[e, k]:
-                idx[r, 0] = k
-                r += 1
-        res = _check(e, idx, cand, sysc)
-        for r in range(m):
-            k = idx[r, 0]
+            if not present[e, k]:
+                continue
+            one[0] = k
+            res = _check(e, one, cand, sysc, sc)
             h = heads[j * K + k]
-            code[e, k] = res[0][r]
-            ok[e, k] = res[0][r] == 0
-            ckv[e, k] = res[3][r]
-            ctc[e, k] = res[4][r]
+            code[e, k] = res[0]
+            ok[e, k] = res[0] == 0
+            ckv[e, k] = res[3]
+            ctc[e, k] = res[4]
             mask[e, k] = ok[e, k]
             o = k * F
             obs[e, o + _PRESENT] = 1.0
