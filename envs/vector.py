@@ -17,7 +17,6 @@ unchanged).
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
@@ -73,19 +72,22 @@ _REASON_NAMES = tuple(REASONS[c] for c in sorted(REASONS))  # codes 1 .. 6
 
 
 @_jit
-def _check(e, ids, cand, sysc, sc, exact=False):
-    """The oracle kernel's check of env e's batch ``ids`` (ascending users): (code, S, N,
-    KV bytes, T_C, T_hi) of :func:`~edgellm.system._kernel.check_row` when ``exact``, else
-    the same with the uplink test screened (``check_row_screened``; T_hi is NaN then).
-    ``sc``: (4, K) float scratch."""
+def _cols(e, cand):
+    """Env e's rows of the candidate arrays (views, made once per env: each costs a
+    reference count)."""
     prompt, output, window, admissible, up_bits, snr, down_c, enc_s = cand
+    return (prompt[e], output[e], window[e], admissible[e], up_bits[e], snr[e], down_c[e],
+            enc_s[e])
+
+
+@_jit
+def _check(ids, cols, sysc, sc):
+    """:func:`~edgellm.system._kernel.check_row_screened` (code, S, N, KV bytes, T_C) of
+    the users ``ids`` (ascending) of one env (its ``cols``). ``sc``: (4, K) float scratch."""
+    pe, oe, we, ae, ue, se, de, ee = cols
     P, L, d, W, kv, C, M, cap, padded, B_U, B_D, slot = sysc
-    args = (ids, prompt[e], output[e], window[e], admissible[e], up_bits[e], snr[e],
-            down_c[e], enc_s[e], P, L, d, W, kv, C, M, cap, padded, B_U, B_D, slot, sc[0],
-            sc[1], sc[2], sc[3])
-    if exact:
-        return check_row(*args)
-    return (*check_row_screened(*args), math.nan)
+    return check_row_screened(ids, pe, oe, we, ae, ue, se, de, ee, P, L, d, W, kv, C, M, cap,
+                              padded, B_U, B_D, slot, sc[0], sc[1], sc[2], sc[3])
 
 
 @_jit
@@ -93,10 +95,7 @@ def _recheck(e, cand, sysc, present, inb, ok, code, ctc, ckv, nb, addable):
     """Re-check the candidates outside the batch against batch + it: those still addable
     (``addable``), or the others (their refusal reasons, needed only when the slot ends:
     feasible sets are down-closed, so they never become addable)."""
-    prompt, output, window, admissible, up_bits, snr, down_c, enc_s = cand
-    P, L, d, W, kv, C, M, cap, padded, B_U, B_D, slot = sysc
-    pe, oe, we, ae, ue, se, de, ee = (prompt[e], output[e], window[e], admissible[e],
-                                      up_bits[e], snr[e], down_c[e], enc_s[e])
+    cols = _cols(e, cand)
     K = present.shape[1]
     ids = np.empty(K, np.int64)
     sc = np.empty((4, K))
@@ -109,8 +108,7 @@ def _recheck(e, cand, sysc, present, inb, ok, code, ctc, ckv, nb, addable):
             if inb[e, j] or j == k:
                 ids[n] = j
                 n += 1
-        res = check_row_screened(ids[:b], pe, oe, we, ae, ue, se, de, ee, P, L, d, W, kv, C,
-                                 M, cap, padded, B_U, B_D, slot, sc[0], sc[1], sc[2], sc[3])
+        res = _check(ids[:b], cols, sysc, sc)
         code[e, k] = res[0]
         ok[e, k] = ok[e, k] and res[0] == 0
         ckv[e, k] = res[3]
@@ -214,7 +212,7 @@ def _step_subset(act, live, reject, cand, sysc, present, inb, ok, code, ctc, ckv
             if b == 1:
                 _add(e, users[0], cand, sysc, present, inb, ok, code, ctc, ckv, nb, tc, kv)
                 continue
-            res = _check(e, users, cand, sysc, np.empty((4, K)))
+            res = _check(users, _cols(e, cand), sysc, np.empty((4, K)))
             if res[0] == 0:
                 for i in users:
                     inb[e, i] = True
@@ -295,7 +293,9 @@ def _dispatch(envs, cand, weight, weight_bytes, sysc, present, inb, ok, code, ct
         tokens[j] = np.int64(output[e][arr].sum())
         if not details:
             continue
-        res = _check(e, arr, cand, sysc, sc, True)
+        P, L, d, W, kv, C, M, cap, padded, B_U, B_D, slot = sysc
+        res = check_row(arr, *_cols(e, cand), P, L, d, W, kv, C, M, cap, padded, B_U, B_D,
+                        slot, sc[0], sc[1], sc[2], sc[3])
         if res[0] != 0:
             raise AssertionError("env built an infeasible batch")
         tcv = res[4]
@@ -387,11 +387,12 @@ def _begin_slots(envs, F, prep, heads, db, norm, cand, weight, ids, sysc, qlen, 
         obs[e, g + _COMPUTE] = 0.0
         obs[e, g + _SLOT] = min(slot[e] / max_slots, 1.0)
         obs[e, g + _BATCH] = 0.0
+        cols = _cols(e, cand)
         for k in range(K):
             if not present[e, k]:
                 continue
             one[0] = k
-            res = _check(e, one, cand, sysc, sc)
+            res = _check(one, cols, sysc, sc)
             h = heads[j * K + k]
             code[e, k] = res[0]
             ok[e, k] = res[0] == 0
