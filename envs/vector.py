@@ -81,24 +81,31 @@ def _cols(e, cand):
 
 
 @_jit
-def _check(ids, cols, sysc, sc):
+def _check(ids, cols, sysc, ws):
     """:func:`~edgellm.system._kernel.check_row_screened` (code, S, N, KV bytes, T_C) of
-    the users ``ids`` (ascending) of one env (its ``cols``). ``sc``: (4, K) float scratch."""
+    the users ``ids`` (ascending) of one env (its ``cols``); ``ws``: :func:`_workspace`."""
     pe, oe, we, ae, ue, se, de, ee = cols
     P, L, d, W, kv, C, M, cap, padded, B_U, B_D, slot = sysc
     return check_row_screened(ids, pe, oe, we, ae, ue, se, de, ee, P, L, d, W, kv, C, M, cap,
-                              padded, B_U, B_D, slot, sc[0], sc[1], sc[2], sc[3])
+                              padded, B_U, B_D, slot, ws[1], ws[2], ws[3], ws[4])
 
 
 @_jit
-def _recheck(e, cand, sysc, present, inb, ok, code, ctc, ckv, nb, addable):
+def _workspace(K):
+    """Scratch of the row checks, made once per compiled call: a user-index buffer and
+    the kernel's four float buffers (separate arrays: a view per row costs a reference
+    count)."""
+    return (np.empty(K + 1, np.int64), np.empty(K), np.empty(K), np.empty(K), np.empty(K))
+
+
+@_jit
+def _recheck(e, cand, sysc, ws, present, inb, ok, code, ctc, ckv, nb, addable):
     """Re-check the candidates outside the batch against batch + it: those still addable
     (``addable``), or the others (their refusal reasons, needed only when the slot ends:
     feasible sets are down-closed, so they never become addable)."""
     cols = _cols(e, cand)
     K = present.shape[1]
-    ids = np.empty(K, np.int64)
-    sc = np.empty((4, K))
+    ids = ws[0]
     b = nb[e] + 1
     for k in range(K):
         if not (present[e, k] and not inb[e, k] and ok[e, k] == addable):
@@ -108,7 +115,7 @@ def _recheck(e, cand, sysc, present, inb, ok, code, ctc, ckv, nb, addable):
             if inb[e, j] or j == k:
                 ids[n] = j
                 n += 1
-        res = _check(ids[:b], cols, sysc, sc)
+        res = _check(ids[:b], cols, sysc, ws)
         code[e, k] = res[0]
         ok[e, k] = ok[e, k] and res[0] == 0
         ckv[e, k] = res[3]
@@ -116,13 +123,13 @@ def _recheck(e, cand, sysc, present, inb, ok, code, ctc, ckv, nb, addable):
 
 
 @_jit
-def _add(e, i, cand, sysc, present, inb, ok, code, ctc, ckv, nb, tc, kv):
+def _add(e, i, cand, sysc, ws, present, inb, ok, code, ctc, ckv, nb, tc, kv):
     nb[e] += 1
     inb[e, i] = True
     ok[e, i] = False
     tc[e] = ctc[e, i]
     kv[e] = ckv[e, i]
-    _recheck(e, cand, sysc, present, inb, ok, code, ctc, ckv, nb, True)
+    _recheck(e, cand, sysc, ws, present, inb, ok, code, ctc, ckv, nb, True)
 
 
 @_jit
@@ -161,17 +168,18 @@ def _refresh(e, F, sysc, present, inb, ok, nb, tc, kv, mask, obs):
 
 
 @_jit
-def _fill(e, order, cand, sysc, present, inb, ok, code, ctc, ckv, nb, tc, kv):
+def _fill(e, order, cand, sysc, ws, present, inb, ok, code, ctc, ckv, nb, tc, kv):
     """Greedy: add the users of ``order`` that keep the batch feasible."""
     for i in order:
         if ok[e, i]:
-            _add(e, i, cand, sysc, present, inb, ok, code, ctc, ckv, nb, tc, kv)
+            _add(e, i, cand, sysc, ws, present, inb, ok, code, ctc, ckv, nb, tc, kv)
 
 
 @_jit
 def _step_sequential(act, live, F, cand, sysc, present, inb, ok, code, ctc, ckv, nb, tc, kv,
                      steps, mask, obs, invalid, done):
     K = present.shape[1]
+    ws = _workspace(K)
     for e in range(act.size):
         if not live[e]:
             continue
@@ -183,7 +191,7 @@ def _step_sequential(act, live, F, cand, sysc, present, inb, ok, code, ctc, ckv,
         elif a < 0 or a > K or not present[e, a] or not ok[e, a]:
             invalid[e] = True
         else:
-            _add(e, a, cand, sysc, present, inb, ok, code, ctc, ckv, nb, tc, kv)
+            _add(e, a, cand, sysc, ws, present, inb, ok, code, ctc, ckv, nb, tc, kv)
             _refresh(e, F, sysc, present, inb, ok, nb, tc, kv, mask, obs)
             if not _any_ok(e, present, ok):
                 d = True
@@ -194,6 +202,7 @@ def _step_sequential(act, live, F, cand, sysc, present, inb, ok, code, ctc, ckv,
 def _step_subset(act, live, reject, cand, sysc, present, inb, ok, code, ctc, ckv, nb, tc, kv,
                  invalid, repaired):
     K = present.shape[1]
+    ws = _workspace(K)
     for e in range(act.shape[0]):
         if not live[e] or invalid[e]:
             continue
@@ -210,9 +219,9 @@ def _step_subset(act, live, reject, cand, sysc, present, inb, ok, code, ctc, ckv
         users = users[:b]
         if all_ok:
             if b == 1:
-                _add(e, users[0], cand, sysc, present, inb, ok, code, ctc, ckv, nb, tc, kv)
+                _add(e, users[0], cand, sysc, ws, present, inb, ok, code, ctc, ckv, nb, tc, kv)
                 continue
-            res = _check(users, _cols(e, cand), sysc, np.empty((4, K)))
+            res = _check(users, _cols(e, cand), sysc, ws)
             if res[0] == 0:
                 for i in users:
                     inb[e, i] = True
@@ -220,18 +229,19 @@ def _step_subset(act, live, reject, cand, sysc, present, inb, ok, code, ctc, ckv
                 nb[e] = b
                 kv[e] = res[3]
                 tc[e] = res[4]
-                _recheck(e, cand, sysc, present, inb, ok, code, ctc, ckv, nb, True)
+                _recheck(e, cand, sysc, ws, present, inb, ok, code, ctc, ckv, nb, True)
                 continue
         if reject:
             invalid[e] = True
             continue
         repaired[e] = True
-        _fill(e, users, cand, sysc, present, inb, ok, code, ctc, ckv, nb, tc, kv)
+        _fill(e, users, cand, sysc, ws, present, inb, ok, code, ctc, ckv, nb, tc, kv)
 
 
 @_jit
 def _step_priority(act, live, cand, sysc, present, inb, ok, code, ctc, ckv, nb, tc, kv):
     K = present.shape[1]
+    ws = _workspace(K)
     for e in range(act.shape[0]):
         if not live[e]:
             continue
@@ -246,7 +256,7 @@ def _step_priority(act, live, cand, sysc, present, inb, ok, code, ctc, ckv, nb, 
         if b == 0:
             continue
         order = users[:b][np.argsort(score[:b], kind="mergesort")]  # ties: lower id first
-        _fill(e, order, cand, sysc, present, inb, ok, code, ctc, ckv, nb, tc, kv)
+        _fill(e, order, cand, sysc, ws, present, inb, ok, code, ctc, ckv, nb, tc, kv)
 
 
 @_jit
@@ -264,12 +274,12 @@ def _dispatch(envs, cand, weight, weight_bytes, sysc, present, inb, ok, code, ct
     mem = np.full(E, weight_bytes)
     binding = np.zeros(E, np.int64)
     refused = np.zeros((E, 7), np.int64)
-    sc = np.empty((4, K))
+    ws = _workspace(K)
     output, window, up_bits, snr, down_c = cand[1], cand[2], cand[4], cand[5], cand[6]
     for j in range(E):
         e = envs[j]
         if details and nb[e] > 0:  # reasons of the non-addable candidates, final batch
-            _recheck(e, cand, sysc, present, inb, ok, code, ctc, ckv, nb, False)
+            _recheck(e, cand, sysc, ws, present, inb, ok, code, ctc, ckv, nb, False)
         b = 0
         n_out = 0
         any_ok = False
@@ -295,7 +305,7 @@ def _dispatch(envs, cand, weight, weight_bytes, sysc, present, inb, ok, code, ct
             continue
         P, L, d, W, kv, C, M, cap, padded, B_U, B_D, slot = sysc
         res = check_row(arr, *_cols(e, cand), P, L, d, W, kv, C, M, cap, padded, B_U, B_D,
-                        slot, sc[0], sc[1], sc[2], sc[3])
+                        slot, ws[1], ws[2], ws[3], ws[4])
         if res[0] != 0:
             raise AssertionError("env built an infeasible batch")
         tcv = res[4]
@@ -349,8 +359,8 @@ def _begin_slots(envs, F, prep, heads, db, norm, cand, weight, ids, sysc, qlen, 
     K = present.shape[1]
     media = F > _F
     admissible = cand[3]
-    one = np.empty(1, np.int64)
-    sc = np.empty((4, K))
+    ws = _workspace(K)
+    one = ws[0][:1]
     for j in range(envs.size):
         e = envs[j]
         for k in range(K):
@@ -392,7 +402,7 @@ def _begin_slots(envs, F, prep, heads, db, norm, cand, weight, ids, sysc, qlen, 
             if not present[e, k]:
                 continue
             one[0] = k
-            res = _check(one, cols, sysc, sc)
+            res = _check(one, cols, sysc, ws)
             h = heads[j * K + k]
             code[e, k] = res[0]
             ok[e, k] = res[0] == 0
