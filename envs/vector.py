@@ -169,10 +169,37 @@ def _refresh(e, F, sysc, present, inb, ok, nb, tc, kv, mask, obs):
 
 @_jit
 def _fill(e, order, cand, sysc, ws, present, inb, ok, code, ctc, ckv, nb, tc, kv):
-    """Greedy: add the users of ``order`` that keep the batch feasible."""
+    """Greedy: add the users of ``order`` that keep the batch feasible, one check of
+    batch + user each, then re-check the other candidates against the final batch (what
+    an addition at a time gives: refusals are final, feasible sets being down-closed)."""
+    K = present.shape[1]
+    cols = _cols(e, cand)
+    ids = ws[0]
+    fresh = True  # ctc, ckv and ok of the candidates are for the current batch
     for i in order:
-        if ok[e, i]:
-            _add(e, i, cand, sysc, ws, present, inb, ok, code, ctc, ckv, nb, tc, kv)
+        if not ok[e, i]:
+            continue
+        if not fresh:
+            n = 0
+            for j in range(K):  # batch + i, ascending
+                if inb[e, j] or j == i:
+                    ids[n] = j
+                    n += 1
+            res = _check(ids[:n], cols, sysc, ws)
+            code[e, i] = res[0]
+            ckv[e, i] = res[3]
+            ctc[e, i] = res[4]
+            if res[0] != 0:
+                ok[e, i] = False
+                continue
+        nb[e] += 1
+        inb[e, i] = True
+        ok[e, i] = False
+        tc[e] = ctc[e, i]
+        kv[e] = ckv[e, i]
+        fresh = False
+    if not fresh:
+        _recheck(e, cand, sysc, ws, present, inb, ok, code, ctc, ckv, nb, True)
 
 
 @_jit

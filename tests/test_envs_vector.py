@@ -53,6 +53,13 @@ def test_bit_identical_to_single_envs_across_autoresets(mode, scenario):
     _check_identical(mode, scenario, **SMALL)
 
 
+@pytest.mark.parametrize("scenario", ["default", "narrowband"])
+@pytest.mark.parametrize("mode", list(ENV_IDS))
+def test_bit_identical_at_full_size(mode, scenario):
+    """16 users and full queues: long batches, many screened feasibility checks."""
+    _check_identical(mode, scenario, n_users=16, max_slots=12)
+
+
 @pytest.mark.parametrize("overlength", ["truncate", "reject"])
 def test_bit_identical_with_overlength_trace_requests(overlength):
     """A 2048-token context makes the code trace's long prompts overlength."""
