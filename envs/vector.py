@@ -123,12 +123,19 @@ def _recheck(e, cand, sysc, ws, present, inb, ok, code, ctc, ckv, nb, addable):
 
 
 @_jit
-def _add(e, i, cand, sysc, ws, present, inb, ok, code, ctc, ckv, nb, tc, kv):
+def _put(e, i, inb, ok, ctc, ckv, nb, tc, kv):
+    """Put user i (checked against the batch: ``ctc``, ``ckv``) into env e's batch."""
     nb[e] += 1
     inb[e, i] = True
     ok[e, i] = False
     tc[e] = ctc[e, i]
     kv[e] = ckv[e, i]
+
+
+@_jit
+def _add(e, i, cand, sysc, ws, present, inb, ok, code, ctc, ckv, nb, tc, kv):
+    """Put user i into the batch and re-check the addable candidates against it."""
+    _put(e, i, inb, ok, ctc, ckv, nb, tc, kv)
     _recheck(e, cand, sysc, ws, present, inb, ok, code, ctc, ckv, nb, True)
 
 
@@ -168,10 +175,12 @@ def _refresh(e, F, sysc, present, inb, ok, nb, tc, kv, mask, obs):
 
 
 @_jit
-def _fill(e, order, cand, sysc, ws, present, inb, ok, code, ctc, ckv, nb, tc, kv):
+def _fill(e, order, cand, sysc, ws, present, inb, ok, code, ctc, ckv, nb, tc, kv, recheck):
     """Greedy: add the users of ``order`` that keep the batch feasible, one check of
-    batch + user each, then re-check the other candidates against the final batch (what
-    an addition at a time gives: refusals are final, feasible sets being down-closed)."""
+    batch + user each; with ``recheck``, re-check the other candidates against the final
+    batch (what an addition at a time gives: refusals are final, feasible sets being
+    down-closed). Without it, ``ok`` is left stale: the slot ends at once and the next
+    one starts afresh; only the refusal reasons of ``slot_info`` need it."""
     K = present.shape[1]
     cols = _cols(e, cand)
     ids = ws[0]
@@ -192,13 +201,9 @@ def _fill(e, order, cand, sysc, ws, present, inb, ok, code, ctc, ckv, nb, tc, kv
             if res[0] != 0:
                 ok[e, i] = False
                 continue
-        nb[e] += 1
-        inb[e, i] = True
-        ok[e, i] = False
-        tc[e] = ctc[e, i]
-        kv[e] = ckv[e, i]
+        _put(e, i, inb, ok, ctc, ckv, nb, tc, kv)
         fresh = False
-    if not fresh:
+    if recheck and not fresh:
         _recheck(e, cand, sysc, ws, present, inb, ok, code, ctc, ckv, nb, True)
 
 
@@ -227,7 +232,7 @@ def _step_sequential(act, live, F, cand, sysc, present, inb, ok, code, ctc, ckv,
 
 @_jit
 def _step_subset(act, live, reject, cand, sysc, present, inb, ok, code, ctc, ckv, nb, tc, kv,
-                 invalid, repaired):
+                 invalid, repaired, recheck):
     K = present.shape[1]
     ws = _workspace(K)
     for e in range(act.shape[0]):
@@ -246,7 +251,9 @@ def _step_subset(act, live, reject, cand, sysc, present, inb, ok, code, ctc, ckv
         users = users[:b]
         if all_ok:
             if b == 1:
-                _add(e, users[0], cand, sysc, ws, present, inb, ok, code, ctc, ckv, nb, tc, kv)
+                _put(e, users[0], inb, ok, ctc, ckv, nb, tc, kv)
+                if recheck:
+                    _recheck(e, cand, sysc, ws, present, inb, ok, code, ctc, ckv, nb, True)
                 continue
             res = _check(users, _cols(e, cand), sysc, ws)
             if res[0] == 0:
@@ -256,17 +263,19 @@ def _step_subset(act, live, reject, cand, sysc, present, inb, ok, code, ctc, ckv
                 nb[e] = b
                 kv[e] = res[3]
                 tc[e] = res[4]
-                _recheck(e, cand, sysc, ws, present, inb, ok, code, ctc, ckv, nb, True)
+                if recheck:
+                    _recheck(e, cand, sysc, ws, present, inb, ok, code, ctc, ckv, nb, True)
                 continue
         if reject:
             invalid[e] = True
             continue
         repaired[e] = True
-        _fill(e, users, cand, sysc, ws, present, inb, ok, code, ctc, ckv, nb, tc, kv)
+        _fill(e, users, cand, sysc, ws, present, inb, ok, code, ctc, ckv, nb, tc, kv, recheck)
 
 
 @_jit
-def _step_priority(act, live, cand, sysc, present, inb, ok, code, ctc, ckv, nb, tc, kv):
+def _step_priority(act, live, cand, sysc, present, inb, ok, code, ctc, ckv, nb, tc, kv,
+                   recheck):
     K = present.shape[1]
     ws = _workspace(K)
     for e in range(act.shape[0]):
@@ -283,7 +292,7 @@ def _step_priority(act, live, cand, sysc, present, inb, ok, code, ctc, ckv, nb, 
         if b == 0:
             continue
         order = users[:b][np.argsort(score[:b], kind="mergesort")]  # ties: lower id first
-        _fill(e, order, cand, sysc, ws, present, inb, ok, code, ctc, ckv, nb, tc, kv)
+        _fill(e, order, cand, sysc, ws, present, inb, ok, code, ctc, ckv, nb, tc, kv, recheck)
 
 
 @_jit
@@ -599,9 +608,9 @@ class EdgeLLMVectorEnv(VectorEnv):
             invalid |= bad & live
             if mode == "subset":
                 _step_subset(act, live, self.config.subset_infeasible == "reject", self._cand,
-                             self._sysc, *st, invalid, repaired)
+                             self._sysc, *st, invalid, repaired, self.slot_info)
             else:
-                _step_priority(act, live, self._cand, self._sysc, *st)
+                _step_priority(act, live, self._cand, self._sysc, *st, self.slot_info)
             done = live.copy()
         cfg = self.config
         pen = np.where(invalid, cfg.invalid_penalty, 0.0)

@@ -216,10 +216,12 @@ def test_sb3_adapter_matches_dummy_vec_env(mode):
     assert dones >= 3
 
 
-def test_without_slot_info_same_trajectories():
+@pytest.mark.parametrize("mode", list(ENV_IDS))
+def test_without_slot_info_same_trajectories(mode):
     """slot_info=False drops only the per-batch report keys; everything else is equal."""
-    full = EdgeLLMVectorEnv(3, "default", action_mode="sequential", **SMALL)
-    lean = EdgeLLMVectorEnv(3, "default", action_mode="sequential", slot_info=False, **SMALL)
+    over = dict(n_users=16, max_slots=6)
+    full = EdgeLLMVectorEnv(3, "default", action_mode=mode, **over)
+    lean = EdgeLLMVectorEnv(3, "default", action_mode=mode, slot_info=False, **over)
     dropped = {"batch", "served_ids", "t_uplink_s", "t_compute_s", "memory_bytes", "binding",
                "refused"}
     o1, _ = full.reset(seed=3)
@@ -228,7 +230,10 @@ def test_without_slot_info_same_trajectories():
     for _ in range(60):
         masked = full.action_masks()
         assert np.array_equal(masked, lean.action_masks())
-        a = np.argmax(np.where(masked, rng.random(masked.shape), -1.0), axis=1)
+        if mode == "sequential":
+            a = np.argmax(np.where(masked, rng.random(masked.shape), -1.0), axis=1)
+        else:
+            a = _actions(mode, rng, None, 16, 3)
         r1, r2 = full.step(a), lean.step(a)
         for x, y in zip(r1[:4], r2[:4]):
             assert np.array_equal(x, y)
