@@ -92,10 +92,11 @@ def _check(ids, cols, sysc, ws):
 
 @_jit
 def _workspace(K):
-    """Scratch of the row checks, made once per compiled call: a user-index buffer and
-    the kernel's four float buffers (separate arrays: a view per row costs a reference
-    count)."""
-    return (np.empty(K + 1, np.int64), np.empty(K), np.empty(K), np.empty(K), np.empty(K))
+    """Scratch of the row checks, made once per compiled call: a row's user indices, the
+    kernel's four float buffers (separate arrays: a view per row costs a reference
+    count) and a batch's members."""
+    return (np.empty(K + 1, np.int64), np.empty(K), np.empty(K), np.empty(K), np.empty(K),
+            np.empty(K, np.int64))
 
 
 @_jit
@@ -105,17 +106,22 @@ def _recheck(e, cand, sysc, ws, present, inb, ok, code, ctc, ckv, nb, addable):
     feasible sets are down-closed, so they never become addable)."""
     cols = _cols(e, cand)
     K = present.shape[1]
-    ids = ws[0]
-    b = nb[e] + 1
+    ids, members = ws[0], ws[5]
+    m = 0
+    for j in range(K):
+        if inb[e, j]:
+            members[m] = j
+            m += 1
+    p = 0  # members below k
     for k in range(K):
         if not (present[e, k] and not inb[e, k] and ok[e, k] == addable):
             continue
-        n = 0
-        for j in range(K):  # batch + k, ascending
-            if inb[e, j] or j == k:
-                ids[n] = j
-                n += 1
-        res = _check(ids[:b], cols, sysc, ws)
+        while p < m and members[p] < k:
+            p += 1
+        ids[:p] = members[:p]  # batch + k, ascending
+        ids[p] = k
+        ids[p + 1:m + 1] = members[p:m]
+        res = _check(ids[:m + 1], cols, sysc, ws)
         code[e, k] = res[0]
         ok[e, k] = ok[e, k] and res[0] == 0
         ckv[e, k] = res[3]
