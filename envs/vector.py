@@ -100,28 +100,40 @@ def _workspace(K):
 
 
 @_jit
+def _list_members(e, inb, out):
+    """Write env e's batch (ascending users) into ``out``; returns its size."""
+    m = 0
+    for j in range(inb.shape[1]):
+        if inb[e, j]:
+            out[m] = j
+            m += 1
+    return m
+
+
+@_jit
+def _insert(members, m, k, ids):
+    """``ids[:m + 1]``: the ascending ``members[:m]`` with user k inserted in order."""
+    p = 0
+    while p < m and members[p] < k:
+        p += 1
+    ids[:p] = members[:p]
+    ids[p] = k
+    ids[p + 1:m + 1] = members[p:m]
+    return ids[:m + 1]
+
+
+@_jit
 def _recheck(e, cand, sysc, ws, present, inb, ok, code, ctc, ckv, nb, addable):
     """Re-check the candidates outside the batch against batch + it: those still addable
     (``addable``), or the others (their refusal reasons, needed only when the slot ends:
     feasible sets are down-closed, so they never become addable)."""
     cols = _cols(e, cand)
     K = present.shape[1]
-    ids, members = ws[0], ws[5]
-    m = 0
-    for j in range(K):
-        if inb[e, j]:
-            members[m] = j
-            m += 1
-    p = 0  # members below k
+    m = _list_members(e, inb, ws[5])
     for k in range(K):
         if not (present[e, k] and not inb[e, k] and ok[e, k] == addable):
             continue
-        while p < m and members[p] < k:
-            p += 1
-        ids[:p] = members[:p]  # batch + k, ascending
-        ids[p] = k
-        ids[p + 1:m + 1] = members[p:m]
-        res = _check(ids[:m + 1], cols, sysc, ws)
+        res = _check(_insert(ws[5], m, k, ws[0]), cols, sysc, ws)
         code[e, k] = res[0]
         ok[e, k] = ok[e, k] and res[0] == 0
         ckv[e, k] = res[3]
@@ -187,20 +199,14 @@ def _fill(e, order, cand, sysc, ws, present, inb, ok, code, ctc, ckv, nb, tc, kv
     batch (what an addition at a time gives: refusals are final, feasible sets being
     down-closed). Without it, ``ok`` is left stale: the slot ends at once and the next
     one starts afresh; only the refusal reasons of ``slot_info`` need it."""
-    K = present.shape[1]
     cols = _cols(e, cand)
-    ids = ws[0]
     fresh = True  # ctc, ckv and ok of the candidates are for the current batch
     for i in order:
         if not ok[e, i]:
             continue
         if not fresh:
-            n = 0
-            for j in range(K):  # batch + i, ascending
-                if inb[e, j] or j == i:
-                    ids[n] = j
-                    n += 1
-            res = _check(ids[:n], cols, sysc, ws)
+            m = _list_members(e, inb, ws[5])
+            res = _check(_insert(ws[5], m, i, ws[0]), cols, sysc, ws)
             code[e, i] = res[0]
             ckv[e, i] = res[3]
             ctc[e, i] = res[4]
