@@ -166,6 +166,72 @@ def breakdown(mode: str, N: int, seconds: float) -> tuple[float, dict[str, float
     return n / total, parts
 
 
+def kernel_rows(steps: int = 60, N: int = 256) -> tuple[int, float, float]:
+    """The feasibility rows a masked-random sequential run re-checks (batch + candidate
+    after every addition, ``default``), each timed with the exact kernel (``check_row``:
+    a Newton solve for T_hi, one per member for the uplink) and with the screened one
+    (``check_row_screened``), in one compiled loop each, best of 3. Both must give the same
+    codes. Returns (rows, ns per row exact, ns per row screened)."""
+    from numba import njit
+
+    from edgellm.envs.vector import EdgeLLMVectorEnv
+    from edgellm.system._kernel import check_row, check_row_screened
+
+    venv = EdgeLLMVectorEnv(N, "default", action_mode="sequential", slot_info=False)
+    venv.reset(seed=0)
+    rng = np.random.default_rng(0)
+    K = venv.n_users
+    cols, rows, owner = [], [], []
+    for _ in range(steps):
+        ok, present, inb = venv._ok.copy(), venv._present.copy(), venv._inb.copy()
+        cand = [c.copy() for c in venv._cand]
+        a = masked_random(venv.action_masks(), rng)
+        venv.step(a)
+        for e in np.flatnonzero(a < K):
+            batch = inb[e].copy()
+            batch[a[e]] = True
+            others = np.flatnonzero(present[e] & ~batch & ok[e])
+            if others.size:
+                owner += [len(cols)] * others.size
+                cols.append([c[e] for c in cand])
+                rows += [np.flatnonzero(batch | (np.arange(K) == k)) for k in others]
+    width = np.array([r.size for r in rows])
+    idx = np.zeros((len(rows), K), np.int64)
+    for r, ids in enumerate(rows):
+        idx[r, :ids.size] = ids
+    stacked = [np.array([c[j] for c in cols]) for j in range(8)]
+    sysc = venv._sysc
+
+    @njit
+    def run(exact, owner, idx, width, prompt, output, window, adm, up_bits, snr, down_c, enc,
+            sysc, codes):
+        P, L, d, W, kv, C, M, cap, padded, B_U, B_D, slot = sysc
+        K = idx.shape[1]
+        D, c, up, down = np.empty(K), np.empty(K), np.empty(K), np.empty(K)
+        for r in range(owner.size):
+            j = owner[r]
+            args = (idx[r, :width[r]], prompt[j], output[j], window[j], adm[j], up_bits[j],
+                    snr[j], down_c[j], enc[j], P, L, d, W, kv, C, M, cap, padded, B_U, B_D,
+                    slot, D, c, up, down)
+            codes[r] = check_row(*args)[0] if exact else check_row_screened(*args)[0]
+
+    owner_a = np.array(owner, np.int64)
+    out = []
+    codes = [np.zeros(len(rows), np.int64), np.zeros(len(rows), np.int64)]
+    for exact in (True, False):
+        args = (owner_a, idx, width, *stacked, sysc, codes[exact])
+        run(exact, *args)
+        best = np.inf
+        for _ in range(3):
+            t0 = time.perf_counter()
+            run(exact, *args)
+            best = min(best, time.perf_counter() - t0)
+        out.append(best / len(rows) * 1e9)
+    if not np.array_equal(codes[0], codes[1]):
+        raise AssertionError("screened and exact checks disagree")
+    return len(rows), out[0], out[1]
+
+
 def edgellm_rates(env_id: str, N: int, policy: str, args) -> tuple[float, float, float]:
     """(native, lean, sync) rates of ``env_id`` with N envs: the native vector env with full
     info, the same with ``slot_info=False``, and gymnasium's SyncVectorEnv of single envs
@@ -191,7 +257,8 @@ def main(argv=None) -> int:
     ap.add_argument("--train-seconds", type=float, default=60.0,
                     help="seconds of MaskablePPO training per setup (0: skip)")
     ap.add_argument("--breakdown", action="store_true",
-                    help="only print where an env step's time goes (N = 256)")
+                    help="only print where an env step's time goes (N = 256) and the cost "
+                         "of one feasibility row, exact and screened")
     args = ap.parse_args(argv)
     if args.breakdown:
         for mode in ("sequential", "subset"):
@@ -200,6 +267,10 @@ def main(argv=None) -> int:
                   f"{1e6 / r:.2f} us per env step:")
             for k, v in sorted(parts.items(), key=lambda x: -x[1]):
                 print(f"  {k:46s} {v:6.2f} us  {v * r / 1e4:5.1f}%")
+        m, exact, screened = kernel_rows()
+        print(f"feasibility rows of a masked-random sequential run ({m} rows, same codes): "
+              f"exact {exact:.0f} ns per row, screened {screened:.0f} ns per row "
+              f"({exact / screened:.1f}x)")
         return 0
     sizes = [int(x) for x in args.sizes.split(",")]
     print(f"# bench_env: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "

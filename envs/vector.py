@@ -6,7 +6,7 @@ truncations and info values under the same actions; sub-env i of ``reset(seed=s)
 ``EdgeLLMEnv.reset(seed=s + i)``). The per-slot state of all N envs lives in (N, K)
 arrays; adding users, rechecking candidates, evaluating the dispatched batch, the queue
 mechanics and the observation are compiled loops over the envs that call the oracle's
-kernel (:func:`edgellm.system._kernel.check_rows_kernel`, ``allocation``), the queues'
+kernel (:func:`edgellm.system._kernel.check_row_screened`, ``allocation``), the queues'
 compiled end of slot (:func:`edgellm.envs.queues._end_slot`) and
 :func:`edgellm.system.prepare_arrays`: one cost model, no copy. The exogenous traffic of
 all envs is drawn in one compiled call (:class:`~edgellm.envs.traffic.TrafficBatch`) from
@@ -51,7 +51,7 @@ from edgellm.envs.scenarios import get_scenario
 from edgellm.envs.traffic import TrafficBatch
 from edgellm.errors import EdgeLLMError
 from edgellm.system import prepare, prepare_arrays
-from edgellm.system._kernel import allocation, check_rows_kernel
+from edgellm.system._kernel import allocation, check_row, check_row_screened
 from edgellm.system.feasibility import REASONS
 
 _jit = njit(cache=True, nogil=True)
@@ -72,55 +72,89 @@ _REASON_NAMES = tuple(REASONS[c] for c in sorted(REASONS))  # codes 1 .. 6
 
 
 @_jit
-def _check(e, idx, cand, sysc):
+def _cols(e, cand):
+    """Env e's rows of the candidate arrays (views, made once per env: each costs a
+    reference count)."""
     prompt, output, window, admissible, up_bits, snr, down_c, enc_s = cand
+    return (prompt[e], output[e], window[e], admissible[e], up_bits[e], snr[e], down_c[e],
+            enc_s[e])
+
+
+@_jit
+def _check(ids, cols, sysc, ws):
+    """:func:`~edgellm.system._kernel.check_row_screened` (code, S, N, KV bytes, T_C) of
+    the users ``ids`` (ascending) of one env (its ``cols``); ``ws``: :func:`_workspace`."""
+    pe, oe, we, ae, ue, se, de, ee = cols
     P, L, d, W, kv, C, M, cap, padded, B_U, B_D, slot = sysc
-    return check_rows_kernel(idx, prompt[e], output[e], window[e], admissible[e], up_bits[e],
-                             snr[e], down_c[e], enc_s[e], P, L, d, W, kv, C, M, cap, padded,
-                             B_U, B_D, slot)
+    return check_row_screened(ids, pe, oe, we, ae, ue, se, de, ee, P, L, d, W, kv, C, M, cap,
+                              padded, B_U, B_D, slot, ws[1], ws[2], ws[3], ws[4])
 
 
 @_jit
-def _recheck(e, cand, sysc, present, inb, ok, code, ctc, ckv, nb, addable):
-    """Re-check the candidates outside the batch against batch + it (one kernel call):
-    those still addable (``addable``), or the others (their refusal reasons, needed only
-    when the slot ends: feasible sets are down-closed, so they never become addable)."""
-    K = present.shape[1]
+def _workspace(K):
+    """Scratch of the row checks, made once per compiled call: a row's user indices, the
+    kernel's four float buffers (separate arrays: a view per row costs a reference
+    count) and a batch's members."""
+    return (np.empty(K + 1, np.int64), np.empty(K), np.empty(K), np.empty(K), np.empty(K),
+            np.empty(K, np.int64))
+
+
+@_jit
+def _list_members(e, inb, out):
+    """Write env e's batch (ascending users) into ``out``; returns its size."""
     m = 0
-    for k in range(K):
-        if present[e, k] and not inb[e, k] and ok[e, k] == addable:
+    for j in range(inb.shape[1]):
+        if inb[e, j]:
+            out[m] = j
             m += 1
-    if m == 0:
-        return
-    idx = np.empty((m, nb[e] + 1), np.int64)
-    rows = np.empty(m, np.int64)
-    r = 0
-    for k in range(K):
-        if present[e, k] and not inb[e, k] and ok[e, k] == addable:
-            c = 0
-            for j in range(K):  # batch + k, ascending
-                if inb[e, j] or j == k:
-                    idx[r, c] = j
-                    c += 1
-            rows[r] = k
-            r += 1
-    res = _check(e, idx, cand, sysc)
-    for r in range(m):
-        k = rows[r]
-        code[e, k] = res[0][r]
-        ok[e, k] = ok[e, k] and res[0][r] == 0
-        ckv[e, k] = res[3][r]
-        ctc[e, k] = res[4][r]
+    return m
 
 
 @_jit
-def _add(e, i, cand, sysc, present, inb, ok, code, ctc, ckv, nb, tc, kv):
+def _insert(members, m, k, ids):
+    """``ids[:m + 1]``: the ascending ``members[:m]`` with user k inserted in order."""
+    p = 0
+    while p < m and members[p] < k:
+        p += 1
+    ids[:p] = members[:p]
+    ids[p] = k
+    ids[p + 1:m + 1] = members[p:m]
+    return ids[:m + 1]
+
+
+@_jit
+def _recheck(e, cand, sysc, ws, present, inb, ok, code, ctc, ckv, nb, addable):
+    """Re-check the candidates outside the batch against batch + it: those still addable
+    (``addable``), or the others (their refusal reasons, needed only when the slot ends:
+    feasible sets are down-closed, so they never become addable)."""
+    cols = _cols(e, cand)
+    K = present.shape[1]
+    m = _list_members(e, inb, ws[5])
+    for k in range(K):
+        if not (present[e, k] and not inb[e, k] and ok[e, k] == addable):
+            continue
+        res = _check(_insert(ws[5], m, k, ws[0]), cols, sysc, ws)
+        code[e, k] = res[0]
+        ok[e, k] = ok[e, k] and res[0] == 0
+        ckv[e, k] = res[3]
+        ctc[e, k] = res[4]
+
+
+@_jit
+def _put(e, i, inb, ok, ctc, ckv, nb, tc, kv):
+    """Put user i (checked against the batch: ``ctc``, ``ckv``) into env e's batch."""
     nb[e] += 1
     inb[e, i] = True
     ok[e, i] = False
     tc[e] = ctc[e, i]
     kv[e] = ckv[e, i]
-    _recheck(e, cand, sysc, present, inb, ok, code, ctc, ckv, nb, True)
+
+
+@_jit
+def _add(e, i, cand, sysc, ws, present, inb, ok, code, ctc, ckv, nb, tc, kv):
+    """Put user i into the batch and re-check the addable candidates against it."""
+    _put(e, i, inb, ok, ctc, ckv, nb, tc, kv)
+    _recheck(e, cand, sysc, ws, present, inb, ok, code, ctc, ckv, nb, True)
 
 
 @_jit
@@ -159,17 +193,37 @@ def _refresh(e, F, sysc, present, inb, ok, nb, tc, kv, mask, obs):
 
 
 @_jit
-def _fill(e, order, cand, sysc, present, inb, ok, code, ctc, ckv, nb, tc, kv):
-    """Greedy: add the users of ``order`` that keep the batch feasible."""
+def _fill(e, order, cand, sysc, ws, present, inb, ok, code, ctc, ckv, nb, tc, kv, recheck):
+    """Greedy: add the users of ``order`` that keep the batch feasible, one check of
+    batch + user each; with ``recheck``, re-check the other candidates against the final
+    batch (what an addition at a time gives: refusals are final, feasible sets being
+    down-closed). Without it, ``ok`` is left stale: the slot ends at once and the next
+    one starts afresh; only the refusal reasons of ``slot_info`` need it."""
+    cols = _cols(e, cand)
+    fresh = True  # ctc, ckv and ok of the candidates are for the current batch
     for i in order:
-        if ok[e, i]:
-            _add(e, i, cand, sysc, present, inb, ok, code, ctc, ckv, nb, tc, kv)
+        if not ok[e, i]:
+            continue
+        if not fresh:
+            m = _list_members(e, inb, ws[5])
+            res = _check(_insert(ws[5], m, i, ws[0]), cols, sysc, ws)
+            code[e, i] = res[0]
+            ckv[e, i] = res[3]
+            ctc[e, i] = res[4]
+            if res[0] != 0:
+                ok[e, i] = False
+                continue
+        _put(e, i, inb, ok, ctc, ckv, nb, tc, kv)
+        fresh = False
+    if recheck and not fresh:
+        _recheck(e, cand, sysc, ws, present, inb, ok, code, ctc, ckv, nb, True)
 
 
 @_jit
 def _step_sequential(act, live, F, cand, sysc, present, inb, ok, code, ctc, ckv, nb, tc, kv,
                      steps, mask, obs, invalid, done):
     K = present.shape[1]
+    ws = _workspace(K)
     for e in range(act.size):
         if not live[e]:
             continue
@@ -181,7 +235,7 @@ def _step_sequential(act, live, F, cand, sysc, present, inb, ok, code, ctc, ckv,
         elif a < 0 or a > K or not present[e, a] or not ok[e, a]:
             invalid[e] = True
         else:
-            _add(e, a, cand, sysc, present, inb, ok, code, ctc, ckv, nb, tc, kv)
+            _add(e, a, cand, sysc, ws, present, inb, ok, code, ctc, ckv, nb, tc, kv)
             _refresh(e, F, sysc, present, inb, ok, nb, tc, kv, mask, obs)
             if not _any_ok(e, present, ok):
                 d = True
@@ -190,8 +244,9 @@ def _step_sequential(act, live, F, cand, sysc, present, inb, ok, code, ctc, ckv,
 
 @_jit
 def _step_subset(act, live, reject, cand, sysc, present, inb, ok, code, ctc, ckv, nb, tc, kv,
-                 invalid, repaired):
+                 invalid, repaired, recheck):
     K = present.shape[1]
+    ws = _workspace(K)
     for e in range(act.shape[0]):
         if not live[e] or invalid[e]:
             continue
@@ -208,28 +263,33 @@ def _step_subset(act, live, reject, cand, sysc, present, inb, ok, code, ctc, ckv
         users = users[:b]
         if all_ok:
             if b == 1:
-                _add(e, users[0], cand, sysc, present, inb, ok, code, ctc, ckv, nb, tc, kv)
+                _put(e, users[0], inb, ok, ctc, ckv, nb, tc, kv)
+                if recheck:
+                    _recheck(e, cand, sysc, ws, present, inb, ok, code, ctc, ckv, nb, True)
                 continue
-            res = _check(e, users.reshape(1, b), cand, sysc)
-            if res[0][0] == 0:
+            res = _check(users, _cols(e, cand), sysc, ws)
+            if res[0] == 0:
                 for i in users:
                     inb[e, i] = True
                     ok[e, i] = False
                 nb[e] = b
-                kv[e] = res[3][0]
-                tc[e] = res[4][0]
-                _recheck(e, cand, sysc, present, inb, ok, code, ctc, ckv, nb, True)
+                kv[e] = res[3]
+                tc[e] = res[4]
+                if recheck:
+                    _recheck(e, cand, sysc, ws, present, inb, ok, code, ctc, ckv, nb, True)
                 continue
         if reject:
             invalid[e] = True
             continue
         repaired[e] = True
-        _fill(e, users, cand, sysc, present, inb, ok, code, ctc, ckv, nb, tc, kv)
+        _fill(e, users, cand, sysc, ws, present, inb, ok, code, ctc, ckv, nb, tc, kv, recheck)
 
 
 @_jit
-def _step_priority(act, live, cand, sysc, present, inb, ok, code, ctc, ckv, nb, tc, kv):
+def _step_priority(act, live, cand, sysc, present, inb, ok, code, ctc, ckv, nb, tc, kv,
+                   recheck):
     K = present.shape[1]
+    ws = _workspace(K)
     for e in range(act.shape[0]):
         if not live[e]:
             continue
@@ -244,7 +304,7 @@ def _step_priority(act, live, cand, sysc, present, inb, ok, code, ctc, ckv, nb, 
         if b == 0:
             continue
         order = users[:b][np.argsort(score[:b], kind="mergesort")]  # ties: lower id first
-        _fill(e, order, cand, sysc, present, inb, ok, code, ctc, ckv, nb, tc, kv)
+        _fill(e, order, cand, sysc, ws, present, inb, ok, code, ctc, ckv, nb, tc, kv, recheck)
 
 
 @_jit
@@ -262,11 +322,12 @@ def _dispatch(envs, cand, weight, weight_bytes, sysc, present, inb, ok, code, ct
     mem = np.full(E, weight_bytes)
     binding = np.zeros(E, np.int64)
     refused = np.zeros((E, 7), np.int64)
+    ws = _workspace(K)
     output, window, up_bits, snr, down_c = cand[1], cand[2], cand[4], cand[5], cand[6]
     for j in range(E):
         e = envs[j]
         if details and nb[e] > 0:  # reasons of the non-addable candidates, final batch
-            _recheck(e, cand, sysc, present, inb, ok, code, ctc, ckv, nb, False)
+            _recheck(e, cand, sysc, ws, present, inb, ok, code, ctc, ckv, nb, False)
         b = 0
         n_out = 0
         any_ok = False
@@ -290,14 +351,16 @@ def _dispatch(envs, cand, weight, weight_bytes, sysc, present, inb, ok, code, ct
         tokens[j] = np.int64(output[e][arr].sum())
         if not details:
             continue
-        res = _check(e, arr.reshape(1, b), cand, sysc)
-        if res[0][0] != 0:
+        P, L, d, W, kv, C, M, cap, padded, B_U, B_D, slot = sysc
+        res = check_row(arr, *_cols(e, cand), P, L, d, W, kv, C, M, cap, padded, B_U, B_D,
+                        slot, ws[1], ws[2], ws[3], ws[4])
+        if res[0] != 0:
             raise AssertionError("env built an infeasible batch")
-        tcv = res[4][0]
+        tcv = res[4]
         t_up[j] = allocation(up_bits[e][arr], snr[e][arr], down_c[e][arr], window[e][arr],
-                             tcv, res[5][0], sysc[9])[0]
+                             tcv, res[5], sysc[9])[0]
         t_c[j] = tcv
-        mem[j] = weight_bytes + res[3][0]
+        mem[j] = weight_bytes + res[3]
     return value, tokens, t_up, t_c, mem, binding, refused
 
 
@@ -344,6 +407,8 @@ def _begin_slots(envs, F, prep, heads, db, norm, cand, weight, ids, sysc, qlen, 
     K = present.shape[1]
     media = F > _F
     admissible = cand[3]
+    ws = _workspace(K)
+    one = ws[0][:1]
     for j in range(envs.size):
         e = envs[j]
         for k in range(K):
@@ -358,14 +423,11 @@ def _begin_slots(envs, F, prep, heads, db, norm, cand, weight, ids, sysc, qlen, 
             cand[7][e, k] = prep[7][i]
             weight[e, k] = prep[8][i]
             ids[e, k] = heads[i, ID]
-        m = 0
         for k in range(K):
             present[e, k] = qlen[e, k] > 0
             inb[e, k] = False
             ok[e, k] = False
             mask[e, k] = False
-            if present[e, k]:
-                m += 1
         if seq:
             mask[e, K] = True
         nb[e] = 0
@@ -383,22 +445,17 @@ def _begin_slots(envs, F, prep, heads, db, norm, cand, weight, ids, sysc, qlen, 
         obs[e, g + _COMPUTE] = 0.0
         obs[e, g + _SLOT] = min(slot[e] / max_slots, 1.0)
         obs[e, g + _BATCH] = 0.0
-        if m == 0:
-            continue
-        idx = np.empty((m, 1), np.int64)
-        r = 0
+        cols = _cols(e, cand)
         for k in range(K):
-            if present[e, k]:
-                idx[r, 0] = k
-                r += 1
-        res = _check(e, idx, cand, sysc)
-        for r in range(m):
-            k = idx[r, 0]
+            if not present[e, k]:
+                continue
+            one[0] = k
+            res = _check(one, cols, sysc, ws)
             h = heads[j * K + k]
-            code[e, k] = res[0][r]
-            ok[e, k] = res[0][r] == 0
-            ckv[e, k] = res[3][r]
-            ctc[e, k] = res[4][r]
+            code[e, k] = res[0]
+            ok[e, k] = res[0] == 0
+            ckv[e, k] = res[3]
+            ctc[e, k] = res[4]
             mask[e, k] = ok[e, k]
             o = k * F
             obs[e, o + _PRESENT] = 1.0
@@ -563,9 +620,9 @@ class EdgeLLMVectorEnv(VectorEnv):
             invalid |= bad & live
             if mode == "subset":
                 _step_subset(act, live, self.config.subset_infeasible == "reject", self._cand,
-                             self._sysc, *st, invalid, repaired)
+                             self._sysc, *st, invalid, repaired, self.slot_info)
             else:
-                _step_priority(act, live, self._cand, self._sysc, *st)
+                _step_priority(act, live, self._cand, self._sysc, *st, self.slot_info)
             done = live.copy()
         cfg = self.config
         pen = np.where(invalid, cfg.invalid_penalty, 0.0)

@@ -216,20 +216,18 @@ def _downlink_t_hi(D, c, B):
 
 
 @_jit
-def check_row(ids, prompt, output, window, admissible, up_bits, snr, down_c, enc_s,
-              P, L, d, W, kv, C, M, kv_cap, padded, B_U, B_D, slot, D, c, up, down):
-    """Feasibility of one batch ``ids`` (sorted request indices): returns (code, S, N, KV
-    bytes, T_C, T_hi). ``prompt`` holds each request's prefill tokens (text + media),
-    ``enc_s`` its media encoder seconds: T_C = their sum over the batch + prefill + decode.
-    Writes the least uplink bandwidths at T_hi into ``up`` and the least downlink
-    bandwidths with an instant uplink into ``down`` as far as the checks get;
-    ``D`` and ``c`` are scratch (length >= len(ids))."""
+def _row_cost(ids, prompt, output, window, admissible, down_c, enc_s, P, L, d, W, kv, C, M,
+              kv_cap, padded, slot):
+    """The compute-side tests of :func:`check_row` (accuracy, memory, slot and deadlines):
+    returns (code, S, N, KV bytes, T_C, the smallest window, the summed downlink demand
+    [Hz s]), code OK when the radio tests are left."""
     b = ids.size
     S = 0.0
     N = 0.0
     sum_sn = 0.0
     wmin = math.inf
     enc = 0.0
+    csum = 0.0
     adm = True
     for k in range(b):
         i = ids[k]
@@ -238,33 +236,169 @@ def check_row(ids, prompt, output, window, admissible, up_bits, snr, down_c, enc
         sum_sn += prompt[i] + output[i]
         wmin = min(wmin, window[i])
         enc += enc_s[i]
+        csum += down_c[i]
         adm = adm and admissible[i]
     kvb = kv_cache_bytes(float(b), S, N, sum_sn, kv, padded)
     tc = enc + compute_s(float(b), S, N, P, L, d, W, kv, C, M)
     if not adm:
-        return ACCURACY, S, N, kvb, tc, math.nan
+        return ACCURACY, S, N, kvb, tc, wmin, csum
     if kvb > kv_cap:
-        return MEMORY, S, N, kvb, tc, math.nan
+        return MEMORY, S, N, kvb, tc, wmin, csum
     if tc >= wmin:
-        return (SLOT if wmin >= slot else DEADLINE), S, N, kvb, tc, math.nan
+        return (SLOT if wmin >= slot else DEADLINE), S, N, kvb, tc, wmin, csum
+    return OK, S, N, kvb, tc, wmin, csum
+
+
+@_jit
+def _downlink_fits(ids, window, down_c, tc, B_D, D, c, down):
+    """The downlink test of :func:`check_row` (least downlink bandwidths with an instant
+    uplink fit in B_D); fills ``D`` (download windows after T_C), ``c`` and ``down``."""
     g0 = 0.0
-    for k in range(b):
+    for k in range(ids.size):
         i = ids[k]
         D[k] = window[i] - tc
         c[k] = down_c[i]
         down[k] = c[k] / D[k]
         g0 += down[k]
-    if g0 > B_D:
-        return DOWNLINK, S, N, kvb, tc, math.nan
-    T = _downlink_t_hi(D[:b], c[:b], B_D)
+    return not g0 > B_D
+
+
+@_jit
+def _uplink_fits(ids, up_bits, snr, T, B_U, up):
+    """The uplink test of :func:`check_row`: sum_k uplink_bw(up_bits[i], T, snr[i]) <= B_U
+    over the batch, the terms written into ``up``."""
     total = 0.0
-    for k in range(b):
+    for k in range(ids.size):
         i = ids[k]
         up[k] = uplink_bw(up_bits[i], T, snr[i])
         total += up[k]
-    if not total <= B_U:
-        return UPLINK, S, N, kvb, tc, T
-    return OK, S, N, kvb, tc, T
+    return total <= B_U
+
+
+@_jit
+def check_row(ids, prompt, output, window, admissible, up_bits, snr, down_c, enc_s,
+              P, L, d, W, kv, C, M, kv_cap, padded, B_U, B_D, slot, D, c, up, down):
+    """Feasibility of one batch ``ids`` (sorted request indices): returns (code, S, N, KV
+    bytes, T_C, T_hi). ``prompt`` holds each request's prefill tokens (text + media),
+    ``enc_s`` its media encoder seconds: T_C = their sum over the batch + prefill + decode.
+    Writes the least uplink bandwidths at T_hi into ``up`` and the least downlink
+    bandwidths with an instant uplink into ``down`` as far as the checks get;
+    ``D`` and ``c`` are scratch (length >= len(ids))."""
+    code, S, N, kvb, tc, _, _ = _row_cost(ids, prompt, output, window, admissible, down_c,
+                                          enc_s, P, L, d, W, kv, C, M, kv_cap, padded, slot)
+    if code != OK:
+        return code, S, N, kvb, tc, math.nan
+    if not _downlink_fits(ids, window, down_c, tc, B_D, D, c, down):
+        return DOWNLINK, S, N, kvb, tc, math.nan
+    b = ids.size
+    T = _downlink_t_hi(D[:b], c[:b], B_D)
+    if not _uplink_fits(ids, up_bits, snr, T, B_U, up):
+        code = UPLINK
+    return code, S, N, kvb, tc, T
+
+
+# ----------------------------------------------------------------------------- screening
+# Each least uplink bandwidth is snr / x with x the root of ln(1 + x) = c x, c = bits ln2 /
+# (snr T) in (0, 1). The bounds 2x / (2 + x) <= ln(1 + x) <= x / sqrt(1 + x) and
+# ln(1 + x) <= x (2 + x) / (2 (1 + x)) (x >= 0) bracket the root in closed form:
+# 2 (1 - c) / c <= x <= min(1 / c^2 - 1, 2 (1 - c) / (2c - 1) if c > 1/2), hence
+# snr c^2 / (1 - c^2) <= beta <= snr c / (2 (1 - c)) (the lower one tighter where c > 1/2).
+# A decision taken from bounds must clear B_U by a relative margin: the exact test's sums
+# (Newton to 1e-15 per term, T_hi to 1e-13 of the window) agree with the true sums far
+# closer than that, so the screen and the exact test never disagree.
+_SCREEN_MARGIN = 1e-7
+_SCREEN_C_MAX = 0.999   # nearer c = 1 the root x ~ 2 (1 - c) loses digits: solve exactly
+_SCREEN_T_MIN = 1e-3    # a bracket end below this share of the window: solve exactly
+
+
+@_jit
+def _uplink_upper(ids, up_bits, snr, T):
+    """An upper bound on sum_k uplink_bw(up_bits[i], T, snr[i]) [Hz] (one division per
+    member), or inf where a term is near or past the rate limit."""
+    hi = 0.0
+    for k in range(ids.size):
+        i = ids[k]
+        if up_bits[i] <= 0.0:
+            continue
+        a = snr[i]
+        u = up_bits[i] * LN2   # c = u / v
+        v = a * T
+        if not (v > 0.0 and u <= _SCREEN_C_MAX * v):
+            return math.inf
+        hi += a * u / (2.0 * (v - u))
+    return hi
+
+
+@_jit
+def uplink_screen(ids, up_bits, snr, T, B_U):
+    """Certified answer to sum_k uplink_bw(up_bits[i], T, snr[i]) <= B_U over the batch
+    without Newton solves: 1 when it surely holds, -1 when it surely fails, 0 when the
+    closed-form bounds above do not decide (or a term is near the rate limit)."""
+    hi = 0.0
+    lo = 0.0
+    for k in range(ids.size):
+        i = ids[k]
+        bits = up_bits[i]
+        if bits <= 0.0:  # the branches of uplink_bw, in its order
+            continue
+        if not T > 0.0:
+            return -1
+        a = snr[i]
+        cc = bits * LN2 / (a * T)
+        if cc >= 1.0:
+            return -1
+        if not (cc > 0.0 and cc <= _SCREEN_C_MAX):
+            return 0
+        hi += a * cc / (2.0 * (1.0 - cc))
+        x = 1.0 / (cc * cc) - 1.0
+        if cc > 0.5:
+            x = min(x, 2.0 * (1.0 - cc) / (2.0 * cc - 1.0))
+        lo += a / x
+    if hi <= B_U * (1.0 - _SCREEN_MARGIN):
+        return 1
+    if lo > B_U * (1.0 + _SCREEN_MARGIN):
+        return -1
+    return 0
+
+
+@_jit
+def check_row_screened(ids, prompt, output, window, admissible, up_bits, snr, down_c, enc_s,
+                       P, L, d, W, kv, C, M, kv_cap, padded, B_U, B_D, slot, D, c, up, down):
+    """:func:`check_row`'s (code, S, N, KV bytes, T_C), bit for bit, mostly without its
+    Newton solves and per-member downlink divisions (T_hi is not returned; ``D``, ``c``,
+    ``up`` and ``down`` are scratch).
+
+    T_hi lies in [T_L, T_0] with D_min the smallest download window and c_min its demand:
+    T_L = D_min - sum_k c_k / B_D (every window is at least D_min - T; T_L > 0 also
+    passes the downlink test) and T_0 = D_min - c_min / B_D (that member alone fills B_D).
+    The uplink sum falls with T, so the batch fits if a bound certifies it at T_L and
+    fails if :func:`uplink_screen` refutes it at T_0; otherwise T_hi is solved, screened
+    again, and the uplink test run exactly if need be."""
+    code, S, N, kvb, tc, wmin, csum = _row_cost(ids, prompt, output, window, admissible,
+                                                down_c, enc_s, P, L, d, W, kv, C, M, kv_cap,
+                                                padded, slot)
+    if code != OK:
+        return code, S, N, kvb, tc
+    dmin = wmin - tc  # = min_k (window_k - T_C): rounding is monotone
+    t_lo = dmin - csum / B_D
+    if t_lo > _SCREEN_T_MIN * dmin and \
+            _uplink_upper(ids, up_bits, snr, t_lo) <= B_U * (1.0 - _SCREEN_MARGIN):
+        return OK, S, N, kvb, tc
+    if not _downlink_fits(ids, window, down_c, tc, B_D, D, c, down):
+        return DOWNLINK, S, N, kvb, tc
+    b = ids.size
+    cmin = 0.0
+    for k in range(b):
+        if D[k] == dmin:
+            cmin = max(cmin, c[k])
+    t_0 = dmin - cmin / B_D
+    if t_0 > _SCREEN_T_MIN * dmin and uplink_screen(ids, up_bits, snr, t_0, B_U) < 0:
+        return UPLINK, S, N, kvb, tc
+    T = _downlink_t_hi(D[:b], c[:b], B_D)
+    s = uplink_screen(ids, up_bits, snr, T, B_U)
+    if s < 0 or (s == 0 and not _uplink_fits(ids, up_bits, snr, T, B_U, up)):
+        return UPLINK, S, N, kvb, tc
+    return OK, S, N, kvb, tc
 
 
 @_jit

@@ -53,6 +53,13 @@ def test_bit_identical_to_single_envs_across_autoresets(mode, scenario):
     _check_identical(mode, scenario, **SMALL)
 
 
+@pytest.mark.parametrize("scenario", ["default", "narrowband"])
+@pytest.mark.parametrize("mode", list(ENV_IDS))
+def test_bit_identical_at_full_size(mode, scenario):
+    """16 users and full queues: long batches, many screened feasibility checks."""
+    _check_identical(mode, scenario, n_users=16, max_slots=12)
+
+
 @pytest.mark.parametrize("overlength", ["truncate", "reject"])
 def test_bit_identical_with_overlength_trace_requests(overlength):
     """A 2048-token context makes the code trace's long prompts overlength."""
@@ -209,10 +216,12 @@ def test_sb3_adapter_matches_dummy_vec_env(mode):
     assert dones >= 3
 
 
-def test_without_slot_info_same_trajectories():
+@pytest.mark.parametrize("mode", list(ENV_IDS))
+def test_without_slot_info_same_trajectories(mode):
     """slot_info=False drops only the per-batch report keys; everything else is equal."""
-    full = EdgeLLMVectorEnv(3, "default", action_mode="sequential", **SMALL)
-    lean = EdgeLLMVectorEnv(3, "default", action_mode="sequential", slot_info=False, **SMALL)
+    over = dict(n_users=16, max_slots=6)
+    full = EdgeLLMVectorEnv(3, "default", action_mode=mode, **over)
+    lean = EdgeLLMVectorEnv(3, "default", action_mode=mode, slot_info=False, **over)
     dropped = {"batch", "served_ids", "t_uplink_s", "t_compute_s", "memory_bytes", "binding",
                "refused"}
     o1, _ = full.reset(seed=3)
@@ -221,7 +230,10 @@ def test_without_slot_info_same_trajectories():
     for _ in range(60):
         masked = full.action_masks()
         assert np.array_equal(masked, lean.action_masks())
-        a = np.argmax(np.where(masked, rng.random(masked.shape), -1.0), axis=1)
+        if mode == "sequential":
+            a = np.argmax(np.where(masked, rng.random(masked.shape), -1.0), axis=1)
+        else:
+            a = _actions(mode, rng, None, 16, 3)
         r1, r2 = full.step(a), lean.step(a)
         for x, y in zip(r1[:4], r2[:4]):
             assert np.array_equal(x, y)
