@@ -169,8 +169,8 @@ def _dftsp(p: Prepared, time_limit: float, node_limit: int):
     start, start_val, g_checks = np.empty(0, np.int64), 0, 0
     big = root.size > _GREEDY_MIN
     if big:
-        start, start_val, g_checks = _search.greedy(*_greedy_orders(p, root), *arrays,
-                                                    t0 + time_limit)
+        start, start_val, g_checks = _search.greedy(
+            *_greedy_orders(p, root), *arrays, t0 + _search.GREEDY_SHARE * time_limit)
     if root.size > BOX_MIN:
         # the root of the plain search (no step taken): its incumbent from boxes, and a
         # bound over every box at once, which may already prove it optimal

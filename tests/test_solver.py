@@ -260,7 +260,7 @@ def test_box_bound_never_below_the_box_optimum():
     from edgellm.dftsp import _search
     from edgellm.dftsp.solver import _unit, search_arrays
 
-    tight = closed = 0
+    tight = closed = lagrange_tight = 0
     for t in range(48):
         fam = FAMILIES[t % len(FAMILIES)]
         p = prepare(family_instance(np.random.default_rng([17, t]), 10, *fam))
@@ -278,14 +278,19 @@ def test_box_bound_never_below_the_box_optimum():
                                   *a[9:20])
             assert u >= v, (t, S, N, u, v)
             tight += u == v
-            # the Lagrangian test never closes a box below its optimum, from any count
+            # the Lagrangian bound is never below the box optimum, from any count and
+            # any floor, and often proves the box closed at its optimum
             cols = (p.window[E], (p.prefill_tokens + p.output_tokens)[E], p.down_c[E],
                     p.up_bits[E], p.snr_hz[E], p.weight[E])
             for k0 in (1, 3, 10):
-                assert not _search.box_closed(S, N, E.size, v - 1, *cols, *a[9:20],
-                                              math.inf, k0), (t, S, N, v, k0)
-                closed += _search.box_closed(S, N, E.size, v, *cols, *a[9:20], math.inf, k0)
-    assert tight > 0 and closed > 0
+                for floor in (-1, v - 1):
+                    lag = _search.box_lagrange(S, N, E.size, floor, 1 << 40, *cols,
+                                               *a[9:20], math.inf, k0)
+                    assert lag >= v, (t, S, N, v, k0, floor, lag)
+                    lagrange_tight += lag == v
+                closed += _search.box_lagrange(S, N, E.size, v, v + 1, *cols, *a[9:20],
+                                               math.inf, k0) <= v
+    assert tight > 0 and closed > 0 and lagrange_tight > 0
 
 
 def test_oracle_callers_stop_at_a_node_budget():
