@@ -520,7 +520,7 @@ def box_greedy(root, m_top, tries, prompt, output, window, admissible, weight, u
     """Incumbent from boxes: for m = m_top, m_top - 1, ..., the boxes (S*, N*) of longest
     prompt and output that :func:`_box_fits` lets hold m of ``root``; in each, greedy
     fills of its candidates in the orders of :func:`_box_orders` for m members (by
-    resource shares too from ``_RATIO_MIN`` candidates on), for
+    resource shares too for N_m, from ``_RATIO_MIN`` candidates on), for
     N* = N_m and three longer outputs of the candidates within S*. Stops after ``tries`` values of S*, or
     when a batch of m requests is found (requests objective), or once the clock passes
     ``deadline``. Returns (batch, value, checks)."""
@@ -563,7 +563,8 @@ def box_greedy(root, m_top, tries, prompt, output, window, admissible, weight, u
                     if prompt[j] <= out_S[r] and output[j] <= Nx:
                         sel[cnt] = j
                         cnt += 1
-                order, starts = _box_orders(sel, cnt, out_S[r], Nx, m, n >= _RATIO_MIN,
+                order, starts = _box_orders(sel, cnt, out_S[r], Nx, m,
+                                            qn == 0 and n >= _RATIO_MIN,
                                             prompt, output, window, weight, up_bits, snr,
                                             down_c, P, L, d, W, kv, C, M, kv_cap, padded,
                                             B_U, B_D)

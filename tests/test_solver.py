@@ -246,12 +246,38 @@ def test_box_search_limits_give_valid_upper_bounds(boxes_always, monkeypatch, cl
         fam = FAMILIES[t % len(FAMILIES)]
         p = prepare(family_instance(np.random.default_rng([16, t]), 12, *fam))
         opt = solve(p, "bruteforce").value
-        for limit in (1, 2, 4):
+        for limit in (1, 2, 4, 16, 64):
             s = solve(p, node_limit=limit)
             assert s.evaluation.feasible and s.value <= opt <= s.upper_bound, (t, limit)
+            assert s.evaluation.value == s.value
             stopped += s.status == "time_limit"
+            if s.status == "optimal":
+                assert s.value == opt == s.upper_bound
     # the Lagrangian closing test proves more of them optimal within the node limits
     assert stopped > (10 if close_after == math.inf else 3)
+
+
+def test_limited_box_search_bounds_the_optimum_at_larger_k():
+    """At 48 candidates (box search, ranges of boxes, Lagrangian box bounds from the
+    first check on, or from CLOSE_AFTER), every node-limited solve returns a feasible
+    incumbent and an upper bound at least the optimum, the same on every run."""
+    from edgellm.dftsp import solver
+
+    for t in range(24):
+        fam = FAMILIES[t % len(FAMILIES)]
+        p = prepare(family_instance(np.random.default_rng([18, t]), 48, *fam))
+        opt = solve(p).value
+        for close_after in (-1.0, solver.CLOSE_AFTER):
+            for limit in (1, 30, 300):
+                old = solver.CLOSE_AFTER
+                solver.CLOSE_AFTER = close_after
+                try:
+                    s, again = solve(p, node_limit=limit), solve(p, node_limit=limit)
+                finally:
+                    solver.CLOSE_AFTER = old
+                assert s.evaluation.feasible and s.evaluation.value == s.value
+                assert s.value <= opt <= s.upper_bound, (t, close_after, limit)
+                assert (s.batch, s.upper_bound) == (again.batch, again.upper_bound)
 
 
 def test_box_bound_never_below_the_box_optimum():
