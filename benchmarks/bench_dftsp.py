@@ -9,9 +9,12 @@ gap, then the targets of issue 14. At K = 16 brute force checks every optimum.
 
 A warm-up solve per family runs first (with more than 16 candidates, so that the box
 search is compiled too), so numba compilation (cached on disk after the first run) is
-never timed. ``--baseline`` also solves every instance with the plain depth-first search
-of the previous version (one tree over all candidates, no boxes) under the same limit,
-and prints its figures and the ratios beside.
+never timed. ``--baseline`` also solves every instance under the same limit with another
+search: the plain depth-first search of the previous version (one tree over all
+candidates, no boxes; the default), ``box`` (this box search without its Lagrangian box
+bound), or the search of a git revision (e.g. ``main``: its dftsp/solver.py and
+dftsp/_search.py on this tree's system model), and prints its figures (time, nodes,
+stops, worst certified gap) and the ratios beside; optimal values must agree.
 
     python benchmarks/bench_dftsp.py                 # full run (about 20 minutes)
     python benchmarks/bench_dftsp.py --quick         # 3 instances per family and K

@@ -583,17 +583,17 @@ def box_greedy(root, m_top, tries, prompt, output, window, admissible, weight, u
 def search(root, prompt, output, window, admissible, weight, up_bits, snr, down_c,
            enc_s, P, L, d, W, kv, C, M, kv_cap, padded, B_U, B_D, slot, unit,
            time_limit, node_limit, start, start_val, box_incumbent, t0, S0=0.0, N0=0.0,
-           close_at=math.inf):
+           close=False, close_at=0.0):
     """Depth-first branch and bound over the set-enumeration tree of ``root`` (feasible
     singletons in search order), from the incumbent ``start`` of value ``start_val``
     (improved first by :func:`box_greedy` when ``box_incumbent``). ``S0`` and ``N0``
     are floors on the longest prompt and output that the bounds assume (a box of
     :func:`box_search`): subtrees are pruned as if every batch had them, which is exact
     for the batches whose longest prompt and output are S0 and N0 (and only for those);
-    feasibility is always checked in full. Inside a box, from ``close_at`` full checks
-    of this search on, after the incumbent improves (at most every ``_CLOSE_GAP``
-    steps, then ever more rarely), :func:`box_lagrange` may prove that nothing in the
-    box beats it and end the search.
+    feasibility is always checked in full. With ``close`` (inside a box), from
+    ``close_at`` full checks of this search on, after the incumbent improves (at most
+    every ``_CLOSE_GAP`` steps, then ever more rarely), :func:`box_lagrange` may prove
+    that nothing in the box beats it and end the search.
     ``t0`` is the clock reading the time limit counts from. Returns (best batch, its
     value, full checks made, upper bound on the optimum, finished)."""
     n = root.size
@@ -628,7 +628,6 @@ def search(root, prompt, output, window, admissible, weight, up_bits, snr, down_
     stopped = False
     improved = False
     next_close = _CLOSE_GAP
-    close = close_at < math.inf
     if close:
         wE, memE, cE, bitsE, snrE, wtE = _members(root, window, prompt, output, down_c,
                                                   up_bits, snr, weight)
@@ -1214,7 +1213,8 @@ def box_search(root, prompt, output, window, admissible, weight, up_bits, snr, d
                                       up_bits, snr, down_c, enc_s, P, L, d, W, kv, C, M,
                                       kv_cap, padded, B_U, B_D, slot, unit, time_limit,
                                       max(node_limit - checks, 1), best[:nbest], best_val,
-                                      False, t0, Sx, Nx, float(close_after - checks))
+                                      False, t0, Sx, Nx, close_after < math.inf,
+                                      float(close_after - checks))
         checks += ck
         if bv > best_val:
             best_val = bv
