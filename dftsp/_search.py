@@ -477,8 +477,8 @@ def _box_orders(sel, cnt, Sx, Nx, k, ratios, prompt, output, window, weight, up_
     candidates that meet the deadline at tau = T_C(k, Sx, Nx): downlink demand
     c_j / (w_j - tau), uplink demand at an uplink phase of half the time left, and
     (exact KV) KV positions (the resources the Lagrangian bound prices), only with
-    ``ratios``: they find better batches on hard instances, but cost more checks than
-    they save on easy ones."""
+    ``ratios``: they find better batches on hard instances of the tokens objective, but
+    cost more checks than they save on easy ones."""
     tau = compute_s(float(max(k, 1)), Sx, Nx, P, L, d, W, kv, C, M)
     nres = 2 if padded else 3
     live = np.empty(cnt, np.int64)
@@ -520,7 +520,8 @@ def box_greedy(root, m_top, tries, prompt, output, window, admissible, weight, u
     """Incumbent from boxes: for m = m_top, m_top - 1, ..., the boxes (S*, N*) of longest
     prompt and output that :func:`_box_fits` lets hold m of ``root``; in each, greedy
     fills of its candidates in the orders of :func:`_box_orders` for m members (by
-    resource shares too for N_m, from ``_RATIO_MIN`` candidates on), for
+    resource shares too for N_m, from ``_RATIO_MIN`` candidates on, tokens objective),
+    for
     N* = N_m and three longer outputs of the candidates within S*. Stops after ``tries`` values of S*, or
     when a batch of m requests is found (requests objective), or once the clock passes
     ``deadline``. Returns (batch, value, checks)."""
@@ -564,7 +565,7 @@ def box_greedy(root, m_top, tries, prompt, output, window, admissible, weight, u
                         sel[cnt] = j
                         cnt += 1
                 order, starts = _box_orders(sel, cnt, out_S[r], Nx, m,
-                                            qn == 0 and n >= _RATIO_MIN,
+                                            not unit and qn == 0 and n >= _RATIO_MIN,
                                             prompt, output, window, weight, up_bits, snr,
                                             down_c, P, L, d, W, kv, C, M, kv_cap, padded,
                                             B_U, B_D)
@@ -1172,8 +1173,9 @@ def box_search(root, prompt, output, window, admissible, weight, up_bits, snr, d
                 cnt += 1
         if rec[r, 5] == 0:
             # greedy fills in the orders of _box_orders, for about the incumbent's count
-            # (by resource shares too once the instance proves hard)
-            orders, starts = _box_orders(sel, cnt, Sx, Nx, nbest, checks >= close_after,
+            # (by resource shares too once the instance proves hard, tokens objective)
+            orders, starts = _box_orders(sel, cnt, Sx, Nx, nbest,
+                                         not unit and checks >= close_after,
                                          prompt, output, window, weight, up_bits, snr,
                                          down_c, P, L, d, W, kv, C, M, kv_cap, padded, B_U,
                                          B_D)

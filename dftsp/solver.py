@@ -29,9 +29,10 @@ feasible batches form a down-closed family (SPEC 2.4):
     S* and output N*, in window order (longest first) among the candidates inside the
     box; the boxes are quantiles of the candidates' lengths and the boxes the root's
     bound admits for the largest counts. Within a box compute time depends only on the
-    batch size, which is why these fills are often optimal. On hard instances (from
-    512 candidates, or after ``CLOSE_AFTER`` full checks) each box is also filled by
-    weight per share of each resource (downlink, uplink, KV memory) and of their sum.
+    batch size, which is why these fills are often optimal. On hard instances of the
+    tokens objective (from 512 candidates, or after ``CLOSE_AFTER`` full checks) each
+    box is also filled by weight per share of each resource (downlink, uplink, KV
+    memory) and of their sum.
     These fills may take a quarter of a time limit (``_search.GREEDY_SHARE``).
 
 (f) with more than 16 feasible candidates (``BOX_MIN``), the tree is split by boxes:
