@@ -521,10 +521,9 @@ def box_greedy(root, m_top, tries, prompt, output, window, admissible, weight, u
     prompt and output that :func:`_box_fits` lets hold m of ``root``; in each, greedy
     fills of its candidates in the orders of :func:`_box_orders` for m members (by
     resource shares too for N_m, from ``_RATIO_MIN`` candidates on, tokens objective),
-    for
-    N* = N_m and three longer outputs of the candidates within S*. Stops after ``tries`` values of S*, or
-    when a batch of m requests is found (requests objective), or once the clock passes
-    ``deadline``. Returns (batch, value, checks)."""
+    for N* = N_m and three longer outputs of the candidates within S*. Stops after
+    ``tries`` values of S*, or when a batch of m requests is found (requests
+    objective), or once the clock passes ``deadline``. Returns (batch, value, checks)."""
     n = root.size
     mask = np.ones(n, np.bool_)
     out_S = np.empty(tries)
