@@ -9,9 +9,12 @@ gap, then the targets of issue 14. At K = 16 brute force checks every optimum.
 
 A warm-up solve per family runs first (with more than 16 candidates, so that the box
 search is compiled too), so numba compilation (cached on disk after the first run) is
-never timed. ``--baseline`` also solves every instance with the plain depth-first search
-of the previous version (one tree over all candidates, no boxes) under the same limit,
-and prints its figures and the ratios beside.
+never timed. ``--baseline`` also solves every instance under the same limit with another
+search: the plain depth-first search of the previous version (one tree over all
+candidates, no boxes; the default), ``box`` (this box search without its Lagrangian box
+bound), or the search of a git revision (e.g. ``main``: its dftsp/solver.py and
+dftsp/_search.py on this tree's system model), and prints its figures (time, nodes,
+stops, worst certified gap) and the ratios beside; optimal values must agree.
 
     python benchmarks/bench_dftsp.py                 # full run (about 20 minutes)
     python benchmarks/bench_dftsp.py --quick         # 3 instances per family and K
@@ -19,16 +22,22 @@ and prints its figures and the ratios beside.
     python benchmarks/bench_dftsp.py --baseline      # also the plain search, side by side
     python benchmarks/bench_dftsp.py --baseline box --families tokens/exact/long --ks 256
                                                      # against the box search without the
-                                                     # Lagrangian closing test, one family
+                                                     # Lagrangian box bound, one family
+    python benchmarks/bench_dftsp.py --baseline main # against the search of a git revision
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import math
 import platform
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -57,7 +66,7 @@ def plain_search(p, limit: float):
 
 
 def untightened_search(p, limit: float):
-    """The box search without closing boxes by the Lagrangian bound (the previous one)."""
+    """The box search without the Lagrangian box bound."""
     saved, solver.CLOSE_AFTER = solver.CLOSE_AFTER, math.inf
     try:
         return solve(p, time_limit=limit)
@@ -68,19 +77,53 @@ def untightened_search(p, limit: float):
 BASELINES = {"plain": plain_search, "box": untightened_search}
 
 
-def run_family(fam, K: int, n: int, limit: float, check: bool, baseline: str | None) -> dict:
+def revision_search(rev: str):
+    """``solve`` of the search of git revision ``rev`` (its dftsp/solver.py and
+    dftsp/_search.py, on this tree's system model), loaded under private module names
+    from a folder per commit, where numba caches its compiled code across runs."""
+    repo = Path(__file__).resolve().parent.parent
+
+    def git(*args):
+        return subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True,
+                              check=True).stdout
+
+    try:
+        sha = git("rev-parse", "--verify", f"{rev}^{{commit}}").strip()
+    except subprocess.CalledProcessError:
+        raise SystemExit(f"--baseline: {rev!r} is neither {' nor '.join(BASELINES)} nor a "
+                         "git revision") from None
+    folder = Path(tempfile.gettempdir()) / f"edgellm-dftsp-{sha[:12]}"
+    folder.mkdir(exist_ok=True)
+    for name in ("_search", "solver"):
+        text = git("show", f"{sha}:dftsp/{name}.py").replace(
+            "from edgellm.dftsp import _search", f"import _rev{sha[:12]}_search as _search")
+        path = folder / f"_rev{sha[:12]}{name}.py"
+        if not path.exists() or path.read_text() != text:
+            path.write_text(text)
+    sys.path.insert(0, str(folder))
+    module = importlib.import_module(f"_rev{sha[:12]}solver")
+
+    def run(p, limit: float):
+        return module.solve(p, time_limit=limit)
+
+    return run
+
+
+def run_family(fam, K: int, n: int, limit: float, check: bool, baseline) -> dict:
     ms, nodes, gaps, stopped = [], [], [], 0
-    base_ms, base_nodes, base_stopped = [], [], 0
+    base_ms, base_nodes, base_gaps, base_stopped = [], [], [], 0
     for p in instances(fam, K, n):
         if baseline:
-            b = BASELINES[baseline](p, limit)
+            b = baseline(p, limit)
             base_ms.append(b.wall_s * 1e3)
             base_nodes.append(b.nodes)
-            base_stopped += b.status != "optimal"
+            if b.status != "optimal":
+                base_stopped += 1
+                base_gaps.append(b.gap)
         s = solve(p, time_limit=limit)
         if baseline and s.status == b.status == "optimal" and s.value != b.value:
             raise SystemExit(f"MISMATCH {family_name(fam)} K={K}: {s.value} != "
-                             f"{baseline} search {b.value}")
+                             f"base search {b.value}")
         ms.append(s.wall_s * 1e3)
         nodes.append(s.nodes)
         if s.status != "optimal":
@@ -96,7 +139,8 @@ def run_family(fam, K: int, n: int, limit: float, check: bool, baseline: str | N
              gap_max=max(gaps, default=0.0), n=n)
     if baseline:
         r.update(base_ms_med=statistics.median(base_ms), base_ms_max=max(base_ms),
-                 base_nodes_med=statistics.median(base_nodes), base_stopped=base_stopped)
+                 base_nodes_med=statistics.median(base_nodes), base_stopped=base_stopped,
+                 base_gap_max=max(base_gaps, default=0.0))
     return r
 
 
@@ -107,10 +151,10 @@ def main() -> None:
     ap.add_argument("--ks", default="16,64,256,1024", help="comma list of K")
     ap.add_argument("--limit", type=float, default=5.0,
                     help="time limit [s] per solve for K < 1024 (default 5)")
-    ap.add_argument("--baseline", nargs="?", const="plain", choices=sorted(BASELINES),
+    ap.add_argument("--baseline", nargs="?", const="plain",
                     help="also solve every instance with 'plain' (default: the search "
-                    "without boxes) or 'box' (the box search without closing boxes by "
-                    "their Lagrangian bound), side by side")
+                    "without boxes), 'box' (the box search without the Lagrangian box "
+                    "bound) or the search of a git revision (e.g. main), side by side")
     ap.add_argument("--families", default=None,
                     help="comma list of families (e.g. tokens/exact/long), default all")
     ap.add_argument("--peer", action="store_true",
@@ -122,29 +166,33 @@ def main() -> None:
           f"{platform.python_version()}, numpy {np.__version__}; {n} instances per family "
           f"and K; time limit {args.limit:g} s (1 s at K = 1024)")
     t0 = time.perf_counter()
+    base = None
+    if args.baseline:
+        base = BASELINES.get(args.baseline) or revision_search(args.baseline)
     fams = FAMILIES
     if args.families:
         fams = [f for f in FAMILIES if family_name(f) in args.families.split(",")]
     for fam in fams:  # warm-up: compile (or load) the search, untimed
         solve(next(instances(fam, 40, 1)))
-        if args.baseline:
-            BASELINES[args.baseline](next(instances(fam, 40, 1)), args.limit)
+        if base:
+            base(next(instances(fam, 40, 1)), args.limit)
     print(f"warm-up (numba compile or cache load, not timed): {time.perf_counter() - t0:.1f} s")
     rows = {}
     print(f"\n{'family':<26} {'K':>5} {'ms med':>9} {'ms max':>9} {'nodes med':>10} "
           f"{'nodes max':>10} {'limited':>8} {'gap max':>8}"
           + (f" | {'base med':>9} {'base max':>9} {'b.nodes med':>11} {'b.limited':>9} "
-             f"{'x med':>6}" if args.baseline else ""))
+             f"{'b.gap max':>9} {'x med':>6}" if args.baseline else ""))
     for K in Ks:
         limit = 1.0 if K >= 1024 else args.limit
         for fam in fams:
-            r = run_family(fam, K, n, limit, check=K <= 16, baseline=args.baseline)
+            r = run_family(fam, K, n, limit, check=K <= 16, baseline=base)
             rows[fam, K] = r
             print(f"{family_name(fam):<26} {K:>5} {r['ms_med']:>9.2f} {r['ms_max']:>9.1f} "
                   f"{r['nodes_med']:>10.0f} {r['nodes_max']:>10} {r['stopped']:>8} "
                   f"{100 * r['gap_max']:>7.2f}%"
                   + (f" | {r['base_ms_med']:>9.2f} {r['base_ms_max']:>9.1f} "
                      f"{r['base_nodes_med']:>11.0f} {r['base_stopped']:>9} "
+                     f"{100 * r['base_gap_max']:>8.2f}% "
                      f"{r['base_ms_med'] / max(r['ms_med'], 1e-9):>6.1f}"
                      if args.baseline else ""), flush=True)
     if args.peer:

@@ -20,9 +20,11 @@ from edgellm.system._kernel import OK, check_row, compute_s, kv_cache_bytes, upl
 _SLACK = 1e-9  # relative slack on the capacities of necessary conditions (rounding)
 _CLOCK_EVERY = 8  # loop steps between two looks at the clock
 _BOX_TRIES = 6  # longest prompts S* the root's greedy incumbent tries
-_T_CELLS = 4  # first cells of the uplink time in :func:`box_closed`
+_T_CELLS = 4  # first cells of the uplink time in :func:`box_lagrange`
 _T_DEPTH = 4  # times a cell may be halved there
-_CLOSE_GAP = 256  # tree steps between two tries of :func:`box_closed` in a box
+_RATIO_MIN = 512  # candidates from which the root's greedy fills order by resource shares
+GREEDY_SHARE = 0.25  # share of a time limit the greedy incumbents may take first
+_CLOSE_GAP = 256  # tree steps between two tries of :func:`box_lagrange` in a box
 
 
 @njit(cache=True)
@@ -466,15 +468,62 @@ def greedy(orders, starts, prompt, output, window, admissible, weight, up_bits, 
 
 
 @njit(cache=True, nogil=True)
+def _box_orders(sel, cnt, Sx, Nx, k, ratios, prompt, output, window, weight, up_bits, snr,
+                down_c, P, L, d, W, kv, C, M, kv_cap, padded, B_U, B_D):
+    """Greedy orders (concatenated, with their starts) of the candidates sel[:cnt] of the
+    box (Sx, Nx), for batches of about k members: by window, longest first (compute
+    time depends on the count only, and long windows leave the most room to grow); then
+    by weight per share of each resource and of their sum, largest first, among the
+    candidates that meet the deadline at tau = T_C(k, Sx, Nx): downlink demand
+    c_j / (w_j - tau), uplink demand at an uplink phase of half the time left, and
+    (exact KV) KV positions (the resources the Lagrangian bound prices), only with
+    ``ratios``: they find better batches on hard instances of the tokens objective, but
+    cost more checks than they save on easy ones."""
+    tau = compute_s(float(max(k, 1)), Sx, Nx, P, L, d, W, kv, C, M)
+    nres = 2 if padded else 3
+    live = np.empty(cnt, np.int64)
+    dem = np.zeros((nres + 1, cnt))
+    nl = 0
+    for t in range(cnt if ratios else 0):
+        j = sel[t]
+        D = window[j] - tau
+        if D > 0.0:
+            live[nl] = j
+            dem[0, nl] = down_c[j] / D / B_D
+            dem[1, nl] = uplink_bw(up_bits[j], 0.5 * D, snr[j]) / B_U
+            if not padded:
+                dem[2, nl] = (prompt[j] + output[j]) * kv / kv_cap
+            for r in range(nres):
+                dem[nres, nl] += dem[r, nl]
+            nl += 1
+    nord = nres + 1 if nl else 0
+    orders = np.empty(cnt + nord * nl, np.int64)
+    starts = np.empty(nord + 2, np.int64)
+    key = np.empty(cnt)
+    for t in range(cnt):
+        key[t] = -window[sel[t]]
+    orders[:cnt] = sel[:cnt][np.argsort(key, kind="mergesort")]
+    starts[0] = 0
+    starts[1] = cnt
+    for r in range(nord):
+        for t in range(nl):
+            key[t] = -weight[live[t]] / max(dem[r, t], 1e-300)
+        orders[starts[r + 1]:starts[r + 1] + nl] = live[:nl][np.argsort(key[:nl],
+                                                                       kind="mergesort")]
+        starts[r + 2] = starts[r + 1] + nl
+    return orders, starts
+
+
+@njit(cache=True, nogil=True)
 def box_greedy(root, m_top, tries, prompt, output, window, admissible, weight, up_bits, snr,
                down_c, enc_s, P, L, d, W, kv, C, M, kv_cap, padded, B_U, B_D, slot, unit, deadline):
     """Incumbent from boxes: for m = m_top, m_top - 1, ..., the boxes (S*, N*) of longest
-    prompt and output that :func:`_box_fits` lets hold m of ``root``; in each, the greedy
-    fill of its candidates by window, longest first (within a box compute time depends on
-    the count only, and long windows leave room to grow), for N* = N_m and three longer
-    outputs of the candidates within S*. Stops after ``tries`` values of S*, or
-    when a batch of m requests is found (requests objective), or once the clock passes
-    ``deadline``. Returns (batch, value, checks)."""
+    prompt and output that :func:`_box_fits` lets hold m of ``root``; in each, greedy
+    fills of its candidates in the orders of :func:`_box_orders` for m members (by
+    resource shares too for N_m, from ``_RATIO_MIN`` candidates on, tokens objective),
+    for N* = N_m and three longer outputs of the candidates within S*. Stops after
+    ``tries`` values of S*, or when a batch of m requests is found (requests
+    objective), or once the clock passes ``deadline``. Returns (batch, value, checks)."""
     n = root.size
     mask = np.ones(n, np.bool_)
     out_S = np.empty(tries)
@@ -484,7 +533,6 @@ def box_greedy(root, m_top, tries, prompt, output, window, admissible, weight, u
     best_val = 0
     checks = 0
     tried = 0
-    wkey = np.empty(n)
     for m in range(m_top, 0, -1):
         if tried >= tries or (unit and best_val >= m) or _clock() > deadline:
             break
@@ -514,10 +562,12 @@ def box_greedy(root, m_top, tries, prompt, output, window, admissible, weight, u
                     j = root[t]
                     if prompt[j] <= out_S[r] and output[j] <= Nx:
                         sel[cnt] = j
-                        wkey[cnt] = -window[j]
                         cnt += 1
-                order = sel[:cnt][np.argsort(wkey[:cnt], kind="mergesort")]
-                starts = np.array([0, cnt], np.int64)
+                order, starts = _box_orders(sel, cnt, out_S[r], Nx, m,
+                                            not unit and qn == 0 and n >= _RATIO_MIN,
+                                            prompt, output, window, weight, up_bits, snr,
+                                            down_c, P, L, d, W, kv, C, M, kv_cap, padded,
+                                            B_U, B_D)
                 bt, v, c = greedy(order, starts, prompt, output, window, admissible, weight,
                                   up_bits, snr, down_c, enc_s, P, L, d, W, kv, C, M, kv_cap,
                                   padded, B_U, B_D, slot, deadline)
@@ -533,16 +583,17 @@ def box_greedy(root, m_top, tries, prompt, output, window, admissible, weight, u
 def search(root, prompt, output, window, admissible, weight, up_bits, snr, down_c,
            enc_s, P, L, d, W, kv, C, M, kv_cap, padded, B_U, B_D, slot, unit,
            time_limit, node_limit, start, start_val, box_incumbent, t0, S0=0.0, N0=0.0,
-           close=False):
+           close=False, close_at=0.0):
     """Depth-first branch and bound over the set-enumeration tree of ``root`` (feasible
     singletons in search order), from the incumbent ``start`` of value ``start_val``
     (improved first by :func:`box_greedy` when ``box_incumbent``). ``S0`` and ``N0``
     are floors on the longest prompt and output that the bounds assume (a box of
     :func:`box_search`): subtrees are pruned as if every batch had them, which is exact
     for the batches whose longest prompt and output are S0 and N0 (and only for those);
-    feasibility is always checked in full. With ``close`` (inside a box), after the
-    incumbent improves (at most every ``_CLOSE_GAP`` steps, then ever more rarely),
-    :func:`box_closed` may prove that nothing in the box beats it and end the search.
+    feasibility is always checked in full. With ``close`` (inside a box), from
+    ``close_at`` full checks of this search on, after the incumbent improves (at most
+    every ``_CLOSE_GAP`` steps, then ever more rarely), :func:`box_lagrange` may prove
+    that nothing in the box beats it and end the search.
     ``t0`` is the clock reading the time limit counts from. Returns (best batch, its
     value, full checks made, upper bound on the optimum, finished)."""
     n = root.size
@@ -594,7 +645,8 @@ def search(root, prompt, output, window, admissible, weight, up_bits, snr, down_
     if box_incumbent and room[0] > 0 and best_val < cap[0]:
         bt, bv, c = box_greedy(cand[0, :cnt], room[0], _BOX_TRIES, prompt, output, window,
                                admissible, weight, up_bits, snr, down_c, enc_s, P, L, d, W, kv, C,
-                               M, kv_cap, padded, B_U, B_D, slot, unit, t0 + time_limit)
+                               M, kv_cap, padded, B_U, B_D, slot, unit,
+                               t0 + GREEDY_SHARE * time_limit)
         checks += c
         if bv > best_val:
             best_val = bv
@@ -616,12 +668,12 @@ def search(root, prompt, output, window, admissible, weight, up_bits, snr, down_
                                     and _clock() - t0 > time_limit):
             stopped = True
             break
-        if close and improved and steps >= next_close:
+        if close and improved and steps >= next_close and checks >= close_at:
             improved = False
             next_close = steps + max(_CLOSE_GAP, steps)
-            if box_closed(S0, N0, n, best_val, wE, memE, cE, bitsE, snrE, wtE,
-                          P, L, d, W, kv, C, M, kv_cap, padded, B_U, B_D, t0 + time_limit,
-                          nbest):
+            if box_lagrange(S0, N0, n, best_val, best_val + 1, wE, memE, cE, bitsE, snrE,
+                            wtE, P, L, d, W, kv, C, M, kv_cap, padded, B_U, B_D,
+                            t0 + time_limit, nbest) <= best_val:
                 depth = -1
                 break
         j = cand[depth, i]
@@ -930,17 +982,134 @@ def box_bound(Sx, Nx, E, nE, unit, floor, weight, prompt, output, window, up_bit
 
 
 @njit(cache=True, nogil=True)
+def _before(r, q, rec):
+    """Heap order of the range records r and q: larger bound first, then older."""
+    return rec[r, 4] > rec[q, 4] or (rec[r, 4] == rec[q, 4] and r < q)
+
+
+@njit(cache=True, nogil=True)
+def _heap_push(heap, hn, r, rec):
+    """Push record r on the binary heap heap[:hn]; returns the new size."""
+    heap[hn] = r
+    i = hn
+    while i > 0:
+        up = (i - 1) // 2
+        if not _before(heap[i], heap[up], rec):
+            break
+        heap[i], heap[up] = heap[up], heap[i]
+        i = up
+    return hn + 1
+
+
+@njit(cache=True, nogil=True)
+def _heap_pop(heap, hn, rec):
+    """Remove the first record of heap[:hn]; returns the new size."""
+    hn -= 1
+    heap[0] = heap[hn]
+    i = 0
+    while True:
+        c = 2 * i + 1
+        if c >= hn:
+            break
+        if c + 1 < hn and _before(heap[c + 1], heap[c], rec):
+            c += 1
+        if not _before(heap[c], heap[i], rec):
+            break
+        heap[i], heap[c] = heap[c], heap[i]
+        i = c
+    return hn
+
+
+@njit(cache=True, nogil=True)
+def _add_range(x0, x1, y0, y1, Ps, Ns, root, best_val, unit, rec, nrec, heap, hn,
+               wE, memE, cE, bitsE, snrE, wtE, buf, el, size_m, size_d,
+               prompt, output, window, weight, up_bits, snr, down_c,
+               P, L, d, W, kv, C, M, kv_cap, padded, B_U, B_D):
+    """Bound the range of boxes S* in Ps[x0..x1], N* in Ns[y0..y1] and, if its bound
+    beats ``best_val``, record it (rec[nrec] = x0, x1, y0, y1, bound, 0: not yet greedy)
+    and push it on the heap. The range's batches have their members among the
+    candidates within (Ps[x1], Ns[y1]) and compute at least T_C(m, Ps[x0], Ns[y0]) for
+    m members, so :func:`_box_bound` with those floors bounds them all; x1 and y1 shrink
+    to the members' longest prompt and output, and a range that no member reaches
+    (no batch has its box there) is dropped. Returns (records, heap size, record count,
+    heap): both arrays grow when full."""
+    Sx1 = Ps[x1]
+    Ny1 = Ns[y1]
+    nE = 0
+    maxp = -math.inf
+    maxo = -math.inf
+    tot = 0
+    heavy = 0
+    wmax = -math.inf
+    for t in range(root.size):
+        j = root[t]
+        if prompt[j] <= Sx1 and output[j] <= Ny1:
+            _put_member(nE, j, wE, memE, cE, bitsE, snrE, wtE, window, prompt, output,
+                        down_c, up_bits, snr, weight)
+            nE += 1
+            maxp = max(maxp, prompt[j])
+            maxo = max(maxo, output[j])
+            tot += weight[j]
+            heavy = max(heavy, weight[j])
+            wmax = max(wmax, window[j])
+    Sx = Ps[x0]
+    Nx = Ns[y0]
+    if nE == 0 or maxp < Sx or maxo < Nx or tot <= best_val:
+        return rec, hn, nrec, heap
+    x1 = np.searchsorted(Ps, maxp)
+    y1 = np.searchsorted(Ns, maxo)
+    # quick bound: at most mq members (padded memory, and compute time below the longest
+    # window), each worth at most the heaviest
+    if unit:
+        if not _few_fit(best_val + 1, nE, Sx, Nx, wmax, P, L, d, W, kv, C, M, kv_cap,
+                        padded):
+            return rec, hn, nrec, heap
+    else:
+        lo, hi = 0, nE
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            if _few_fit(mid, nE, Sx, Nx, wmax, P, L, d, W, kv, C, M, kv_cap, padded):
+                lo = mid
+            else:
+                hi = mid - 1
+        if lo * heavy <= best_val:
+            return rec, hn, nrec, heap
+    u = _box_bound(Sx, Nx, nE, unit, best_val, wE, memE, cE, bitsE, snrE, wtE, buf, el,
+                   size_m, size_d, P, L, d, W, kv, C, M, kv_cap, padded, B_U, B_D)
+    if u <= best_val:
+        return rec, hn, nrec, heap
+    if nrec == rec.shape[0]:
+        grown = np.empty((2 * nrec, rec.shape[1]), np.int64)
+        grown[:nrec] = rec
+        rec = grown
+        grown_heap = np.empty(2 * nrec, np.int64)
+        grown_heap[:hn] = heap[:hn]
+        heap = grown_heap
+    rec[nrec, 0] = x0
+    rec[nrec, 1] = x1
+    rec[nrec, 2] = y0
+    rec[nrec, 3] = y1
+    rec[nrec, 4] = u
+    rec[nrec, 5] = 0
+    hn = _heap_push(heap, hn, nrec, rec)
+    return rec, hn, nrec + 1, heap
+
+
+@njit(cache=True, nogil=True)
 def box_search(root, prompt, output, window, admissible, weight, up_bits, snr, down_c,
                enc_s, P, L, d, W, kv, C, M, kv_cap, padded, B_U, B_D, slot, unit,
                time_limit, node_limit, start, start_val, t0, close_after=math.inf):
     """Exact search by boxes: every batch has a longest prompt S* and output N*, both
-    among its members' lengths. For each such box (S*, N*) with a candidate at each
-    edge, :func:`box_bound` bounds the batches with exactly that box (their compute
-    time depends on the count alone); boxes that can beat the incumbent are searched
-    best bound first, each by a greedy fill in window order (longest first) and then
-    :func:`search` over the candidates inside the box with the box as its floors,
-    until the incumbent reaches the best bound left. From ``close_after`` full checks on,
-    boxes are first offered to :func:`box_closed`. Returns what :func:`search` does."""
+    among its members' lengths. Best-first branch and bound over ranges of boxes
+    (:func:`_add_range`): the range with the largest bound is split in two (along the
+    prompts or the outputs, whichever has more distinct values) until it is one box
+    (S*, N*); a box is then searched by a greedy fill in window order (longest first),
+    from ``close_after`` full checks on :func:`box_lagrange` (which may close it or
+    lower its bound, sending it back to the heap), and :func:`search` over the
+    candidates inside the box with the box as its floors. Ends when the incumbent
+    reaches the best bound left; stopped by a limit, the upper bound is the largest of
+    the incumbent, the open ranges' bounds and the stopped tree's bound. Returns what
+    :func:`search` does."""
     n = root.size
     best = np.empty(n, np.int64)
     nbest = start.size
@@ -948,140 +1117,105 @@ def box_search(root, prompt, output, window, admissible, weight, up_bits, snr, d
     best_val = start_val
     checks = 0
     Ps = np.unique(prompt[root])
-    nq = np.unique(output[root]).size
-    a = Ps.size
-    # candidates by prompt, so that E(S*) is a prefix; within E(S*), by output, so that
-    # the box (S*, N*) is a prefix of it
-    byp = root[np.argsort(prompt[root], kind="mergesort")]
-    boxS = np.empty(a * nq)
-    boxN = np.empty(a * nq)
-    boxU = np.empty(a * nq, np.int64)
-    nb = 0
+    Ns = np.unique(output[root])
     wE, memE, cE, bitsE, snrE, wtE = _member_columns(n)
     buf = np.empty(n)
     el = np.empty(n, np.int64)
     size_m = np.empty(n)
     size_d = np.empty(n)
+    rec = np.empty((4 * n + 16, 6), np.int64)
+    heap = np.empty(4 * n + 16, np.int64)
+    rec, hn, nrec, heap = _add_range(0, Ps.size - 1, 0, Ns.size - 1, Ps, Ns, root, best_val,
+                                     unit, rec, 0, heap, 0, wE, memE, cE, bitsE, snrE, wtE,
+                                     buf, el, size_m, size_d, prompt, output, window,
+                                     weight, up_bits, snr, down_c, P, L, d, W, kv, C, M,
+                                     kv_cap, padded, B_U, B_D)
     stopped = False
-    upper_rest = 0  # bound of the boxes never bounded (time limit)
-    bounded = 0
-    end = 0
-    t = 0
-    for x in range(a):
-        Sx = Ps[x]
-        while end < n and prompt[byp[end]] <= Sx:
-            end += 1
-        Ex = byp[:end][np.argsort(output[byp[:end]], kind="mergesort")]
-        wmax = -math.inf
-        edgeS = False
-        tot = 0
-        heavy = 0
-        for t in range(end):
-            j = Ex[t]
-            _put_member(t, j, wE, memE, cE, bitsE, snrE, wtE, window, prompt, output, down_c,
-                        up_bits, snr, weight)
-            wmax = max(wmax, window[j])
-            tot += weight[j]
-            heavy = max(heavy, weight[j])
-            edgeS = edgeS or prompt[j] == Sx
-            # a box (Sx, output[j]) ends where the next candidate's output is longer,
-            # and holds a candidate at its prompt edge
-            if not edgeS or (t + 1 < end and output[Ex[t + 1]] == output[j]):
-                continue
-            Nx = output[j]
-            nE = t + 1
-            if tot <= best_val:
-                continue
-            # quick bound: at most mq members (padded memory, and compute time below the
-            # longest window), each worth at most the heaviest
-            if unit:
-                mq = best_val + 1  # enough to know whether best_val + 1 can fit
-                if not _few_fit(mq, nE, Sx, Nx, wmax, P, L, d, W, kv, C, M, kv_cap, padded):
-                    continue
-            else:
-                lo, hi = 0, nE
-                while lo < hi:
-                    mid = (lo + hi + 1) // 2
-                    if _few_fit(mid, nE, Sx, Nx, wmax, P, L, d, W, kv, C, M, kv_cap, padded):
-                        lo = mid
-                    else:
-                        hi = mid - 1
-                if lo * heavy <= best_val:
-                    continue
-            u = _box_bound(Sx, Nx, nE, unit, best_val, wE, memE, cE, bitsE, snrE, wtE, buf,
-                           el, size_m, size_d, P, L, d, W, kv, C, M, kv_cap, padded,
-                           B_U, B_D)
-            if u > best_val:
-                boxS[nb] = Sx
-                boxN[nb] = Nx
-                boxU[nb] = u
-                nb += 1
-            bounded += 1
-            if bounded % _CLOCK_EVERY == 0 and _clock() - t0 > time_limit:
-                stopped = True
-                break
-        if not stopped and _clock() - t0 > time_limit:
-            stopped = True
-        if stopped:
-            # boxes not bounded yet: bounded by every candidate's weight
-            if x + 1 < a or t + 1 < end:
-                upper_rest = weight[root].sum()
-            break
-    order = np.argsort(-boxU[:nb], kind="mergesort")
-    upper = max(best_val, upper_rest)
+    upper = best_val
     sel = np.empty(n, np.int64)
-    wkey = np.empty(n)
     closes = 0
     fails = 0
-    for q in range(nb):
-        r = order[q]
-        if boxU[r] <= best_val:
+    pops = 0
+    while hn > 0:
+        r = heap[0]
+        if rec[r, 4] <= best_val:
             break
-        if stopped or checks >= node_limit or _clock() - t0 > time_limit:
+        pops += 1
+        if checks >= node_limit or (pops % _CLOCK_EVERY == 0
+                                    and _clock() - t0 > time_limit):
             stopped = True
-            upper = max(upper, boxU[r])
+            upper = max(upper, rec[r, 4])
             break
-        Sx = boxS[r]
-        Nx = boxN[r]
+        hn = _heap_pop(heap, hn, rec)
+        x0, x1, y0, y1 = rec[r, 0], rec[r, 1], rec[r, 2], rec[r, 3]
+        if x0 < x1 or y0 < y1:
+            if x1 - x0 >= y1 - y0:
+                mid = (x0 + x1) // 2
+                parts = ((x0, mid, y0, y1), (mid + 1, x1, y0, y1))
+            else:
+                mid = (y0 + y1) // 2
+                parts = ((x0, x1, y0, mid), (x0, x1, mid + 1, y1))
+            for part in parts:
+                rec, hn, nrec, heap = _add_range(
+                    part[0], part[1], part[2], part[3], Ps, Ns, root, best_val, unit, rec,
+                    nrec, heap, hn, wE, memE, cE, bitsE, snrE, wtE, buf, el, size_m,
+                    size_d, prompt, output, window, weight, up_bits, snr, down_c, P, L, d,
+                    W, kv, C, M, kv_cap, padded, B_U, B_D)
+            continue
+        Sx = Ps[x0]
+        Nx = Ns[y0]
         cnt = 0
         for t in range(n):
             j = root[t]
             if prompt[j] <= Sx and output[j] <= Nx:
                 sel[cnt] = j
-                wkey[cnt] = -window[j]
                 cnt += 1
-        # greedy fill by window, longest first: within the box, compute time depends
-        # on the count only and long windows leave the most room to grow
-        worder = sel[:cnt][np.argsort(wkey[:cnt], kind="mergesort")]
-        bt, bv, ck = greedy(worder, np.array([0, cnt], np.int64), prompt, output, window,
-                            admissible, weight, up_bits, snr, down_c, enc_s, P, L, d, W,
-                            kv, C, M, kv_cap, padded, B_U, B_D, slot, math.inf)
-        checks += ck
-        if bv > best_val:
-            best_val = bv
-            nbest = bt.size
-            best[:nbest] = bt
-        if boxU[r] <= best_val:
-            continue
-        # box_closed before the tree (after close_after full checks: a count, not the
-        # clock, so that a node-limited search is the same on every machine), while it
-        # closes one box in three
-        close = checks >= close_after
-        if close and fails <= 2 * closes + 4:
-            for t in range(cnt):
-                _put_member(t, sel[t], wE, memE, cE, bitsE, snrE, wtE, window, prompt,
-                            output, down_c, up_bits, snr, weight)
-            if box_closed(Sx, Nx, cnt, best_val, wE, memE, cE, bitsE, snrE, wtE,
-                          P, L, d, W, kv, C, M, kv_cap, padded, B_U, B_D,
-                          t0 + time_limit, nbest):
-                closes += 1
+        if rec[r, 5] == 0:
+            # greedy fills in the orders of _box_orders, for about the incumbent's count
+            # (by resource shares too once the instance proves hard, tokens objective)
+            orders, starts = _box_orders(sel, cnt, Sx, Nx, nbest,
+                                         not unit and checks >= close_after,
+                                         prompt, output, window, weight, up_bits, snr,
+                                         down_c, P, L, d, W, kv, C, M, kv_cap, padded, B_U,
+                                         B_D)
+            bt, bv, ck = greedy(orders, starts, prompt, output, window, admissible, weight,
+                                up_bits, snr, down_c, enc_s, P, L, d, W, kv, C, M, kv_cap,
+                                padded, B_U, B_D, slot, math.inf)
+            checks += ck
+            if bv > best_val:
+                best_val = bv
+                nbest = bt.size
+                best[:nbest] = bt
+            if rec[r, 4] <= best_val:
                 continue
-            fails += 1
+            # box_lagrange before the tree (after close_after full checks: a count, not
+            # the clock, so that a node-limited search is the same on every machine),
+            # while it settles one box in three: it closes the box, or lowers its
+            # bound below the next range's and sends it back
+            if checks >= close_after and fails <= 2 * closes + 4:
+                for t in range(cnt):
+                    _put_member(t, sel[t], wE, memE, cE, bitsE, snrE, wtE, window, prompt,
+                                output, down_c, up_bits, snr, weight)
+                cutoff = best_val + 1
+                if hn > 0:
+                    cutoff = max(cutoff, rec[heap[0], 4])
+                u = box_lagrange(Sx, Nx, cnt, best_val, cutoff, wE, memE, cE, bitsE, snrE,
+                                 wtE, P, L, d, W, kv, C, M, kv_cap, padded, B_U, B_D,
+                                 t0 + time_limit, nbest)
+                if u < cutoff:
+                    closes += 1
+                    if u > best_val:
+                        rec[r, 4] = min(rec[r, 4], u)
+                        rec[r, 5] = 1
+                        hn = _heap_push(heap, hn, r, rec)
+                    continue
+                fails += 1
         bt, bv, ck, up, done = search(sel[:cnt], prompt, output, window, admissible, weight,
                                       up_bits, snr, down_c, enc_s, P, L, d, W, kv, C, M,
                                       kv_cap, padded, B_U, B_D, slot, unit, time_limit,
                                       max(node_limit - checks, 1), best[:nbest], best_val,
-                                      False, t0, Sx, Nx, close)
+                                      False, t0, Sx, Nx, close_after < math.inf,
+                                      float(close_after - checks))
         checks += ck
         if bv > best_val:
             best_val = bv
@@ -1089,9 +1223,9 @@ def box_search(root, prompt, output, window, admissible, weight, up_bits, snr, d
             best[:nbest] = bt
         if not done:
             stopped = True
-            upper = max(upper, up)
-            if q + 1 < nb:
-                upper = max(upper, boxU[order[q + 1]])
+            upper = max(upper, min(up, rec[r, 4]))
+            if hn > 0:
+                upper = max(upper, rec[heap[0], 4])
             break
     upper = max(upper, best_val)
     return best[:nbest].copy(), best_val, checks, upper, not stopped
@@ -1155,10 +1289,11 @@ def _lagrange_k(k, ne, wt, res, nres, lam, floor, vals):
     return best
 
 @njit(cache=True, nogil=True)
-def _cell_closed(k, a, b, tau, floor, nE, wE, memE, cE, bitsE, snrE, wtE, capm, padded,
-                 B_U, B_D, lams, first, res, wt, vals, heavy):
-    """Whether no k members of a box, with uplink time T in [a, b], are worth more than
-    ``floor`` (see :func:`box_closed`); returns (closed, the weighting that closed it)."""
+def _cell_bound(k, a, b, tau, floor, nE, wE, memE, cE, bitsE, snrE, wtE, capm, padded,
+                B_U, B_D, lams, first, res, wt, vals, heavy):
+    """Upper bound on the value of k members of a box with uplink time T in [a, b] (see
+    :func:`box_lagrange`), or a number <= ``floor`` once one weighting proves it <=
+    ``floor``; returns (bound, the weighting tried first next time)."""
     nres = res.shape[0]
     ne = 0
     for t in range(nE):
@@ -1173,33 +1308,40 @@ def _cell_closed(k, a, b, tau, floor, nE, wE, memE, cE, bitsE, snrE, wtE, capm, 
             wt[ne] = wtE[t]
             heavy[ne] = -wtE[t]
             ne += 1
-    if ne < k or -np.sort(heavy[:ne])[:k].sum() <= floor:
-        return True, first
+    if ne < k:
+        return -1, first
+    best = int(-np.sort(heavy[:ne])[:k].sum())
+    if best <= floor:
+        return best, first
     nl = lams.shape[0]
     for i in range(nl):
         li = (first + i) % nl
-        if _lagrange_k(k, ne, wt, res, nres, lams[li], floor, vals) < floor + 1.0 - 1e-7:
-            return True, li
-    return False, first
+        g = _lagrange_k(k, ne, wt, res, nres, lams[li], floor, vals)
+        best = min(best, int(math.floor(g + 1e-7)))
+        if best <= floor:
+            return best, li
+    return best, first
 
 
 @njit(cache=True, nogil=True)
-def box_closed(Sx, Nx, nE, floor, wE, memE, cE, bitsE, snrE, wtE,
-               P, L, d, W, kv, C, M, kv_cap, padded, B_U, B_D, deadline=math.inf,
-               k0=1, depth=_T_DEPTH):
-    """True when no batch of the box (Sx, Nx) (members E with the given columns) is worth
-    more than ``floor``; False when that is not proven (or the clock passes
-    ``deadline``). A batch of k members has compute time at least tau = T_C(k, Sx, Nx)
-    and is feasible only if, for one uplink time T, every member has
-    D_j = w_j - tau > T and the downlink demands c_j / (D_j - T) and the uplink demands
-    beta_j(T) fit (:func:`edgellm.system._kernel.check_row`). For T in a cell [a, b]
-    the demands are at least c_j / (D_j - a) and beta_j(b); with the exact KV
-    positions, a Lagrangian bound (:func:`_lagrange_k`) on k members whose demands fit
-    one surrogate of the capacities, for several weightings of the resources, bounds
-    the batch. Cells start as ``_T_CELLS`` equal parts of [0, max D_j] and are halved,
-    up to ``depth`` times, while they stay open. Couples the resources, the count and
-    the uplink time, which the bounds of :func:`box_bound` take one by one. Counts are
-    tried from ``k0`` outwards."""
+def box_lagrange(Sx, Nx, nE, floor, cutoff, wE, memE, cE, bitsE, snrE, wtE,
+                 P, L, d, W, kv, C, M, kv_cap, padded, B_U, B_D, deadline=math.inf,
+                 k0=1, depth=_T_DEPTH):
+    """Upper bound on the value of the batches of the box (Sx, Nx) (members E with the
+    given columns): a number <= ``floor`` when none is worth more than ``floor``; at
+    least ``cutoff`` (then ``cutoff`` itself, the work stops there) when the bound is not
+    below it, or the clock passes ``deadline``. A batch of k members has compute time
+    at least tau = T_C(k, Sx, Nx) and is feasible only if, for one uplink time T, every
+    member has D_j = w_j - tau > T and the downlink demands c_j / (D_j - T) and the
+    uplink demands beta_j(T) fit (:func:`edgellm.system._kernel.check_row`). For T in a
+    cell [a, b] the demands are at least c_j / (D_j - a) and beta_j(b); with the exact
+    KV positions, a Lagrangian bound (:func:`_lagrange_k`, valid for any multipliers) on
+    k members whose demands fit one surrogate of the capacities, for several weightings
+    of the resources, bounds the cell. Cells start as ``_T_CELLS`` equal parts of
+    [0, max D_j] and are halved, up to ``depth`` times, while their bound exceeds
+    ``floor``; the box's bound is the largest over counts and cells. Couples the
+    resources, the count and the uplink time, which the bounds of :func:`box_bound` take
+    one by one. Counts are tried from ``k0`` outwards."""
     nres = 2 if padded else 3
     res = np.empty((nres, nE))
     wt = np.empty(nE)
@@ -1216,15 +1358,16 @@ def box_closed(Sx, Nx, nE, floor, wE, memE, cE, bitsE, snrE, wtE,
     sa = np.empty(_T_CELLS * (depth + 1) + 1)
     sb = np.empty(_T_CELLS * (depth + 1) + 1)
     sd = np.empty(_T_CELLS * (depth + 1) + 1, np.int64)
+    upper = floor
     # counts from k0 outwards (near the incumbent's size, where a box is least likely
-    # to close: a failure ends the test early)
+    # to close: reaching the cutoff ends the work early)
     k0 = min(max(k0, 1), nE)
     for e in range(2 * nE):
         k = k0 + (e + 1) // 2 if e % 2 else k0 - e // 2
         if k < 1 or k > nE:
             continue
         if e % _CLOCK_EVERY == 0 and _clock() > deadline:
-            return False
+            return cutoff
         if padded and kv_cache_bytes(float(k), Sx, Nx, 0.0, kv, True) > kv_cap:
             continue
         tau = compute_s(float(k), Sx, Nx, P, L, d, W, kv, C, M)
@@ -1245,15 +1388,18 @@ def box_closed(Sx, Nx, nE, floor, wE, memE, cE, bitsE, snrE, wtE,
         while top > 0:
             top -= 1
             a, b, dep = sa[top], sb[top], sd[top]
-            closed, first = _cell_closed(k, a, b, tau, floor, nE, wE, memE, cE, bitsE,
-                                         snrE, wtE, capm, padded, B_U, B_D, lams, first,
-                                         res, wt, vals, heavy)
-            if closed:
+            u, first = _cell_bound(k, a, b, tau, upper, nE, wE, memE, cE, bitsE, snrE,
+                                   wtE, capm, padded, B_U, B_D, lams, first, res, wt,
+                                   vals, heavy)
+            if u <= upper:
                 continue
             if dep >= depth:
-                return False
+                upper = u
+                if upper >= cutoff:
+                    return cutoff
+                continue
             mid = 0.5 * (a + b)
             sa[top], sb[top], sd[top] = mid, b, dep + 1
             sa[top + 1], sb[top + 1], sd[top + 1] = a, mid, dep + 1
             top += 2
-    return True
+    return upper

@@ -29,7 +29,11 @@ feasible batches form a down-closed family (SPEC 2.4):
     S* and output N*, in window order (longest first) among the candidates inside the
     box; the boxes are quantiles of the candidates' lengths and the boxes the root's
     bound admits for the largest counts. Within a box compute time depends only on the
-    batch size, which is why these fills are often optimal.
+    batch size, which is why these fills are often optimal. On hard instances of the
+    tokens objective (from 512 candidates, or after ``CLOSE_AFTER`` full checks) each
+    box is also filled by weight per share of each resource (downlink, uplink, KV
+    memory) and of their sum.
+    These fills may take a quarter of a time limit (``_search.GREEDY_SHARE``).
 
 (f) with more than 16 feasible candidates (``BOX_MIN``), the tree is split by boxes:
     every batch has a longest prompt S* and output N* among its members' lengths, and
@@ -37,17 +41,24 @@ feasible batches form a down-closed family (SPEC 2.4):
     for m members, so a per-box bound (:func:`_search.box_bound`: the largest count
     whose members meet that deadline and whose smallest memory, downlink and uplink
     demands fit; for the tokens objective also fractional knapsacks per count) is far
-    tighter than a bound over every box at once. Boxes that can beat the incumbent are
-    searched best bound first, each by the tree of (c)-(d) over the candidates inside
-    the box with (S*, N*) as floors of its bounds, until the incumbent reaches the best
-    bound left.
+    tighter than a bound over every box at once. The boxes are found by a best-first
+    branch and bound over ranges of boxes (S* and N* each in an interval of the
+    candidates' lengths), bounded the same way with the interval's shortest S* and N*
+    and its longest as the members' limits; the range of largest bound is split until
+    it is one box, which is then searched by the tree of (c)-(d) over the candidates
+    inside it with (S*, N*) as floors of its bounds, until the incumbent reaches the
+    best bound left. After ``CLOSE_AFTER`` full checks a box is first bounded by a
+    Lagrangian bound coupling KV memory, downlink, uplink, the count and the uplink
+    time (:func:`_search.box_lagrange`), which closes it or, when that bound is below
+    the next range's, sends it back to the heap with it.
 
 Ties: with 16 or fewer candidates the result is the first batch of maximal value in the
 tree's depth-first order (as in version 0.1); with more, the first found by the greedy
 fills and the boxes in their order. The bounds change the work, never the value. With a
 time or node limit the search may stop early: it returns its incumbent with an upper
-bound on the optimum (the incumbent, or what the open subtrees on the stack could still
-add) and the gap between them.
+bound on the optimum (the largest of the incumbent, the bounds of the ranges and boxes
+still open, and what the open subtrees of a stopped tree could still add) and the gap
+between them.
 
 The node count is the number of batches whose feasibility was evaluated in full (the
 empty batch and the singletons included), so brute force reports 2^K; candidates dropped
@@ -169,8 +180,8 @@ def _dftsp(p: Prepared, time_limit: float, node_limit: int):
     start, start_val, g_checks = np.empty(0, np.int64), 0, 0
     big = root.size > _GREEDY_MIN
     if big:
-        start, start_val, g_checks = _search.greedy(*_greedy_orders(p, root), *arrays,
-                                                    t0 + time_limit)
+        start, start_val, g_checks = _search.greedy(
+            *_greedy_orders(p, root), *arrays, t0 + _search.GREEDY_SHARE * time_limit)
     if root.size > BOX_MIN:
         # the root of the plain search (no step taken): its incumbent from boxes, and a
         # bound over every box at once, which may already prove it optimal
@@ -228,10 +239,11 @@ def _unit(p: Prepared) -> bool:
 _QUANTILES = (0.25, 0.5, 0.75, 0.9, 1.0)
 _GREEDY_MIN = 16  # fewer candidates: the tree search alone is quicker than the greedy
 BOX_MIN = 16  # more candidates: search box by box (:func:`_search.box_search`)
-# full feasibility checks after which a box is first offered to :func:`_search.box_closed`
-# (Lagrangian bound per count and uplink-time cell) before and during its tree (about
-# 0.25 s at K = 256 on the benchmark machine); it costs more than the trees of easy
-# instances save (math.inf: never). A count, not a time: results never depend on speed.
+# full feasibility checks after which a box is first bounded by :func:`_search.box_lagrange`
+# (Lagrangian bound per count and uplink-time cell) before and during its tree, and
+# filled greedily by resource shares too (about 0.25 s at K = 256 on the benchmark
+# machine); they cost more than the trees of easy instances save (math.inf: never). A
+# count, not a time: results never depend on speed.
 CLOSE_AFTER = 4000
 
 

@@ -246,12 +246,38 @@ def test_box_search_limits_give_valid_upper_bounds(boxes_always, monkeypatch, cl
         fam = FAMILIES[t % len(FAMILIES)]
         p = prepare(family_instance(np.random.default_rng([16, t]), 12, *fam))
         opt = solve(p, "bruteforce").value
-        for limit in (1, 2, 4):
+        for limit in (1, 2, 4, 16, 64):
             s = solve(p, node_limit=limit)
             assert s.evaluation.feasible and s.value <= opt <= s.upper_bound, (t, limit)
+            assert s.evaluation.value == s.value
             stopped += s.status == "time_limit"
+            if s.status == "optimal":
+                assert s.value == opt == s.upper_bound
     # the Lagrangian closing test proves more of them optimal within the node limits
     assert stopped > (10 if close_after == math.inf else 3)
+
+
+def test_limited_box_search_bounds_the_optimum_at_larger_k():
+    """At 48 candidates (box search, ranges of boxes, Lagrangian box bounds from the
+    first check on, or from CLOSE_AFTER), every node-limited solve returns a feasible
+    incumbent and an upper bound at least the optimum, the same on every run."""
+    from edgellm.dftsp import solver
+
+    for t in range(24):
+        fam = FAMILIES[t % len(FAMILIES)]
+        p = prepare(family_instance(np.random.default_rng([18, t]), 48, *fam))
+        opt = solve(p).value
+        for close_after in (-1.0, solver.CLOSE_AFTER):
+            for limit in (1, 30, 300):
+                old = solver.CLOSE_AFTER
+                solver.CLOSE_AFTER = close_after
+                try:
+                    s, again = solve(p, node_limit=limit), solve(p, node_limit=limit)
+                finally:
+                    solver.CLOSE_AFTER = old
+                assert s.evaluation.feasible and s.evaluation.value == s.value
+                assert s.value <= opt <= s.upper_bound, (t, close_after, limit)
+                assert (s.batch, s.upper_bound) == (again.batch, again.upper_bound)
 
 
 def test_box_bound_never_below_the_box_optimum():
@@ -260,7 +286,7 @@ def test_box_bound_never_below_the_box_optimum():
     from edgellm.dftsp import _search
     from edgellm.dftsp.solver import _unit, search_arrays
 
-    tight = closed = 0
+    tight = closed = lagrange_tight = 0
     for t in range(48):
         fam = FAMILIES[t % len(FAMILIES)]
         p = prepare(family_instance(np.random.default_rng([17, t]), 10, *fam))
@@ -278,14 +304,19 @@ def test_box_bound_never_below_the_box_optimum():
                                   *a[9:20])
             assert u >= v, (t, S, N, u, v)
             tight += u == v
-            # the Lagrangian test never closes a box below its optimum, from any count
+            # the Lagrangian bound is never below the box optimum, from any count and
+            # any floor, and often proves the box closed at its optimum
             cols = (p.window[E], (p.prefill_tokens + p.output_tokens)[E], p.down_c[E],
                     p.up_bits[E], p.snr_hz[E], p.weight[E])
             for k0 in (1, 3, 10):
-                assert not _search.box_closed(S, N, E.size, v - 1, *cols, *a[9:20],
-                                              math.inf, k0), (t, S, N, v, k0)
-                closed += _search.box_closed(S, N, E.size, v, *cols, *a[9:20], math.inf, k0)
-    assert tight > 0 and closed > 0
+                for floor in (-1, v - 1):
+                    lag = _search.box_lagrange(S, N, E.size, floor, 1 << 40, *cols,
+                                               *a[9:20], math.inf, k0)
+                    assert lag >= v, (t, S, N, v, k0, floor, lag)
+                    lagrange_tight += lag == v
+                closed += _search.box_lagrange(S, N, E.size, v, v + 1, *cols, *a[9:20],
+                                               math.inf, k0) <= v
+    assert tight > 0 and closed > 0 and lagrange_tight > 0
 
 
 def test_oracle_callers_stop_at_a_node_budget():
