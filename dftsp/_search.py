@@ -4,7 +4,8 @@ The tree and the pruning rules are described in :mod:`edgellm.dftsp.solver`; thi
 holds the loop, which runs on an explicit stack so that it can stop at a time or node
 limit and report an upper bound on what it left unexplored. Every feasibility decision is
 :func:`edgellm.system._kernel.check_row`, the kernel that ``check_rows`` uses, so the
-search and ``evaluate`` never disagree.
+search and ``evaluate`` never disagree (the greedy fills use its screened twin,
+``check_row_screened``, which returns the same codes).
 """
 
 from __future__ import annotations
@@ -15,7 +16,14 @@ import time
 import numpy as np
 from numba import njit, objmode
 
-from edgellm.system._kernel import OK, check_row, compute_s, kv_cache_bytes, uplink_bw
+from edgellm.system._kernel import (
+    OK,
+    check_row,
+    check_row_screened,
+    compute_s,
+    kv_cache_bytes,
+    uplink_bw,
+)
 
 _SLACK = 1e-9  # relative slack on the capacities of necessary conditions (rounding)
 _CLOCK_EVERY = 8  # loop steps between two looks at the clock
@@ -451,11 +459,10 @@ def greedy(orders, starts, prompt, output, window, admissible, weight, up_bits, 
             nxt[k] = j
             for k2 in range(k, b):
                 nxt[k2 + 1] = ids[k2]
-            code, S, N, kvb, tc, T = check_row(nxt[:b + 1], prompt, output, window,
-                                               admissible, up_bits, snr, down_c, enc_s, P, L,
-                                               d, W,
-                                               kv, C, M, kv_cap, padded, B_U, B_D, slot,
-                                               Ds, cs, ups, downs)
+            # the same code as check_row; greedy needs no T_hi, so the screened kernel
+            code = check_row_screened(nxt[:b + 1], prompt, output, window, admissible,
+                                      up_bits, snr, down_c, enc_s, P, L, d, W, kv, C, M,
+                                      kv_cap, padded, B_U, B_D, slot, Ds, cs, ups, downs)[0]
             checks += 1
             if code == OK:
                 b += 1
