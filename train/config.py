@@ -48,7 +48,10 @@ ALLOWED_MODES = {"ppo": ("priority", "sequential", "subset"),
                  "bc": ("sequential",), "dagger": ("sequential",),
                  "rllib-ppo": ("sequential",)}
 #: rl-zoo3 keys handled by the trainer, not passed to the algorithm's constructor.
-ZOO_KEYS = ("n_timesteps", "policy", "n_envs", "env_kwargs")
+ZOO_KEYS = ("n_timesteps", "policy", "n_envs", "env_kwargs", "shaping")
+#: Policy names of the ``policy`` key: SB3's MLP, or the per-user scorer of
+#: :mod:`edgellm.train.policies` (MaskablePPO only).
+SB3_POLICIES = ("MlpPolicy", "UserSetPolicy")
 MAX_ENVS = 4096
 VEC_ENVS = ("native", "dummy")
 #: Constructor arguments the trainer sets itself.
@@ -222,8 +225,12 @@ _SB3_RULES = {
     "exploration_final_eps": (lambda v: is_number(v) and 0 <= v <= 1, "a number in [0, 1]"),
     "n_timesteps": (lambda v: is_integer(v) and v >= 1, "an integer >= 1"),
     "n_envs": (lambda v: is_integer(v) and 1 <= v <= MAX_ENVS, f"an integer in [1, {MAX_ENVS}]"),
-    "policy": (lambda v: v in ("MlpPolicy",), "MlpPolicy"),
+    "policy": (lambda v: v in SB3_POLICIES, " or ".join(SB3_POLICIES)),
     "env_kwargs": (lambda v: isinstance(v, dict), "a mapping of scenario overrides"),
+    "shaping": (lambda v: isinstance(v, dict) and all(
+        k in ("in_batch", "addable", "present") and is_number(w) for k, w in v.items()),
+                "a mapping of observation columns (in_batch, addable, present) to weights "
+                "of the potential (edgellm.train.shaping)"),
 }
 
 
@@ -315,6 +322,16 @@ def algo_class(algo: str):
     return getattr(importlib.import_module(mod), cls)
 
 
+def policy_class(name: str):
+    """The ``policy`` argument of the algorithm for a name of :data:`SB3_POLICIES`: SB3's
+    own names pass through, the project's resolve to their class."""
+    if name == "MlpPolicy":
+        return name
+    from edgellm.train.policies import POLICIES
+
+    return POLICIES[name]
+
+
 def sb3_allowed_keys(algo: str) -> list[str]:
     params = inspect.signature(algo_class(algo).__init__).parameters
     return [*ZOO_KEYS, *(p for p in params if p not in RESERVED)]
@@ -333,6 +350,8 @@ def validate_sb3(algo: str, hp: dict) -> dict:
             ok, rule = _SB3_RULES[k]
             if not ok(v):
                 raise _bad(algo, k, v, rule)
+            if k == "policy" and v != "MlpPolicy" and algo != "maskable-ppo":
+                raise _bad(algo, k, v, "MlpPolicy (UserSetPolicy is for maskable-ppo)")
             out[k] = int(v) if is_integer(v) and rule.startswith("an integer") else v
             continue
         if k == "policy_kwargs":
