@@ -177,8 +177,8 @@ def train_sb3(args: TrainArgs, hp: dict) -> dict:
         kwargs = {k: schedule(v) for k, v in hp.items() if k not in ZOO_KEYS}
         kwargs["policy_kwargs"] = policy_kwargs(args.algo, hp.get("policy_kwargs"))
         try:
-            model = Algo(policy_class(hp.get("policy", "MlpPolicy")), venv, seed=args.seed, device="cpu",
-                         verbose=args.verbose, **kwargs)
+            model = Algo(policy_class(hp.get("policy", "MlpPolicy")), venv, seed=args.seed,
+                         device="cpu", verbose=args.verbose, **kwargs)
         except (ValueError, TypeError, AssertionError, KeyError) as e:
             raise EdgeLLMError(f"hyperparameters of {args.algo}: {e}") from None
         start = 0
