@@ -84,15 +84,28 @@ def _train(out: Path, name: str, scenario: str, steps: int, overrides: dict, see
     return run / "model.json", res
 
 
+def parse_variant(text: str) -> tuple[str, dict]:
+    """``NAME`` or ``NAME:KEY=VALUE;KEY=VALUE...`` -> (name, maskable-ppo.yml overrides)."""
+    from edgellm.train.config import parse_overrides
+
+    name, _, rest = text.partition(":")
+    if not name or "/" in name:
+        raise SystemExit(f"bench_learning: --rl-variant {text!r}: expected NAME[:KEY=VALUE;...]")
+    return name, parse_overrides([x for x in rest.split(";") if x.strip()], "--rl-variant")
+
+
 def _train_rl(out: Path, scenario: str, seconds: float, n_envs: int | None, seed: int,
-              progress: bool, timesteps: int | None, reuse: bool) -> tuple[Path, dict]:
-    """MaskablePPO from scratch (maskable-ppo.yml, native vector env), wall-time capped."""
+              progress: bool, timesteps: int | None, reuse: bool, name: str = "maskable-ppo",
+              hp: dict | None = None) -> tuple[Path, dict]:
+    """MaskablePPO from scratch (maskable-ppo.yml with the overrides ``hp``, native vector
+    env), wall-time capped."""
     from edgellm.train import TrainArgs, train
 
-    run = out / f"maskable-ppo-{scenario}"
+    run = out / f"{name}-{scenario}"
     if _finished(run, reuse):
         return run / "model.json", json.loads((run / "eval.json").read_text())
     args = TrainArgs(algo="maskable-ppo", scenario=scenario, timesteps=timesteps, seed=seed,
+                     hyperparams=dict(hp or {}),
                      logdir=str(out), run_name=run.name, eval_freq=100_000, eval_episodes=2,
                      final_eval_episodes=2, max_seconds=seconds, n_envs=n_envs,
                      checkpoint_freq=200_000, progress=progress,
@@ -177,6 +190,13 @@ def main(argv: list[str] | None = None) -> int:
                    help="steps of MaskablePPO from scratch (default: the YAML's n_timesteps, "
                         "which also sets the learning-rate decay; --rl-seconds may end it "
                         "sooner; 0 seconds: skip it)")
+    p.add_argument("--rl-variant", action="append", default=None,
+                   metavar="NAME[:KEY=VALUE;...]",
+                   help="--only rl: a MaskablePPO-from-scratch run named NAME with these "
+                        "maskable-ppo.yml overrides, e.g. 'userset:policy=UserSetPolicy'; "
+                        "repeatable: the runs train one after the other with the same seed "
+                        "and budget and are evaluated side by side (default: one run, "
+                        "'maskable-ppo', the YAML as it is)")
     p.add_argument("--n-envs", type=int, default=None, help="RL envs (default: the YAML's)")
     p.add_argument("--scenario", default="default", help="scenario of --only rl")
     p.add_argument("--finetune", type=int, default=0,
@@ -312,16 +332,17 @@ def _rl_main(a, out: Path, report: dict, progress: bool) -> int:
 
     t_all, sc = time.perf_counter(), a.scenario
     pols, trained = {}, {}
-    fig = None
-    if a.rl_seconds > 0:
+    figs = []
+    variants = [parse_variant(v) for v in a.rl_variant or ["maskable-ppo"]]
+    for name, hp in variants if a.rl_seconds > 0 else ():
         model, res = _train_rl(out / "train", sc, a.rl_seconds, a.n_envs, a.seed, progress,
-                               a.rl_timesteps, a.reuse)
-        pols["maskable-ppo (scratch)"] = f"learned:{model}"
-        trained["maskable-ppo (scratch)"] = res
-        fig = Path(a.figures) / f"learning_maskable_ppo_{sc}.png"
-        learning_curve(model.parent, fig, f"MaskablePPO from scratch, {sc} "
-                                          f"({res['num_timesteps']:,} steps, "
-                                          f"{res['train_s']:.0f} s)")
+                               a.rl_timesteps, a.reuse, name, hp)
+        label = f"{name} (scratch)"
+        pols[label], trained[label] = f"learned:{model}", res
+        figs.append(Path(a.figures) / f"learning_{name.replace('-', '_')}_{sc}.png")
+        learning_curve(model.parent, figs[-1],
+                       f"MaskablePPO from scratch, {name}, {sc} ({res['num_timesteps']:,} "
+                       f"steps, {res['train_s']:.0f} s)")
     if a.finetune:
         label = f"dagger ({a.expert}) + maskable-ppo"
         hpf = {"grad_steps": 500, "expert": a.expert, "finetune_steps": a.finetune,
@@ -342,7 +363,7 @@ def _rl_main(a, out: Path, report: dict, progress: bool) -> int:
         "training": {k: {"timesteps": r["num_timesteps"], "train_s": r["train_s"],
                          "steps_per_s": r["num_timesteps"] / max(r["train_s"], 1e-9)}
                      for k, r in trained.items()},
-        "figure": None if fig is None else str(fig)}
+        "figures": [str(f) for f in figs]}
     report["wall_s"] = time.perf_counter() - t_all
     report["load_average"] = _load()
     print(f"\nmachine: {report['machine']}, load average {report['load_average']}; "
@@ -363,7 +384,8 @@ def _rl_main(a, out: Path, report: dict, progress: bool) -> int:
               f"{r['decision_ms_mean']:.2f} |")
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / f"learning_rl_{sc}.json", report)
-    print(f"learning curve: {fig}; total wall time {report['wall_s']:.0f} s")
+    print(f"learning curves: {', '.join(map(str, figs)) or '-'}; "
+          f"total wall time {report['wall_s']:.0f} s")
     return 0
 
 

@@ -130,3 +130,22 @@ def test_shaping_telescopes_and_keeps_the_logged_returns():
         phi_t = venv.potential(infos_end[i][None])[0]
         assert shaped_sum[i] == pytest.approx(done_at[i] + phi_t - phi0[i], abs=1e-4)
     assert phi0.max() > 0  # the potential is not trivially zero
+
+
+def test_policy_saved_alone_loads_as_sb3_policy(tmp_path):
+    """``format: sb3-policy`` with ``policy_class: UserSetPolicy`` (as fine-tuning writes)."""
+    from edgellm.agents import make_policy
+    from edgellm.envs import get_scenario
+    from edgellm.eval.runner import run_episode
+
+    env_cfg = get_scenario("default", n_users=4, max_slots=8)
+    pol = _policy(4, 12)
+    pol.save(tmp_path / "p.zip")
+    (tmp_path / "p.json").write_text(json.dumps({
+        "schema": "edgellm.policy/1", "algo": "maskable-ppo", "action_mode": "sequential",
+        "scenario": "default", "format": "sb3-policy", "policy_class": "UserSetPolicy"}))
+    policy = make_policy(f"learned:{tmp_path / 'p.json'}")
+    assert isinstance(policy.model, UserSetPolicy) and policy.masked
+    assert policy.model.user_arch == [16, 16] and policy.model.head_arch == [8]
+    rec = run_episode(policy, env_cfg, seed=5, action_mode="subset")
+    assert rec["slots"] == 8 and rec["invalid_actions"] == 0

@@ -8,9 +8,10 @@ user slot separately; :class:`UserSetPolicy` scores all users with one shared ne
 instead (a Deep Sets encoder):
 
 * ``e_k = phi(u_k)``: the same MLP over each user's C columns (``user_arch``);
-* ``c = rho([mean_k e_k, max_k e_k, globals])``: a context of the whole slot (``head_arch``);
+* ``c = rho([mean_k e_k, max_k e_k, max_{k in batch} e_k, globals])``: a context of the
+  whole slot and of the batch built so far (``head_arch``);
 * logit of user k: ``score([e_k, c])``; logit of dispatch: ``dispatch(c)``;
-* value: its own encoder and context (``[mean, max, globals]`` -> ``head_arch`` -> 1).
+* value: its own encoder and context (the same pooled features -> ``head_arch`` -> 1).
 
 Permuting the users permutes the K user logits the same way and leaves the dispatch logit
 and the value unchanged. The layout (K, C) is read from the spaces: K = actions - 1,
@@ -31,7 +32,7 @@ from gymnasium import spaces
 from sb3_contrib.common.maskable.policies import MaskableActorCriticPolicy
 from torch import nn
 
-from edgellm.envs.env import GLOBAL_FEATURES
+from edgellm.envs.env import GLOBAL_FEATURES, USER_FEATURES
 from edgellm.errors import EdgeLLMError
 
 
@@ -66,8 +67,9 @@ class UserSetNet(nn.Module):
                  head_arch: list[int], activation_fn: type[nn.Module]):
         super().__init__()
         self.n_users, self.n_cols = n_users, n_cols
+        self.in_batch = USER_FEATURES.index("in_batch")
         h, c = user_arch[-1], head_arch[-1]
-        ctx_in = 2 * h + n_global
+        ctx_in = 3 * h + n_global
         self.pi_user = _mlp([n_cols, *user_arch], activation_fn, last_act=True)
         self.pi_context = _mlp([ctx_in, *head_arch], activation_fn, last_act=True)
         self.pi_score = _mlp([h + c, *head_arch, 1], activation_fn, last_act=False)
@@ -79,8 +81,12 @@ class UserSetNet(nn.Module):
 
     def _context(self, obs: th.Tensor, user: nn.Module, context: nn.Module):
         kc = self.n_users * self.n_cols
-        e = user(obs[:, :kc].reshape(-1, self.n_users, self.n_cols))   # (B, K, h)
-        pooled = th.cat([e.mean(dim=1), e.amax(dim=1), obs[:, kc:]], dim=1)
+        rows = obs[:, :kc].reshape(-1, self.n_users, self.n_cols)
+        e = user(rows)  # (B, K, h)
+        in_batch = rows[:, :, self.in_batch:self.in_batch + 1] > 0.5
+        batch_max = th.where(in_batch, e, -th.inf).amax(dim=1)
+        batch_max = th.where(in_batch.any(dim=1), batch_max, 0.0)  # 0 for an empty batch
+        pooled = th.cat([e.mean(dim=1), e.amax(dim=1), batch_max, obs[:, kc:]], dim=1)
         return e, context(pooled)
 
     def forward_actor(self, obs: th.Tensor) -> th.Tensor:
@@ -102,15 +108,19 @@ class UserSetPolicy(MaskableActorCriticPolicy):
     (default [64]): widths of the context and of the scorer's hidden layers. ``net_arch``
     is not used. Orthogonal initialisation as SB3's (gain sqrt 2), with gain 0.01 on the
     output layers of the logits (a near-uniform initial policy) and 1 on the value output.
+    ``dispatch_bias``: initial bias of the dispatch logit (e.g. -3: the initial policy
+    rarely ends a slot while users can still be added, so learning starts from full
+    batches and the signal left is which users fill them).
     """
 
     def __init__(self, observation_space: spaces.Space, action_space: spaces.Space,
                  lr_schedule, user_arch: list[int] | None = None,
-                 head_arch: list[int] | None = None, activation_fn: type[nn.Module] = nn.ReLU,
-                 **kwargs: Any):
+                 head_arch: list[int] | None = None, dispatch_bias: float = 0.0,
+                 activation_fn: type[nn.Module] = nn.ReLU, **kwargs: Any):
         self.n_users, self.n_cols = user_layout(observation_space, action_space)
         self.user_arch = list(user_arch or [64, 64])
         self.head_arch = list(head_arch or [64])
+        self.dispatch_bias = float(dispatch_bias)
         if not all(isinstance(w, int) and w >= 1 for w in self.user_arch + self.head_arch):
             raise EdgeLLMError(f"UserSetPolicy: user_arch {self.user_arch} and head_arch "
                                f"{self.head_arch} must be lists of integers >= 1")
@@ -120,7 +130,8 @@ class UserSetPolicy(MaskableActorCriticPolicy):
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
         data = super()._get_constructor_parameters()
-        data.update(user_arch=self.user_arch, head_arch=self.head_arch)
+        data.update(user_arch=self.user_arch, head_arch=self.head_arch,
+                    dispatch_bias=self.dispatch_bias)
         data.pop("net_arch", None)
         return data
 
@@ -138,6 +149,8 @@ class UserSetPolicy(MaskableActorCriticPolicy):
             for out, gain in ((net.pi_score[-1], 0.01), (net.pi_dispatch, 0.01),
                               (self.value_net, 1.0)):
                 out.apply(partial(self.init_weights, gain=gain))
+        with th.no_grad():
+            self.mlp_extractor.pi_dispatch.bias.fill_(self.dispatch_bias)
         self.optimizer = self.optimizer_class(self.parameters(), lr=lr_schedule(1),
                                               **self.optimizer_kwargs)
 
