@@ -13,7 +13,7 @@ from gymnasium import spaces
 
 from edgellm.cli import main
 from edgellm.errors import EdgeLLMError
-from edgellm.train.policies import UserSetPolicy, user_layout
+from edgellm.train.policies import UserSetPolicy, UserSetScorePolicy, user_layout
 
 SMALL = ["--set", "n_users=4", "--set", "max_slots=16"]
 FAST = ["--eval-freq", "128", "--eval-episodes", "1", "--eval-slots", "4",
@@ -51,12 +51,38 @@ def test_user_logits_follow_a_permutation_of_the_users(n_users, n_cols):
     assert not th.allclose(a[:, 0], c[:, 0])
 
 
+@pytest.mark.parametrize("action", [spaces.Box(-1.0, 1.0, (4,), np.float32),
+                                    spaces.MultiBinary(4)])
+def test_score_policy_is_equivariant_in_the_one_step_modes(action):
+    th.manual_seed(0)
+    obs_space = spaces.Box(0.0, 1.0, (12 * 4 + 4,), np.float32)
+    pol = UserSetScorePolicy(obs_space, action, lambda _: 3e-4, user_arch=[16], head_arch=[8])
+    obs = np.random.default_rng(2).random((5, 52)).astype(np.float32)
+    perm = np.array([2, 0, 3, 1])
+    permuted = np.concatenate([obs[:, :48].reshape(5, 4, 12)[:, perm].reshape(5, 48),
+                               obs[:, 48:]], 1)
+    def params(o):  # SB3 reuses one distribution object: read it before the next call
+        d = pol.get_distribution(th.as_tensor(o)).distribution
+        return (d.mean, d.stddev) if isinstance(action, spaces.Box) else (d.logits, None)
+
+    (pa, std), (pb, _) = params(obs), params(permuted)
+    assert pa.shape == (5, 4) and th.allclose(pa[:, perm], pb, atol=1e-6)
+    assert not th.allclose(pa[:, 0], pa[:, 1])
+    if std is not None:  # one standard deviation shared by every user
+        assert th.allclose(std, std[:, :1].expand(-1, 4))
+    with pytest.raises(EdgeLLMError, match="sequential"):
+        UserSetPolicy(obs_space, action, lambda _: 3e-4)
+    with pytest.raises(EdgeLLMError, match="priority or subset"):
+        UserSetScorePolicy(obs_space, spaces.Discrete(5), lambda _: 3e-4)
+
+
 def test_layout_is_read_from_the_spaces():
     box = spaces.Box(0.0, 1.0, (12 * 16 + 4,), np.float32)
     assert user_layout(box, spaces.Discrete(17)) == (16, 12)
     assert user_layout(spaces.Box(0.0, 1.0, (84,), np.float32), spaces.Discrete(9)) == (8, 10)
-    with pytest.raises(EdgeLLMError, match="sequential"):
-        user_layout(box, spaces.MultiBinary(16))
+    assert user_layout(box, spaces.MultiBinary(16)) == (16, 12)
+    with pytest.raises(EdgeLLMError, match="action space"):
+        user_layout(box, spaces.MultiDiscrete([2, 2]))
     with pytest.raises(EdgeLLMError, match="not C"):
         user_layout(spaces.Box(0.0, 1.0, (50,), np.float32), spaces.Discrete(17))
 
@@ -86,10 +112,11 @@ def test_user_set_policy_trains_saves_and_eval_loads_it(tmp_path):
     assert rec["slots"] == 8 and rec["invalid_actions"] == 0 and sum(rec["per_slot"]["value"]) > 0
 
 
-@pytest.mark.parametrize("item,name", [("policy=UserSetPolicy", "policy"),
-                                       ("shaping={queue: 1}", "shaping")])
-def test_bad_policy_or_shaping_is_one_clear_error(tmp_path, capsys, item, name):
-    algo = "ppo" if item.startswith("policy") else "maskable-ppo"
+@pytest.mark.parametrize("algo,item,name", [("ppo", "policy=UserSetPolicy", "policy"),
+                                            ("maskable-ppo", "policy=UserSetScorePolicy",
+                                             "policy"),
+                                            ("maskable-ppo", "shaping={queue: 1}", "shaping")])
+def test_bad_policy_or_shaping_is_one_clear_error(tmp_path, capsys, algo, item, name):
     argv = ["train", "--algo", algo, "--timesteps", "64", "--logdir", str(tmp_path), *SMALL,
             "--quiet", "--hyperparams", item]
     assert main(argv) == 2
@@ -130,6 +157,25 @@ def test_shaping_telescopes_and_keeps_the_logged_returns():
         phi_t = venv.potential(infos_end[i][None])[0]
         assert shaped_sum[i] == pytest.approx(done_at[i] + phi_t - phi0[i], abs=1e-4)
     assert phi0.max() > 0  # the potential is not trivially zero
+
+
+def test_score_policy_trains_with_ppo_in_priority_mode_and_loads_in_eval(tmp_path):
+    from edgellm.agents import make_policy
+    from edgellm.envs import get_scenario
+    from edgellm.eval.runner import run_episode
+
+    argv = ["train", "--algo", "ppo", "--scenario", "default", "--timesteps", "256",
+            "--seed", "0", "--logdir", str(tmp_path), "--run-name", "sc", *SMALL, *FAST,
+            "--hyperparams", *HP, "policy=UserSetScorePolicy",
+            "policy_kwargs=dict(user_arch=[16], head_arch=[16], log_std_init=-0.5)"]
+    assert main(argv) == 0
+    meta = json.loads((tmp_path / "sc" / "model.json").read_text())
+    assert meta["algo"] == "ppo" and meta["action_mode"] == "priority"
+    policy = make_policy(f"learned:{tmp_path / 'sc' / 'model.json'}")
+    assert isinstance(policy.model.policy, UserSetScorePolicy)
+    rec = run_episode(policy, get_scenario("default", n_users=4, max_slots=8), seed=3,
+                      action_mode="subset")
+    assert rec["slots"] == 8 and rec["action_mode"] == "priority"
 
 
 def test_policy_saved_alone_loads_as_sb3_policy(tmp_path):

@@ -49,9 +49,10 @@ ALLOWED_MODES = {"ppo": ("priority", "sequential", "subset"),
                  "rllib-ppo": ("sequential",)}
 #: rl-zoo3 keys handled by the trainer, not passed to the algorithm's constructor.
 ZOO_KEYS = ("n_timesteps", "policy", "n_envs", "env_kwargs", "shaping")
-#: Policy names of the ``policy`` key: SB3's MLP, or the per-user scorer of
-#: :mod:`edgellm.train.policies` (MaskablePPO only).
-SB3_POLICIES = ("MlpPolicy", "UserSetPolicy")
+#: Policy names of the ``policy`` key: SB3's MLP, or the per-user scorers of
+#: :mod:`edgellm.train.policies` (UserSetPolicy: MaskablePPO; UserSetScorePolicy: PPO, A2C).
+SB3_POLICIES = ("MlpPolicy", "UserSetPolicy", "UserSetScorePolicy")
+_POLICY_ALGOS = {"UserSetPolicy": ("maskable-ppo",), "UserSetScorePolicy": ("ppo", "a2c")}
 MAX_ENVS = 4096
 VEC_ENVS = ("native", "dummy")
 #: Constructor arguments the trainer sets itself.
@@ -350,8 +351,9 @@ def validate_sb3(algo: str, hp: dict) -> dict:
             ok, rule = _SB3_RULES[k]
             if not ok(v):
                 raise _bad(algo, k, v, rule)
-            if k == "policy" and v != "MlpPolicy" and algo != "maskable-ppo":
-                raise _bad(algo, k, v, "MlpPolicy (UserSetPolicy is for maskable-ppo)")
+            if k == "policy" and algo not in _POLICY_ALGOS.get(v, (algo,)):
+                raise _bad(algo, k, v, f"MlpPolicy ({v} is for "
+                                       f"{' or '.join(_POLICY_ALGOS[v])})")
             out[k] = int(v) if is_integer(v) and rule.startswith("an integer") else v
             continue
         if k == "policy_kwargs":

@@ -1,4 +1,4 @@
-"""Permutation-equivariant actor-critic policy for the sequential action mode.
+"""Permutation-equivariant actor-critic policies: one shared scorer for every user.
 
 In ``sequential`` mode the observation is K user rows of C columns followed by the global
 entries (:class:`~edgellm.envs.EdgeLLMEnv`), and action k < K adds user k, action K
@@ -19,6 +19,12 @@ C = (observation length - number of global entries) / K, so it serves the 10-col
 text-only scenarios and the 12-column media ones alike. It is an sb3-contrib
 ``MaskableActorCriticPolicy``: ``policy: UserSetPolicy`` in maskable-ppo.yml selects it,
 and models saved with it load like any MaskablePPO model (``learned:PATH``).
+
+:class:`UserSetScorePolicy` is the same network for the one-step-per-slot modes of PPO
+and A2C (``policy: UserSetScorePolicy`` in ppo.yml / a2c.yml): the K scores, without a
+dispatch logit, are the means of the Gaussian over the K priorities (``priority``: the
+env fills the batch greedily by score) or the logits of the K Bernoulli choices
+(``subset``).
 """
 
 from __future__ import annotations
@@ -30,6 +36,8 @@ import numpy as np
 import torch as th
 from gymnasium import spaces
 from sb3_contrib.common.maskable.policies import MaskableActorCriticPolicy
+from stable_baselines3.common.distributions import DiagGaussianDistribution
+from stable_baselines3.common.policies import ActorCriticPolicy
 from torch import nn
 
 from edgellm.envs.env import GLOBAL_FEATURES, USER_FEATURES
@@ -37,15 +45,21 @@ from edgellm.errors import EdgeLLMError
 
 
 def user_layout(observation_space: spaces.Space, action_space: spaces.Space) -> tuple[int, int]:
-    """(K users, C columns per user) of a sequential-mode env's spaces."""
-    if not isinstance(action_space, spaces.Discrete) or not isinstance(observation_space,
-                                                                        spaces.Box):
-        raise EdgeLLMError("UserSetPolicy acts in the sequential action mode only "
-                           f"(Discrete(K + 1) actions); got {action_space}")
-    k = int(action_space.n) - 1
+    """(K users, C columns per user) of the env's spaces: ``Discrete(K + 1)`` actions
+    (sequential), ``Box((K,))`` (priority) or ``MultiBinary(K)`` (subset)."""
+    if isinstance(action_space, spaces.Discrete):
+        k = int(action_space.n) - 1
+    elif isinstance(action_space, (spaces.Box, spaces.MultiBinary)) and \
+            len(action_space.shape) == 1:
+        k = int(action_space.shape[0])
+    else:
+        raise EdgeLLMError(f"per-user policy: unsupported action space {action_space}")
+    if not isinstance(observation_space, spaces.Box):
+        raise EdgeLLMError(f"per-user policy: unsupported observation space "
+                           f"{observation_space}")
     n_user_cols = int(np.prod(observation_space.shape)) - len(GLOBAL_FEATURES)
     if k < 1 or n_user_cols <= 0 or n_user_cols % k:
-        raise EdgeLLMError(f"UserSetPolicy: observation length "
+        raise EdgeLLMError(f"per-user policy: observation length "
                            f"{int(np.prod(observation_space.shape))} is not C * {k} users + "
                            f"{len(GLOBAL_FEATURES)} global entries")
     return k, n_user_cols // k
@@ -61,10 +75,11 @@ def _mlp(sizes: list[int], act: type[nn.Module], last_act: bool) -> nn.Sequentia
 
 
 class UserSetNet(nn.Module):
-    """The actor and critic networks; ``forward_actor`` returns the K + 1 logits."""
+    """The actor and critic networks; ``forward_actor`` returns the K user scores, followed
+    by the dispatch logit when ``dispatch``."""
 
     def __init__(self, n_users: int, n_cols: int, n_global: int, user_arch: list[int],
-                 head_arch: list[int], activation_fn: type[nn.Module]):
+                 head_arch: list[int], activation_fn: type[nn.Module], dispatch: bool = True):
         super().__init__()
         self.n_users, self.n_cols = n_users, n_cols
         self.in_batch = USER_FEATURES.index("in_batch")
@@ -73,10 +88,10 @@ class UserSetNet(nn.Module):
         self.pi_user = _mlp([n_cols, *user_arch], activation_fn, last_act=True)
         self.pi_context = _mlp([ctx_in, *head_arch], activation_fn, last_act=True)
         self.pi_score = _mlp([h + c, *head_arch, 1], activation_fn, last_act=False)
-        self.pi_dispatch = nn.Linear(c, 1)
+        self.pi_dispatch = nn.Linear(c, 1) if dispatch else None
         self.vf_user = _mlp([n_cols, *user_arch], activation_fn, last_act=True)
         self.vf_context = _mlp([ctx_in, *head_arch], activation_fn, last_act=True)
-        self.latent_dim_pi = n_users + 1  # the logits themselves (action_net is Identity)
+        self.latent_dim_pi = n_users + dispatch  # the logits themselves (action_net: Identity)
         self.latent_dim_vf = c
 
     def _context(self, obs: th.Tensor, user: nn.Module, context: nn.Module):
@@ -92,7 +107,10 @@ class UserSetNet(nn.Module):
     def forward_actor(self, obs: th.Tensor) -> th.Tensor:
         e, c = self._context(obs, self.pi_user, self.pi_context)
         per_user = th.cat([e, c.unsqueeze(1).expand(-1, self.n_users, -1)], dim=2)
-        return th.cat([self.pi_score(per_user).squeeze(2), self.pi_dispatch(c)], dim=1)
+        scores = self.pi_score(per_user).squeeze(2)
+        if self.pi_dispatch is None:
+            return scores
+        return th.cat([scores, self.pi_dispatch(c)], dim=1)
 
     def forward_critic(self, obs: th.Tensor) -> th.Tensor:
         return self._context(obs, self.vf_user, self.vf_context)[1]
@@ -101,28 +119,26 @@ class UserSetNet(nn.Module):
         return self.forward_actor(obs), self.forward_critic(obs)
 
 
-class UserSetPolicy(MaskableActorCriticPolicy):
-    """MaskablePPO policy with one shared per-user scorer (see the module docstring).
+class _UserSet:
+    """Construction shared by the two policies (mixed in before the SB3 policy class)."""
 
-    ``user_arch`` (default [64, 64]): widths of the per-user encoder; ``head_arch``
-    (default [64]): widths of the context and of the scorer's hidden layers. ``net_arch``
-    is not used. Orthogonal initialisation as SB3's (gain sqrt 2), with gain 0.01 on the
-    output layers of the logits (a near-uniform initial policy) and 1 on the value output.
-    ``dispatch_bias``: initial bias of the dispatch logit (e.g. -3: the initial policy
-    rarely ends a slot while users can still be added, so learning starts from full
-    batches and the signal left is which users fill them).
-    """
+    _dispatch = True
 
     def __init__(self, observation_space: spaces.Space, action_space: spaces.Space,
                  lr_schedule, user_arch: list[int] | None = None,
                  head_arch: list[int] | None = None, dispatch_bias: float = 0.0,
                  activation_fn: type[nn.Module] = nn.ReLU, **kwargs: Any):
+        name = type(self).__name__
         self.n_users, self.n_cols = user_layout(observation_space, action_space)
+        if isinstance(action_space, spaces.Discrete) != self._dispatch:
+            raise EdgeLLMError(f"{name}: acts in the "
+                               f"{'sequential' if self._dispatch else 'priority or subset'} "
+                               f"action mode; got actions {action_space}")
         self.user_arch = list(user_arch or [64, 64])
         self.head_arch = list(head_arch or [64])
         self.dispatch_bias = float(dispatch_bias)
         if not all(isinstance(w, int) and w >= 1 for w in self.user_arch + self.head_arch):
-            raise EdgeLLMError(f"UserSetPolicy: user_arch {self.user_arch} and head_arch "
+            raise EdgeLLMError(f"{name}: user_arch {self.user_arch} and head_arch "
                                f"{self.head_arch} must be lists of integers >= 1")
         kwargs.pop("net_arch", None)
         super().__init__(observation_space, action_space, lr_schedule,
@@ -137,23 +153,50 @@ class UserSetPolicy(MaskableActorCriticPolicy):
 
     def _build_mlp_extractor(self) -> None:
         self.mlp_extractor = UserSetNet(self.n_users, self.n_cols, len(GLOBAL_FEATURES),
-                                        self.user_arch, self.head_arch, self.activation_fn)
+                                        self.user_arch, self.head_arch, self.activation_fn,
+                                        dispatch=self._dispatch)
 
     def _build(self, lr_schedule) -> None:
         self._build_mlp_extractor()
+        net = self.mlp_extractor
         self.action_net = nn.Identity()
-        self.value_net = nn.Linear(self.mlp_extractor.latent_dim_vf, 1)
+        if isinstance(self.action_dist, DiagGaussianDistribution):
+            # one log std shared by all users (broadcast over the K means): equivariant
+            self.log_std = nn.Parameter(th.full((1,), float(self.log_std_init)))
+        self.value_net = nn.Linear(net.latent_dim_vf, 1)
+        outputs = [m for m in (net.pi_score[-1], net.pi_dispatch) if m is not None]
         if self.ortho_init:
-            net = self.mlp_extractor
             net.apply(partial(self.init_weights, gain=np.sqrt(2)))
-            for out, gain in ((net.pi_score[-1], 0.01), (net.pi_dispatch, 0.01),
-                              (self.value_net, 1.0)):
-                out.apply(partial(self.init_weights, gain=gain))
-        with th.no_grad():
-            self.mlp_extractor.pi_dispatch.bias.fill_(self.dispatch_bias)
+            for out in outputs:
+                out.apply(partial(self.init_weights, gain=0.01))
+            self.value_net.apply(partial(self.init_weights, gain=1.0))
+        if net.pi_dispatch is not None:
+            with th.no_grad():
+                net.pi_dispatch.bias.fill_(self.dispatch_bias)
         self.optimizer = self.optimizer_class(self.parameters(), lr=lr_schedule(1),
                                               **self.optimizer_kwargs)
 
 
+class UserSetPolicy(_UserSet, MaskableActorCriticPolicy):
+    """MaskablePPO policy with one shared per-user scorer (see the module docstring).
+
+    ``user_arch`` (default [64, 64]): widths of the per-user encoder; ``head_arch``
+    (default [64]): widths of the context and of the scorer's hidden layers. ``net_arch``
+    is not used. Orthogonal initialisation as SB3's (gain sqrt 2), with gain 0.01 on the
+    output layers of the logits (a near-uniform initial policy) and 1 on the value output.
+    ``dispatch_bias``: initial bias of the dispatch logit (e.g. -3: the initial policy
+    rarely ends a slot while users can still be added, so learning starts from full
+    batches and the signal left is which users fill them).
+    """
+
+
+class UserSetScorePolicy(_UserSet, ActorCriticPolicy):
+    """PPO / A2C policy for the ``priority`` and ``subset`` modes: the same per-user scorer
+    without the dispatch logit (``dispatch_bias`` unused); in ``priority`` mode one log
+    standard deviation (``log_std_init``) shared by the K Gaussian scores."""
+
+    _dispatch = False
+
+
 #: Policy names accepted by the ``policy`` key of the YAML, besides SB3's own.
-POLICIES = {"UserSetPolicy": UserSetPolicy}
+POLICIES = {"UserSetPolicy": UserSetPolicy, "UserSetScorePolicy": UserSetScorePolicy}
