@@ -21,6 +21,10 @@ Steps (each training is an ordinary ``edgellm train`` run under ``--out``):
    to try to beat the myopic oracle over whole episodes. Both are evaluated with
    ``oracle``, ``oracle-urgent``, every heuristic (``--rollout``: the rollout planner too)
    on held-out seeds 20 000+, with ``x bound`` (hindsight bound per seed) under ``--bound``.
+   ``--rl-variant NAME:KEY=VALUE;...`` (repeatable) replaces the single MaskablePPO run by
+   several runs from scratch with these YAML overrides (``algo=ppo``: PPO in its priority
+   mode), trained one after the other with the same seed and budget and evaluated side by
+   side, e.g. the per-user policies of ``edgellm.train.policies`` against the MLPs.
 
 ``--only rl`` (or ``imitation``) runs only those steps.
 
@@ -84,27 +88,33 @@ def _train(out: Path, name: str, scenario: str, steps: int, overrides: dict, see
     return run / "model.json", res
 
 
-def parse_variant(text: str) -> tuple[str, dict]:
-    """``NAME`` or ``NAME:KEY=VALUE;KEY=VALUE...`` -> (name, maskable-ppo.yml overrides)."""
-    from edgellm.train.config import parse_overrides
+def parse_variant(text: str) -> tuple[str, str, dict]:
+    """``NAME`` or ``NAME:KEY=VALUE;KEY=VALUE...`` -> (name, algo, YAML overrides); the key
+    ``algo`` (default ``maskable-ppo``) picks the algorithm and so its YAML and action mode."""
+    from edgellm.train.config import TRAIN_ALGOS, parse_overrides
 
     name, _, rest = text.partition(":")
     if not name or "/" in name:
         raise SystemExit(f"bench_learning: --rl-variant {text!r}: expected NAME[:KEY=VALUE;...]")
-    return name, parse_overrides([x for x in rest.split(";") if x.strip()], "--rl-variant")
+    hp = parse_overrides([x for x in rest.split(";") if x.strip()], "--rl-variant")
+    algo = hp.pop("algo", "maskable-ppo")
+    if algo not in TRAIN_ALGOS:
+        raise SystemExit(f"bench_learning: --rl-variant {text!r}: algo must be one of "
+                         f"{', '.join(TRAIN_ALGOS)}")
+    return name, algo, hp
 
 
 def _train_rl(out: Path, scenario: str, seconds: float, n_envs: int | None, seed: int,
               progress: bool, timesteps: int | None, reuse: bool, name: str = "maskable-ppo",
-              hp: dict | None = None) -> tuple[Path, dict]:
-    """MaskablePPO from scratch (maskable-ppo.yml with the overrides ``hp``, native vector
-    env), wall-time capped."""
+              algo: str = "maskable-ppo", hp: dict | None = None) -> tuple[Path, dict]:
+    """``algo`` from scratch (its YAML with the overrides ``hp``, its default action mode,
+    native vector env), wall-time capped."""
     from edgellm.train import TrainArgs, train
 
     run = out / f"{name}-{scenario}"
     if _finished(run, reuse):
         return run / "model.json", json.loads((run / "eval.json").read_text())
-    args = TrainArgs(algo="maskable-ppo", scenario=scenario, timesteps=timesteps, seed=seed,
+    args = TrainArgs(algo=algo, scenario=scenario, timesteps=timesteps, seed=seed,
                      hyperparams=dict(hp or {}),
                      logdir=str(out), run_name=run.name, eval_freq=100_000, eval_episodes=2,
                      final_eval_episodes=2, max_seconds=seconds, n_envs=n_envs,
@@ -192,11 +202,12 @@ def main(argv: list[str] | None = None) -> int:
                         "sooner; 0 seconds: skip it)")
     p.add_argument("--rl-variant", action="append", default=None,
                    metavar="NAME[:KEY=VALUE;...]",
-                   help="--only rl: a MaskablePPO-from-scratch run named NAME with these "
-                        "maskable-ppo.yml overrides, e.g. 'userset:policy=UserSetPolicy'; "
-                        "repeatable: the runs train one after the other with the same seed "
-                        "and budget and are evaluated side by side (default: one run, "
-                        "'maskable-ppo', the YAML as it is)")
+                   help="--only rl: a run from scratch named NAME with these YAML "
+                        "overrides (key algo: the algorithm, default maskable-ppo), e.g. "
+                        "'userset:policy=UserSetPolicy' or 'ppo-prio:algo=ppo'; repeatable: "
+                        "the runs train one after the other with the same seed and budget "
+                        "and are evaluated side by side (default: one run, 'maskable-ppo', "
+                        "the YAML as it is)")
     p.add_argument("--n-envs", type=int, default=None, help="RL envs (default: the YAML's)")
     p.add_argument("--scenario", default="default", help="scenario of --only rl")
     p.add_argument("--finetune", type=int, default=0,
@@ -334,14 +345,14 @@ def _rl_main(a, out: Path, report: dict, progress: bool) -> int:
     pols, trained = {}, {}
     figs = []
     variants = [parse_variant(v) for v in a.rl_variant or ["maskable-ppo"]]
-    for name, hp in variants if a.rl_seconds > 0 else ():
+    for name, algo, hp in variants if a.rl_seconds > 0 else ():
         model, res = _train_rl(out / "train", sc, a.rl_seconds, a.n_envs, a.seed, progress,
-                               a.rl_timesteps, a.reuse, name, hp)
+                               a.rl_timesteps, a.reuse, name, algo, hp)
         label = f"{name} (scratch)"
         pols[label], trained[label] = f"learned:{model}", res
         figs.append(Path(a.figures) / f"learning_{name.replace('-', '_')}_{sc}.png")
         learning_curve(model.parent, figs[-1],
-                       f"MaskablePPO from scratch, {name}, {sc} ({res['num_timesteps']:,} "
+                       f"{algo} from scratch, {name}, {sc} ({res['num_timesteps']:,} "
                        f"steps, {res['train_s']:.0f} s)")
     if a.finetune:
         label = f"dagger ({a.expert}) + maskable-ppo"
