@@ -53,6 +53,8 @@ ZOO_KEYS = ("n_timesteps", "policy", "n_envs", "env_kwargs", "shaping")
 #: :mod:`edgellm.train.policies` (UserSetPolicy: MaskablePPO; UserSetScorePolicy: PPO, A2C).
 SB3_POLICIES = ("MlpPolicy", "UserSetPolicy", "UserSetScorePolicy")
 _POLICY_ALGOS = {"UserSetPolicy": ("maskable-ppo",), "UserSetScorePolicy": ("ppo", "a2c")}
+#: Observation columns the ``shaping`` key may weigh (:mod:`edgellm.train.shaping`).
+SHAPING_COLUMNS = ("in_batch", "addable", "present")
 MAX_ENVS = 4096
 VEC_ENVS = ("native", "dummy")
 #: Constructor arguments the trainer sets itself.
@@ -229,9 +231,9 @@ _SB3_RULES = {
     "policy": (lambda v: v in SB3_POLICIES, " or ".join(SB3_POLICIES)),
     "env_kwargs": (lambda v: isinstance(v, dict), "a mapping of scenario overrides"),
     "shaping": (lambda v: isinstance(v, dict) and all(
-        k in ("in_batch", "addable", "present") and is_number(w) for k, w in v.items()),
-                "a mapping of observation columns (in_batch, addable, present) to weights "
-                "of the potential (edgellm.train.shaping)"),
+        k in SHAPING_COLUMNS and is_number(w) for k, w in v.items()),
+                f"a mapping of observation columns ({', '.join(SHAPING_COLUMNS)}) to "
+                f"weights of the potential (edgellm.train.shaping)"),
 }
 
 

@@ -6,6 +6,9 @@ Monitor + DummyVecEnv of single envs, the same trajectories), build the algorith
 validated YAML hyperparameters (or load the
 last checkpoint with ``--resume``), attach the callbacks, ``learn`` the remaining steps,
 save ``model.zip`` + ``model.json`` + ``eval.json`` + ``config.yaml``.
+The YAML's ``policy`` is SB3's ``MlpPolicy`` or a per-user scorer of
+:mod:`edgellm.train.policies`; ``shaping`` wraps the training envs in potential-based
+reward shaping (:mod:`edgellm.train.shaping`; logged returns stay the env's reward).
 
 Callbacks and TensorBoard scalars (besides SB3's own ``rollout/``, ``train/``, ``time/``):
 

@@ -21,10 +21,8 @@ from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
 
 from edgellm.envs.env import USER_FEATURES
 from edgellm.errors import EdgeLLMError
+from edgellm.train.config import SHAPING_COLUMNS
 from edgellm.train.policies import user_layout
-
-#: Observation columns a potential may weigh.
-SHAPING_COLUMNS = ("in_batch", "addable", "present")
 
 
 class PotentialShaping(VecEnvWrapper):
