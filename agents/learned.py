@@ -26,9 +26,10 @@ weights        no       weights file (folder for ``rllib``) relative to the side
                         (default: stem + ``.zip``, + ``.pt`` for ``torch-mlp``, ``rl_module``
                         for ``rllib``)
 policy_class   sb3-pol. ``ActorCriticPolicy`` (default), ``MaskableActorCriticPolicy``,
-                        ``DQNPolicy`` ... (a class of ``stable_baselines3.common.policies``,
-                        ``stable_baselines3.dqn.policies`` or ``sb3_contrib.common.maskable
-                        .policies``)
+                        ``DQNPolicy``, ``UserSetPolicy`` ... (a class of
+                        ``stable_baselines3.common.policies``, ``stable_baselines3.dqn
+                        .policies``, ``sb3_contrib.common.maskable.policies`` or
+                        ``edgellm.train.policies``)
 net            torch    ``{"hidden": [256, 256], "activation": "relu" | "tanh"}``
 overrides      no       scenario overrides used in training (informational)
 obs_version    no       version of the env's observation layout (informational)
@@ -77,7 +78,8 @@ _DEFAULT_FORMAT = {**dict.fromkeys(IMITATION_ALGOS, "torch-mlp"),
                    **dict.fromkeys(RLLIB_ALGOS, "rllib")}
 _DEFAULT_WEIGHTS = {"sb3": ".zip", "sb3-policy": ".zip", "torch-mlp": ".pt"}
 _POLICY_MODULES = ("stable_baselines3.common.policies", "stable_baselines3.dqn.policies",
-                   "sb3_contrib.common.maskable.policies", "sb3_contrib.qrdqn.policies")
+                   "sb3_contrib.common.maskable.policies", "sb3_contrib.qrdqn.policies",
+                   "edgellm.train.policies")
 
 
 def resolve_sidecar(path: str | Path) -> Path:
@@ -286,7 +288,8 @@ class LearnedPolicy(ObservationPolicy):
         self.meta, self.model, self.name = meta, model, name
         self.action_mode = meta["action_mode"]
         self.masked = masked if masked is not None else (
-            meta["algo"] == "maskable-ppo" or "Maskable" in str(meta.get("policy_class", "")))
+            meta["algo"] == "maskable-ppo" or "Maskable" in str(meta.get("policy_class", ""))
+            or meta.get("policy_class") == "UserSetPolicy")
         self._checked = False
 
     def check_env(self, env) -> None:

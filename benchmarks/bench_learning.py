@@ -21,6 +21,10 @@ Steps (each training is an ordinary ``edgellm train`` run under ``--out``):
    to try to beat the myopic oracle over whole episodes. Both are evaluated with
    ``oracle``, ``oracle-urgent``, every heuristic (``--rollout``: the rollout planner too)
    on held-out seeds 20 000+, with ``x bound`` (hindsight bound per seed) under ``--bound``.
+   ``--rl-variant NAME:KEY=VALUE;...`` (repeatable) replaces the single MaskablePPO run by
+   several runs from scratch with these YAML overrides (``algo=ppo``: PPO in its priority
+   mode), trained one after the other with the same seed and budget and evaluated side by
+   side, e.g. the per-user policies of ``edgellm.train.policies`` against the MLPs.
 
 ``--only rl`` (or ``imitation``) runs only those steps.
 
@@ -84,15 +88,34 @@ def _train(out: Path, name: str, scenario: str, steps: int, overrides: dict, see
     return run / "model.json", res
 
 
+def parse_variant(text: str) -> tuple[str, str, dict]:
+    """``NAME`` or ``NAME:KEY=VALUE;KEY=VALUE...`` -> (name, algo, YAML overrides); the key
+    ``algo`` (default ``maskable-ppo``) picks the algorithm and so its YAML and action mode."""
+    from edgellm.train.config import TRAIN_ALGOS, parse_overrides
+
+    name, _, rest = text.partition(":")
+    if not name or "/" in name:
+        raise SystemExit(f"bench_learning: --rl-variant {text!r}: expected NAME[:KEY=VALUE;...]")
+    hp = parse_overrides([x for x in rest.split(";") if x.strip()], "--rl-variant")
+    algo = hp.pop("algo", "maskable-ppo")
+    if algo not in TRAIN_ALGOS:
+        raise SystemExit(f"bench_learning: --rl-variant {text!r}: algo must be one of "
+                         f"{', '.join(TRAIN_ALGOS)}")
+    return name, algo, hp
+
+
 def _train_rl(out: Path, scenario: str, seconds: float, n_envs: int | None, seed: int,
-              progress: bool, timesteps: int | None, reuse: bool) -> tuple[Path, dict]:
-    """MaskablePPO from scratch (maskable-ppo.yml, native vector env), wall-time capped."""
+              progress: bool, timesteps: int | None, reuse: bool, name: str = "maskable-ppo",
+              algo: str = "maskable-ppo", hp: dict | None = None) -> tuple[Path, dict]:
+    """``algo`` from scratch (its YAML with the overrides ``hp``, its default action mode,
+    native vector env), wall-time capped."""
     from edgellm.train import TrainArgs, train
 
-    run = out / f"maskable-ppo-{scenario}"
+    run = out / f"{name}-{scenario}"
     if _finished(run, reuse):
         return run / "model.json", json.loads((run / "eval.json").read_text())
-    args = TrainArgs(algo="maskable-ppo", scenario=scenario, timesteps=timesteps, seed=seed,
+    args = TrainArgs(algo=algo, scenario=scenario, timesteps=timesteps, seed=seed,
+                     hyperparams=dict(hp or {}),
                      logdir=str(out), run_name=run.name, eval_freq=100_000, eval_episodes=2,
                      final_eval_episodes=2, max_seconds=seconds, n_envs=n_envs,
                      checkpoint_freq=200_000, progress=progress,
@@ -177,6 +200,14 @@ def main(argv: list[str] | None = None) -> int:
                    help="steps of MaskablePPO from scratch (default: the YAML's n_timesteps, "
                         "which also sets the learning-rate decay; --rl-seconds may end it "
                         "sooner; 0 seconds: skip it)")
+    p.add_argument("--rl-variant", action="append", default=None,
+                   metavar="NAME[:KEY=VALUE;...]",
+                   help="--only rl: a run from scratch named NAME with these YAML "
+                        "overrides (key algo: the algorithm, default maskable-ppo), e.g. "
+                        "'userset:policy=UserSetPolicy' or 'ppo-prio:algo=ppo'; repeatable: "
+                        "the runs train one after the other with the same seed and budget "
+                        "and are evaluated side by side (default: one run, 'maskable-ppo', "
+                        "the YAML as it is)")
     p.add_argument("--n-envs", type=int, default=None, help="RL envs (default: the YAML's)")
     p.add_argument("--scenario", default="default", help="scenario of --only rl")
     p.add_argument("--finetune", type=int, default=0,
@@ -312,16 +343,17 @@ def _rl_main(a, out: Path, report: dict, progress: bool) -> int:
 
     t_all, sc = time.perf_counter(), a.scenario
     pols, trained = {}, {}
-    fig = None
-    if a.rl_seconds > 0:
+    figs = []
+    variants = [parse_variant(v) for v in a.rl_variant or ["maskable-ppo"]]
+    for name, algo, hp in variants if a.rl_seconds > 0 else ():
         model, res = _train_rl(out / "train", sc, a.rl_seconds, a.n_envs, a.seed, progress,
-                               a.rl_timesteps, a.reuse)
-        pols["maskable-ppo (scratch)"] = f"learned:{model}"
-        trained["maskable-ppo (scratch)"] = res
-        fig = Path(a.figures) / f"learning_maskable_ppo_{sc}.png"
-        learning_curve(model.parent, fig, f"MaskablePPO from scratch, {sc} "
-                                          f"({res['num_timesteps']:,} steps, "
-                                          f"{res['train_s']:.0f} s)")
+                               a.rl_timesteps, a.reuse, name, algo, hp)
+        label = f"{name} (scratch)"
+        pols[label], trained[label] = f"learned:{model}", res
+        figs.append(Path(a.figures) / f"learning_{name.replace('-', '_')}_{sc}.png")
+        learning_curve(model.parent, figs[-1],
+                       f"{algo} from scratch, {name}, {sc} ({res['num_timesteps']:,} "
+                       f"steps, {res['train_s']:.0f} s)")
     if a.finetune:
         label = f"dagger ({a.expert}) + maskable-ppo"
         hpf = {"grad_steps": 500, "expert": a.expert, "finetune_steps": a.finetune,
@@ -342,7 +374,7 @@ def _rl_main(a, out: Path, report: dict, progress: bool) -> int:
         "training": {k: {"timesteps": r["num_timesteps"], "train_s": r["train_s"],
                          "steps_per_s": r["num_timesteps"] / max(r["train_s"], 1e-9)}
                      for k, r in trained.items()},
-        "figure": None if fig is None else str(fig)}
+        "figures": [str(f) for f in figs]}
     report["wall_s"] = time.perf_counter() - t_all
     report["load_average"] = _load()
     print(f"\nmachine: {report['machine']}, load average {report['load_average']}; "
@@ -363,7 +395,8 @@ def _rl_main(a, out: Path, report: dict, progress: bool) -> int:
               f"{r['decision_ms_mean']:.2f} |")
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / f"learning_rl_{sc}.json", report)
-    print(f"learning curve: {fig}; total wall time {report['wall_s']:.0f} s")
+    print(f"learning curves: {', '.join(map(str, figs)) or '-'}; "
+          f"total wall time {report['wall_s']:.0f} s")
     return 0
 
 

@@ -48,7 +48,13 @@ ALLOWED_MODES = {"ppo": ("priority", "sequential", "subset"),
                  "bc": ("sequential",), "dagger": ("sequential",),
                  "rllib-ppo": ("sequential",)}
 #: rl-zoo3 keys handled by the trainer, not passed to the algorithm's constructor.
-ZOO_KEYS = ("n_timesteps", "policy", "n_envs", "env_kwargs")
+ZOO_KEYS = ("n_timesteps", "policy", "n_envs", "env_kwargs", "shaping")
+#: Policy names of the ``policy`` key: SB3's MLP, or the per-user scorers of
+#: :mod:`edgellm.train.policies` (UserSetPolicy: MaskablePPO; UserSetScorePolicy: PPO, A2C).
+SB3_POLICIES = ("MlpPolicy", "UserSetPolicy", "UserSetScorePolicy")
+_POLICY_ALGOS = {"UserSetPolicy": ("maskable-ppo",), "UserSetScorePolicy": ("ppo", "a2c")}
+#: Observation columns the ``shaping`` key may weigh (:mod:`edgellm.train.shaping`).
+SHAPING_COLUMNS = ("in_batch", "addable", "present")
 MAX_ENVS = 4096
 VEC_ENVS = ("native", "dummy")
 #: Constructor arguments the trainer sets itself.
@@ -222,8 +228,12 @@ _SB3_RULES = {
     "exploration_final_eps": (lambda v: is_number(v) and 0 <= v <= 1, "a number in [0, 1]"),
     "n_timesteps": (lambda v: is_integer(v) and v >= 1, "an integer >= 1"),
     "n_envs": (lambda v: is_integer(v) and 1 <= v <= MAX_ENVS, f"an integer in [1, {MAX_ENVS}]"),
-    "policy": (lambda v: v in ("MlpPolicy",), "MlpPolicy"),
+    "policy": (lambda v: v in SB3_POLICIES, " or ".join(SB3_POLICIES)),
     "env_kwargs": (lambda v: isinstance(v, dict), "a mapping of scenario overrides"),
+    "shaping": (lambda v: isinstance(v, dict) and all(
+        k in SHAPING_COLUMNS and is_number(w) for k, w in v.items()),
+                f"a mapping of observation columns ({', '.join(SHAPING_COLUMNS)}) to "
+                f"weights of the potential (edgellm.train.shaping)"),
 }
 
 
@@ -315,6 +325,16 @@ def algo_class(algo: str):
     return getattr(importlib.import_module(mod), cls)
 
 
+def policy_class(name: str):
+    """The ``policy`` argument of the algorithm for a name of :data:`SB3_POLICIES`: SB3's
+    own names pass through, the project's resolve to their class."""
+    if name == "MlpPolicy":
+        return name
+    from edgellm.train.policies import POLICIES
+
+    return POLICIES[name]
+
+
 def sb3_allowed_keys(algo: str) -> list[str]:
     params = inspect.signature(algo_class(algo).__init__).parameters
     return [*ZOO_KEYS, *(p for p in params if p not in RESERVED)]
@@ -333,6 +353,9 @@ def validate_sb3(algo: str, hp: dict) -> dict:
             ok, rule = _SB3_RULES[k]
             if not ok(v):
                 raise _bad(algo, k, v, rule)
+            if k == "policy" and algo not in _POLICY_ALGOS.get(v, (algo,)):
+                raise _bad(algo, k, v, f"MlpPolicy ({v} is for "
+                                       f"{' or '.join(_POLICY_ALGOS[v])})")
             out[k] = int(v) if is_integer(v) and rule.startswith("an integer") else v
             continue
         if k == "policy_kwargs":

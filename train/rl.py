@@ -6,6 +6,9 @@ Monitor + DummyVecEnv of single envs, the same trajectories), build the algorith
 validated YAML hyperparameters (or load the
 last checkpoint with ``--resume``), attach the callbacks, ``learn`` the remaining steps,
 save ``model.zip`` + ``model.json`` + ``eval.json`` + ``config.yaml``.
+The YAML's ``policy`` is SB3's ``MlpPolicy`` or a per-user scorer of
+:mod:`edgellm.train.policies`; ``shaping`` wraps the training envs in potential-based
+reward shaping (:mod:`edgellm.train.shaping`; logged returns stay the env's reward).
 
 Callbacks and TensorBoard scalars (besides SB3's own ``rollout/``, ``train/``, ``time/``):
 
@@ -42,7 +45,14 @@ from edgellm.train.common import (
     train_seed,
     write_yaml,
 )
-from edgellm.train.config import ZOO_KEYS, TrainArgs, algo_class, policy_kwargs, schedule
+from edgellm.train.config import (
+    ZOO_KEYS,
+    TrainArgs,
+    algo_class,
+    policy_class,
+    policy_kwargs,
+    schedule,
+)
 
 CKPT_SUFFIX = ".zip"
 
@@ -156,6 +166,10 @@ def train_sb3(args: TrainArgs, hp: dict) -> dict:
     total = int(args.timesteps or hp["n_timesteps"])
     n_envs = int(args.n_envs or hp.get("n_envs", 1))
     venv = make_vec_env(cfg, args.mode, n_envs, args.vec_env)
+    if hp.get("shaping"):  # outside VecMonitor: logged returns stay the env's reward
+        from edgellm.train.shaping import PotentialShaping
+
+        venv = PotentialShaping(venv, hp.get("gamma", 0.99), hp["shaping"])
     Algo = algo_class(args.algo)
     masked = args.algo == "maskable-ppo"
     torch.manual_seed(args.seed)
@@ -166,8 +180,8 @@ def train_sb3(args: TrainArgs, hp: dict) -> dict:
         kwargs = {k: schedule(v) for k, v in hp.items() if k not in ZOO_KEYS}
         kwargs["policy_kwargs"] = policy_kwargs(args.algo, hp.get("policy_kwargs"))
         try:
-            model = Algo(hp.get("policy", "MlpPolicy"), venv, seed=args.seed, device="cpu",
-                         verbose=args.verbose, **kwargs)
+            model = Algo(policy_class(hp.get("policy", "MlpPolicy")), venv, seed=args.seed,
+                         device="cpu", verbose=args.verbose, **kwargs)
         except (ValueError, TypeError, AssertionError, KeyError) as e:
             raise EdgeLLMError(f"hyperparameters of {args.algo}: {e}") from None
         start = 0
