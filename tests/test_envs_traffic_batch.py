@@ -1,21 +1,120 @@
-"""Compiled traffic draws (TrafficBatch) against Traffic.draw, value for value."""
+"""Compiled traffic draws: Traffic.draw against NumPy's Generator methods (the order of
+its docstring), and TrafficBatch against Traffic.draw, value for value."""
 
 from __future__ import annotations
 
 import copy
+import pickle
 
 import numpy as np
 import pytest
 
 from edgellm.envs import SCENARIOS, get_scenario
-from edgellm.envs.traffic import Traffic, TrafficBatch
+from edgellm.envs.traffic import Traffic, TrafficBatch, media_mix
+from edgellm.system import catalog, channel, traces
+
+VARIANTS = [(s, {}) for s in SCENARIOS] + [
+    ("azure-conv", {"workload": "empirical"}),
+    ("azure-code", {"workload": "empirical", "overlength": "reject"}),
+    ("azure-code", {"overlength": "reject"}),
+    ("azure-conv", {"arrival": "bursty"}),
+    ("text-only", {"fading_rho": 0.0}),
+]
+
+
+def reference_draw(t: Traffic, advance: bool):
+    """One slot of ``t``'s streams drawn with NumPy's Generator methods (the state is
+    moved on in ``t``'s attributes; ``t.draw`` is not called)."""
+    cfg, K = t.cfg, t.cfg.n_users
+    if advance:
+        t._h = channel.gauss_markov(t.rng["fading"], t._h, cfg.fading_rho)
+    gain = t.large_gain * np.maximum(channel.power_gain(t._h), 1e-300).reshape(2, K)
+    a = t.rng["arrivals"]
+    u_state, u_arr = a.random(K), a.random(K)
+    rate = cfg.arrival_rate
+    if cfg.arrival == "bursty":
+        t.burst = np.where(t.burst, u_state >= cfg.p_leave_burst,
+                           u_state < cfg.p_enter_burst)
+        rate = np.where(t.burst, cfg.burst_rate, cfg.arrival_rate)
+    arrive = u_arr < rate
+    r, w, over = t.rng["requests"], cfg.distributions, 0
+    if cfg.workload == "lognormal":
+        prompt, output, deadline, tol = w.requests(r, K)
+    else:
+        tr = traces.load_trace(cfg.trace)
+        if cfg.workload == "empirical":
+            rows = r.integers(0, tr.n, K)
+        else:
+            users, idx = t._replay.next_slot()
+            rows = np.zeros(K, dtype=np.int64)
+            rows[users] = idx
+            arrive = np.zeros(K, dtype=bool)
+            arrive[users] = True
+        prompt, output = tr.prompt[rows], np.minimum(tr.output[rows], cfg.max_output)
+        deadline, tol = w.deadlines_and_tolerances(r, K)
+        context = catalog.max_context(cfg.model)
+        long = arrive & (prompt + output > context)
+        over = int(long.sum())
+        if cfg.overlength == "truncate":
+            prompt = np.where(long, context - output, prompt)
+        else:
+            arrive = arrive & ~long
+    media = None
+    if cfg.has_media:
+        prompt, media = media_mix(cfg).draw(t.rng["media"], prompt, output)
+    return arrive, prompt, output, deadline, tol, gain, over, media
+
+
+@pytest.mark.parametrize(("scenario", "overrides"), VARIANTS)
+@pytest.mark.parametrize("n_users", [5, 16])
+def test_traffic_draws_equal_numpy_draws(scenario, overrides, n_users):
+    """Every preset and workload, arrival process and media mix; odd K exercises the
+    generators' buffered 32-bit draws; the generators end in the same state."""
+    cfg = get_scenario(scenario, n_users=n_users, **overrides)
+    for seed in (3, 12):
+        t = Traffic(cfg, np.random.SeedSequence(seed))
+        ref = Traffic(cfg, np.random.SeedSequence(seed))
+        assert np.array_equal(t.gain, ref.gain)
+        for s in range(40):
+            d = t.draw(advance_fading=s > 0)
+            arrive, prompt, output, deadline, tol, gain, over, media = reference_draw(ref, s > 0)
+            assert np.array_equal(d.arrive, arrive)
+            assert np.array_equal(d.prompt_tokens, prompt)
+            assert np.array_equal(d.output_tokens, output)
+            assert np.array_equal(d.deadline_s, deadline)
+            assert np.array_equal(d.ppl_tolerance, tol)
+            assert np.array_equal(t.gain, gain) and not t.gain.flags.writeable
+            assert np.array_equal(d.uplink_gain, gain[0])
+            assert np.array_equal(d.downlink_gain, gain[1])
+            assert d.overlength == over
+            assert (d.media is None) == (media is None)
+            assert media is None or np.array_equal(d.media, media)
+        assert np.array_equal(t.burst, ref.burst)
+        for name, rng in t.rng.items():
+            assert rng.bit_generator.state == ref.rng[name].bit_generator.state
+
+
+def test_a_traffic_copy_or_swapped_generator_draws_from_its_own_generators():
+    t = Traffic(get_scenario("default", n_users=4), 1)
+    t.draw(False)
+    for dup in (copy.deepcopy, lambda x: pickle.loads(pickle.dumps(x))):
+        twin = dup(t)
+        a, b = t.draw(), twin.draw()
+        assert np.array_equal(a.deadline_s, b.deadline_s)
+        assert np.array_equal(a.media, b.media)
+        assert np.array_equal(t.gain, twin.gain)
+        assert not np.array_equal(t.draw().deadline_s, a.deadline_s)
+        t = twin
+    t.rng["requests"] = np.random.default_rng(7)
+    d = t.draw()
+    assert np.array_equal(d.deadline_s, t.cfg.distributions.requests(
+        np.random.default_rng(7), 4).deadline_s)
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS)
 @pytest.mark.parametrize("n_users", [5, 16])
-def test_compiled_draws_equal_traffic_draws(scenario, n_users):
-    """Odd K exercises the generators' buffered 32-bit draws; every preset covers the
-    workloads, arrival processes and media mixes; the generators end in the same state."""
+def test_batch_draws_equal_traffic_draws(scenario, n_users):
+    """The batch's states (fading, bursts, replays) of envs that skip slots."""
     cfg = get_scenario(scenario, n_users=n_users)
     seeds = [3, 11, 12]
     batch = TrafficBatch(cfg, len(seeds))
