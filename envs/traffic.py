@@ -26,26 +26,20 @@ this on every preset against those NumPy calls).
 
 from __future__ import annotations
 
-import ctypes
 import functools
 import math
 from dataclasses import dataclass
 
 import numpy as np
-from numba import njit, types
-from numba.core import cgutils
-from numba.core.extending import intrinsic
+from numba import njit
 from numba.np.random import random_methods
-from numba.np.random.distributions import (
-    random_lognormal,
-    random_standard_normal,
-    random_uniform,
-)
+from numba.np.random.distributions import random_standard_normal, random_uniform
 from numba.np.random.generator_core import next_double
 
 from edgellm.envs.config import ScenarioConfig
 from edgellm.system import catalog, channel, traces
-from edgellm.system.media import MediaMix
+from edgellm.system._rng import bitgen, draw_lengths, pointers
+from edgellm.system.media import MediaMix, draw_media
 from edgellm.system.workloads import length_params
 
 _STREAMS = ("layout", "arrivals", "requests", "fading")
@@ -117,14 +111,14 @@ class Traffic:
         return {**self.__dict__, "_gens": (), "_ptr": np.zeros((1, 4, 5), dtype=np.uint64)}
 
     def pointers(self) -> np.ndarray:
-        """(4, 5) addresses (:func:`_pointers`) of the arrivals, requests, fading and media
-        generators (zeros without media), refreshed when a generator was replaced (a copy,
-        or a test that swaps one)."""
+        """(4, 5) addresses (:func:`~edgellm.system._rng.pointers`) of the arrivals,
+        requests, fading and media generators (zeros without media), refreshed when a
+        generator was replaced (a copy, or a test that swaps one)."""
         gens = tuple(self.rng.values())
         if len(gens) != len(self._gens) or any(a is not b for a, b in zip(gens, self._gens)):
             for row, name in enumerate(_STREAMS[1:] + ("media",)):
                 if name in self.rng:
-                    self._ptr[0, row] = _pointers(self.rng[name])
+                    self._ptr[0, row] = pointers(self.rng[name])
             self._gens = gens
         return self._ptr[0]
 
@@ -165,51 +159,13 @@ class Traffic:
 
 
 # ----------------------------------------------------------------------------- compiled draws
-# The per-slot draws of one or many Traffic objects in one compiled call. numba
-# ports NumPy's distributions (ziggurat normal, Lemire bounded integers, ...) line by line and
-# calls the generators' own bit generators, so each stream gives exactly the values (and
-# leaves exactly the state) that NumPy's Generator methods would. A Generator is reached
-# through the addresses of its bit generator (:func:`_pointers`), which avoids unboxing
-# Python objects in every call; the Traffic objects that own the generators stay alive.
-_BITGEN = types.NumPyRandomBitGeneratorType("bit_generator")
+# The per-slot draws of one or many Traffic objects in one compiled call, on the streams' own
+# bit generators (:mod:`edgellm.system._rng`: the values and states of NumPy's Generator
+# methods); the Traffic objects that own the generators stay alive.
 _jit = njit(cache=True, nogil=True)
 _ARRIVALS, _REQUESTS, _FADING, _MEDIA = range(4)  # rows of TrafficBatch.pointers
 _LOGNORMAL, _EMPIRICAL, _REPLAY = range(3)  # cfg.workload
 _ENV0 = np.zeros(1, np.int64)  # the one env of a Traffic
-
-
-@intrinsic
-def _bitgen(tyctx, ptrs):
-    """The bit generator whose addresses (:func:`_pointers`) are the uint64 array ``ptrs``."""
-    sig = _BITGEN(ptrs)
-
-    def codegen(cgctx, builder, sig, args):
-        data = cgutils.create_struct_proxy(sig.args[0])(cgctx, builder, value=args[0]).data
-        v = [builder.load(cgutils.gep(builder, data, i)) for i in range(5)]
-        bg = cgutils.create_struct_proxy(_BITGEN)(cgctx, builder)
-        bg.state_address, bg.state = v[0], v[0]
-        bg.fnptr_next_uint64, bg.fnptr_next_uint32, bg.fnptr_next_double = v[1], v[2], v[3]
-        bg.bit_generator = v[4]
-        bg.parent = cgutils.get_null_value(bg.parent.type)
-        return bg._getvalue()
-
-    return sig, codegen
-
-
-def _pointers(rng: np.random.Generator) -> np.ndarray:
-    """Addresses of ``rng``'s bit generator: state, next_uint64, next_uint32, next_double,
-    the bitgen_t struct (valid while ``rng`` lives)."""
-    c = rng.bit_generator.ctypes
-    fn = [ctypes.cast(f, ctypes.c_void_p).value for f in (c.next_uint64, c.next_uint32,
-                                                            c.next_double)]
-    return np.array([c.state_address, *fn, c.bit_generator.value], dtype=np.uint64)
-
-
-@_jit
-def _lengths(b, mu, sigma, cap, out):
-    """``length_sampler``: rint(lognormal), at least 1, at most ``cap``."""
-    for k in range(out.size):
-        out[k] = np.int64(min(max(np.rint(random_lognormal(b, mu, sigma)), 1.0), cap))
 
 
 @_jit
@@ -219,23 +175,19 @@ def _draw_slots(envs, advance, ptr, h, large_gain, burst, rho, srho, bursty, p_l
                 truncate, has_media, media_c, cum, replay_rows, arrive, prompt, output,
                 deadline, tol, gains, media, overlength):
     """:meth:`Traffic.draw` for each env of ``envs`` (row j of the outputs for envs[j]).
-    ``lengths``: (mu, sigma, cap) of prompt and output; ``media_c``: image tokens, encoder
-    FLOPs, image size mu and sigma, question seconds lo and span, codec bit/s, speech
-    tokens/s, typed question mu, sigma and cap; ``replay_rows`` (replay workload): row j
-    holds each user's trace row, -1 where none arrives."""
+    ``lengths``: (mu, sigma, cap) of prompt and output; ``media_c``, ``cum``: the media
+    mix's :attr:`~edgellm.system.media.MediaMix.kernel_constants`; ``replay_rows`` (replay
+    workload): row j holds each user's trace row, -1 where none arrives."""
     K = burst.shape[1]
     u_state = np.empty(K)
     u_arr = np.empty(K)
     z = np.empty(4 * K)
     rows = np.empty(K, np.int64)
-    size = np.empty(K)
-    question = np.empty(K)
-    typed = np.empty(K, np.int64)
     inv_sqrt2 = 1.0 / math.sqrt(2.0)
     for j in range(envs.size):
         e = envs[j]
         if advance:  # channel.gauss_markov, then the power gains
-            bf = _bitgen(ptr[e, _FADING])
+            bf = bitgen(ptr[e, _FADING])
             for i in range(4 * K):
                 z[i] = random_standard_normal(bf)
             for r in range(2):
@@ -246,7 +198,7 @@ def _draw_slots(envs, advance, ptr, h, large_gain, burst, rho, srho, bursty, p_l
                 i = r * K + k
                 p = max(h[e, 0, i] * h[e, 0, i] + h[e, 1, i] * h[e, 1, i], _MIN_GAIN)
                 gains[j, r, k] = large_gain[e, k] * p
-        ba = _bitgen(ptr[e, _ARRIVALS])
+        ba = bitgen(ptr[e, _ARRIVALS])
         for k in range(K):
             u_state[k] = next_double(ba)
         for k in range(K):
@@ -257,11 +209,11 @@ def _draw_slots(envs, advance, ptr, h, large_gain, burst, rho, srho, bursty, p_l
                 burst[e, k] = u_state[k] >= p_leave if burst[e, k] else u_state[k] < p_enter
                 rate = burst_rate if burst[e, k] else arrival_rate
             arrive[j, k] = u_arr[k] < rate
-        br = _bitgen(ptr[e, _REQUESTS])
+        br = bitgen(ptr[e, _REQUESTS])
         overlength[j] = 0
         if workload == _LOGNORMAL:
-            _lengths(br, lengths[0], lengths[1], lengths[2], prompt[j])
-            _lengths(br, lengths[3], lengths[4], lengths[5], output[j])
+            draw_lengths(br, lengths[0], lengths[1], lengths[2], prompt[j])
+            draw_lengths(br, lengths[3], lengths[4], lengths[5], output[j])
         else:
             if workload == _EMPIRICAL:  # uniformly random trace rows
                 rows[:] = random_methods.random_bounded_uint64_fill(
@@ -287,31 +239,8 @@ def _draw_slots(envs, advance, ptr, h, large_gain, burst, rho, srho, bursty, p_l
                         prompt[j, k] = context - output[j, k]
                     else:
                         arrive[j, k] = False
-        if not has_media:
-            continue
-        bm = _bitgen(ptr[e, _MEDIA])  # MediaMix.draw
-        for k in range(K):
-            u_arr[k] = next_double(bm)
-        for k in range(K):
-            size[k] = random_lognormal(bm, media_c[2], media_c[3])
-        for k in range(K):
-            question[k] = random_uniform(bm, media_c[4], media_c[5])
-        _lengths(bm, media_c[8], media_c[9], media_c[10], typed)
-        for k in range(K):
-            kind = 0
-            for c in range(cum.size):
-                kind += cum[c] <= u_arr[k]
-            media[j, k, :] = 0.0
-            if kind == 1:  # image
-                media[j, k, 0] = media_c[0]
-                media[j, k, 1] = np.rint(size[k])
-                media[j, k, 3] = media_c[1]
-                prompt[j, k] = typed[k]
-            elif kind == 2:  # voice
-                media[j, k, 0] = max(np.rint(question[k] * media_c[7]), 1.0)
-                media[j, k, 1] = np.rint(question[k] * media_c[6])
-                media[j, k, 2] = np.rint(output[j, k] / media_c[7] * media_c[6])
-                prompt[j, k] = 0
+        if has_media:
+            draw_media(bitgen(ptr[e, _MEDIA]), media_c, cum, output[j], prompt[j], media[j])
 
 
 @dataclass(frozen=True)
@@ -327,8 +256,8 @@ class _Constants:
     tr_output: np.ndarray
     context: int
     has_media: bool
-    media_c: np.ndarray      # see _draw_slots
-    cum: np.ndarray          # cumulative media shares
+    media_c: np.ndarray      # MediaMix.kernel_constants
+    cum: np.ndarray
 
 
 @functools.lru_cache(maxsize=16)
@@ -338,12 +267,7 @@ def _constants(cfg: ScenarioConfig) -> _Constants:
     empty = np.zeros(1, np.int64)
     media_c, cum = np.zeros(11), np.zeros(3)
     if cfg.has_media:
-        mix = media_mix(cfg)
-        tokens, flops, (mu, sigma), bps, tps = mix.constants
-        media_c[:] = (tokens, flops, mu, sigma, mix.question_s[0],
-                      mix.question_s[1] - mix.question_s[0], bps, tps,
-                      *length_params(mix.question_trace, "prompt", mix.max_question))
-        cum[:] = mix.cumulative_shares
+        media_c, cum = media_mix(cfg).kernel_constants
     return _Constants(
         cfg, {"lognormal": _LOGNORMAL, "empirical": _EMPIRICAL, "replay": _REPLAY}[cfg.workload],
         np.array([*length_params(w.trace, "prompt", w.max_prompt),

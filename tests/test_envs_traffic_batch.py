@@ -12,6 +12,8 @@ import pytest
 from edgellm.envs import SCENARIOS, get_scenario
 from edgellm.envs.traffic import Traffic, TrafficBatch, media_mix
 from edgellm.system import catalog, channel, traces
+from edgellm.system.media import COLUMNS, IMAGE, VOICE, MediaMix
+from edgellm.system.workloads import length_sampler
 
 VARIANTS = [(s, {}) for s in SCENARIOS] + [
     ("azure-conv", {"workload": "empirical"}),
@@ -20,6 +22,47 @@ VARIANTS = [(s, {}) for s in SCENARIOS] + [
     ("azure-conv", {"arrival": "bursty"}),
     ("text-only", {"fading_rho": 0.0}),
 ]
+
+
+def reference_media(mix: MediaMix, rng: np.random.Generator, prompt_tokens, output_tokens):
+    """:meth:`MediaMix.draw` with NumPy's Generator methods."""
+    tokens, flops, (mu, sigma), bps, tps = mix.constants
+    K = output_tokens.size
+    u = rng.random(K)
+    size = rng.lognormal(mu, sigma, K)
+    question = rng.uniform(mix.question_s[0], mix.question_s[1], K)
+    typed = length_sampler(mix.question_trace, "prompt", mix.max_question)(rng, K)
+    kind = np.searchsorted(mix.cumulative_shares, u, side="right")
+    image, voice = kind == IMAGE, kind == VOICE
+    out = np.zeros((K, len(COLUMNS)))
+    out[image, 0] = tokens
+    out[image, 1] = np.rint(size[image])
+    out[image, 3] = flops
+    out[voice, 0] = np.maximum(np.rint(question[voice] * tps), 1.0)
+    out[voice, 1] = np.rint(question[voice] * bps)
+    out[voice, 2] = np.rint(output_tokens[voice] / tps * bps)
+    return np.where(image, typed, np.where(voice, 0, prompt_tokens)), out
+
+
+@pytest.mark.parametrize("shares", [(0.3, 0.3, 0.4), (0.0, 1.0, 0.0), (0.5, 0.0, 0.5),
+                                    (1.0, 0.0, 0.0)])
+@pytest.mark.parametrize("bit_generator", [np.random.PCG64, np.random.Philox,
+                                           np.random.MT19937])
+def test_media_draws_equal_numpy_draws(shares, bit_generator):
+    mix = MediaMix(shares, "llava-1.5-7b", question_s=(1.0, 7.0))
+    rng, ref = bit_generator(4), bit_generator(4)
+    rng, ref = np.random.Generator(rng), np.random.Generator(ref)
+    for K in (1, 5, 16):
+        prompt = rng.integers(1, 900, K)
+        output = ref.integers(1, 900, K)
+        assert np.array_equal(prompt, output)
+        output = prompt[::-1] + 3  # not contiguous
+        p, m = mix.draw(rng, prompt, output)
+        q, n = reference_media(mix, ref, prompt, output)
+        assert np.array_equal(p, q) and p.dtype == np.int64
+        assert np.array_equal(m, n)
+        assert np.array_equal(prompt, output[::-1] - 3)  # the input is not written
+    np.testing.assert_equal(rng.bit_generator.state, ref.bit_generator.state)
 
 
 def reference_draw(t: Traffic, advance: bool):
@@ -61,7 +104,7 @@ def reference_draw(t: Traffic, advance: bool):
             arrive = arrive & ~long
     media = None
     if cfg.has_media:
-        prompt, media = media_mix(cfg).draw(t.rng["media"], prompt, output)
+        prompt, media = reference_media(media_mix(cfg), t.rng["media"], prompt, output)
     return arrive, prompt, output, deadline, tol, gain, over, media
 
 
