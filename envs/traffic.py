@@ -33,14 +33,14 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 from numba.np.random import random_methods
-from numba.np.random.distributions import random_standard_normal, random_uniform
+from numba.np.random.distributions import random_standard_normal
 from numba.np.random.generator_core import next_double
 
 from edgellm.envs.config import ScenarioConfig
 from edgellm.system import catalog, channel, traces
 from edgellm.system._rng import bitgen, draw_lengths, pointers
 from edgellm.system.media import MediaMix, draw_media
-from edgellm.system.workloads import length_params
+from edgellm.system.workloads import draw_deadlines_and_tolerances, length_params
 
 _STREAMS = ("layout", "arrivals", "requests", "fading")
 _MIN_GAIN = 1e-300  # guards the (measure-zero) exact-zero fading draw
@@ -225,12 +225,8 @@ def _draw_slots(envs, advance, ptr, h, large_gain, burst, rho, srho, bursty, p_l
             for k in range(K):
                 prompt[j, k] = tr_prompt[rows[k]]
                 output[j, k] = min(tr_output[rows[k]], max_output)
-        for k in range(K):
-            deadline[j, k] = random_uniform(br, deadline_lo, deadline_span)
-        rows[:] = random_methods.random_bounded_uint64_fill(
-            br, np.int64(0), np.int64(tolerances.size - 1), K, np.int64)
-        for k in range(K):
-            tol[j, k] = tolerances[rows[k]]
+        draw_deadlines_and_tolerances(br, deadline_lo, deadline_span, tolerances, deadline[j],
+                                      tol[j])
         if workload != _LOGNORMAL:
             for k in range(K):
                 if arrive[j, k] and prompt[j, k] + output[j, k] > context:

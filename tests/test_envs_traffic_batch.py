@@ -1,5 +1,6 @@
-"""Compiled traffic draws: Traffic.draw against NumPy's Generator methods (the order of
-its docstring), and TrafficBatch against Traffic.draw, value for value."""
+"""Compiled draws against NumPy's Generator methods, value for value: Traffic.draw (in the
+order of its docstring), MediaMix.draw, the Workload's requests; and TrafficBatch against
+Traffic.draw."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from edgellm.envs import SCENARIOS, get_scenario
 from edgellm.envs.traffic import Traffic, TrafficBatch, media_mix
 from edgellm.system import catalog, channel, traces
 from edgellm.system.media import COLUMNS, IMAGE, VOICE, MediaMix
-from edgellm.system.workloads import length_sampler
+from edgellm.system.workloads import Workload, length_params, length_sampler
 
 VARIANTS = [(s, {}) for s in SCENARIOS] + [
     ("azure-conv", {"workload": "empirical"}),
@@ -24,6 +25,38 @@ VARIANTS = [(s, {}) for s in SCENARIOS] + [
 ]
 
 
+def np_lengths(rng, trace, which, cap, size):
+    mu, sigma, cap = length_params(trace, which, cap)
+    x = np.rint(rng.lognormal(mu, sigma, size))
+    return np.minimum(np.maximum(x, 1.0), cap).astype(np.int64)
+
+
+def np_deadlines_and_tolerances(rng, w: Workload, n):
+    tau = rng.uniform(w.deadline_s[0], w.deadline_s[1], n)
+    return tau, np.asarray(w.ppl_tolerance, dtype=float)[rng.integers(0, len(w.ppl_tolerance), n)]
+
+
+def np_requests(rng, w: Workload, n):
+    prompt = np_lengths(rng, w.trace, "prompt", w.max_prompt, n)
+    output = np_lengths(rng, w.trace, "output", w.max_output, n)
+    return (prompt, output, *np_deadlines_and_tolerances(rng, w, n))
+
+
+@pytest.mark.parametrize("bit_generator", [np.random.PCG64, np.random.Philox,
+                                           np.random.MT19937])
+def test_workload_draws_equal_numpy_draws(bit_generator):
+    rng, ref = np.random.Generator(bit_generator(8)), np.random.Generator(bit_generator(8))
+    for w in (Workload(), Workload("lmsys-chat-1m", 512, 64, (1.0, 3.5), (0.5,))):
+        for n in (0, 1, 5, 16):
+            for a, b in zip(w.requests(rng, n), np_requests(ref, w, n), strict=True):
+                assert np.array_equal(a, b) and a.dtype == b.dtype
+        draw = length_sampler(w.trace, "output", w.max_output)
+        for size in (None, 3, (2, 5)):
+            a, b = draw(rng, size), np_lengths(ref, w.trace, "output", w.max_output, size)
+            assert np.array_equal(a, b) and a.dtype == b.dtype and np.shape(a) == np.shape(b)
+    np.testing.assert_equal(rng.bit_generator.state, ref.bit_generator.state)
+
+
 def reference_media(mix: MediaMix, rng: np.random.Generator, prompt_tokens, output_tokens):
     """:meth:`MediaMix.draw` with NumPy's Generator methods."""
     tokens, flops, (mu, sigma), bps, tps = mix.constants
@@ -31,7 +64,7 @@ def reference_media(mix: MediaMix, rng: np.random.Generator, prompt_tokens, outp
     u = rng.random(K)
     size = rng.lognormal(mu, sigma, K)
     question = rng.uniform(mix.question_s[0], mix.question_s[1], K)
-    typed = length_sampler(mix.question_trace, "prompt", mix.max_question)(rng, K)
+    typed = np_lengths(rng, mix.question_trace, "prompt", mix.max_question, K)
     kind = np.searchsorted(mix.cumulative_shares, u, side="right")
     image, voice = kind == IMAGE, kind == VOICE
     out = np.zeros((K, len(COLUMNS)))
@@ -82,7 +115,7 @@ def reference_draw(t: Traffic, advance: bool):
     arrive = u_arr < rate
     r, w, over = t.rng["requests"], cfg.distributions, 0
     if cfg.workload == "lognormal":
-        prompt, output, deadline, tol = w.requests(r, K)
+        prompt, output, deadline, tol = np_requests(r, w, K)
     else:
         tr = traces.load_trace(cfg.trace)
         if cfg.workload == "empirical":
@@ -94,7 +127,7 @@ def reference_draw(t: Traffic, advance: bool):
             arrive = np.zeros(K, dtype=bool)
             arrive[users] = True
         prompt, output = tr.prompt[rows], np.minimum(tr.output[rows], cfg.max_output)
-        deadline, tol = w.deadlines_and_tolerances(r, K)
+        deadline, tol = np_deadlines_and_tolerances(r, w, K)
         context = catalog.max_context(cfg.model)
         long = arrive & (prompt + output > context)
         over = int(long.sum())
