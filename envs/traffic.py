@@ -33,12 +33,12 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 from numba.np.random import random_methods
-from numba.np.random.distributions import random_standard_normal
 from numba.np.random.generator_core import next_double
 
 from edgellm.envs.config import ScenarioConfig
 from edgellm.system import catalog, channel, traces
 from edgellm.system._rng import bitgen, draw_lengths, pointers
+from edgellm.system.channel import fading_step
 from edgellm.system.media import MediaMix, draw_media
 from edgellm.system.workloads import draw_deadlines_and_tolerances, length_params
 
@@ -181,18 +181,11 @@ def _draw_slots(envs, advance, ptr, h, large_gain, burst, rho, srho, bursty, p_l
     K = burst.shape[1]
     u_state = np.empty(K)
     u_arr = np.empty(K)
-    z = np.empty(4 * K)
     rows = np.empty(K, np.int64)
-    inv_sqrt2 = 1.0 / math.sqrt(2.0)
     for j in range(envs.size):
         e = envs[j]
         if advance:  # channel.gauss_markov, then the power gains
-            bf = bitgen(ptr[e, _FADING])
-            for i in range(4 * K):
-                z[i] = random_standard_normal(bf)
-            for r in range(2):
-                for i in range(2 * K):
-                    h[e, r, i] = rho * h[e, r, i] + srho * (z[r * 2 * K + i] * inv_sqrt2)
+            fading_step(bitgen(ptr[e, _FADING]), h[e], rho, srho)
         for r in range(2):
             for k in range(K):
                 i = r * K + k

@@ -25,6 +25,19 @@ VARIANTS = [(s, {}) for s in SCENARIOS] + [
 ]
 
 
+@pytest.mark.parametrize("rho", [0.0, 0.9, 0.999])
+def test_gauss_markov_equals_numpy_draws(rho):
+    rng, ref = np.random.default_rng(2), np.random.default_rng(2)
+    for shape in ((2, 1), (2, 7), (2, 3, 4)):
+        h = ref.standard_normal(shape)
+        rng.standard_normal(shape)
+        w = ref.standard_normal(shape) * (1.0 / np.sqrt(2.0))
+        got = channel.gauss_markov(rng, h, rho)
+        assert np.array_equal(got, rho * h + np.sqrt(1.0 - rho * rho) * w)
+        assert got.shape == shape and got is not h
+    assert rng.bit_generator.state == ref.bit_generator.state
+
+
 def np_lengths(rng, trace, which, cap, size):
     mu, sigma, cap = length_params(trace, which, cap)
     x = np.rint(rng.lognormal(mu, sigma, size))
@@ -103,7 +116,8 @@ def reference_draw(t: Traffic, advance: bool):
     moved on in ``t``'s attributes; ``t.draw`` is not called)."""
     cfg, K = t.cfg, t.cfg.n_users
     if advance:
-        t._h = channel.gauss_markov(t.rng["fading"], t._h, cfg.fading_rho)
+        w = t.rng["fading"].standard_normal(t._h.shape) * (1.0 / np.sqrt(2.0))
+        t._h = cfg.fading_rho * t._h + np.sqrt(1.0 - cfg.fading_rho ** 2) * w
     gain = t.large_gain * np.maximum(channel.power_gain(t._h), 1e-300).reshape(2, K)
     a = t.rng["arrivals"]
     u_state, u_arr = a.random(K), a.random(K)
