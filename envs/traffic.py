@@ -40,7 +40,7 @@ from edgellm.system import catalog, channel, traces
 from edgellm.system._rng import bitgen, draw_lengths, pointers
 from edgellm.system.channel import fading_step
 from edgellm.system.media import MediaMix, draw_media
-from edgellm.system.workloads import draw_deadlines_and_tolerances, length_params
+from edgellm.system.workloads import draw_deadlines_and_tolerances
 
 _STREAMS = ("layout", "arrivals", "requests", "fading")
 _MIN_GAIN = 1e-300  # guards the (measure-zero) exact-zero fading draw
@@ -259,8 +259,7 @@ def _constants(cfg: ScenarioConfig) -> _Constants:
         media_c, cum = media_mix(cfg).kernel_constants
     return _Constants(
         cfg, {"lognormal": _LOGNORMAL, "empirical": _EMPIRICAL, "replay": _REPLAY}[cfg.workload],
-        np.array([*length_params(w.trace, "prompt", w.max_prompt),
-                  *length_params(w.trace, "output", w.max_output)]),
+        w._length_params,
         np.asarray(w.ppl_tolerance, dtype=float), trace,
         empty if trace is None else trace.prompt, empty if trace is None else trace.output,
         catalog.max_context(cfg.model) if trace is not None else 0, cfg.has_media, media_c,

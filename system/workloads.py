@@ -94,6 +94,16 @@ def _lengths_at(ptrs, mu, sigma, cap, out):
 
 
 @_jit
+def _requests_at(ptrs, lengths, lo, span, tolerances, prompt, output, deadline, tol):
+    """:meth:`Workload.requests`: ``lengths`` holds (mu, sigma, cap) of the prompt, then
+    the output lengths."""
+    bg = bitgen(ptrs)
+    draw_lengths(bg, lengths[0], lengths[1], lengths[2], prompt)
+    draw_lengths(bg, lengths[3], lengths[4], lengths[5], output)
+    draw_deadlines_and_tolerances(bg, lo, span, tolerances, deadline, tol)
+
+
+@_jit
 def _deadlines_and_tolerances_at(ptrs, lo, span, tolerances, deadline, tol):
     draw_deadlines_and_tolerances(bitgen(ptrs), lo, span, tolerances, deadline, tol)
 
@@ -130,9 +140,10 @@ class Workload:
     path_loss: str = "legacy"
 
     @functools.cached_property
-    def _lengths(self):
-        return (length_sampler(self.trace, "prompt", self.max_prompt),
-                length_sampler(self.trace, "output", self.max_output))
+    def _length_params(self) -> np.ndarray:
+        """(mu, sigma, cap) of the prompt, then the output lengths."""
+        return np.array([*length_params(self.trace, "prompt", self.max_prompt),
+                         *length_params(self.trace, "output", self.max_output)])
 
     @functools.cached_property
     def _tolerances(self):
@@ -141,10 +152,11 @@ class Workload:
     def requests(self, rng: np.random.Generator, n: int) -> RequestDraw:
         """``n`` independent requests, drawn in this order: prompt lengths, output lengths,
         deadlines, tolerances."""
-        prompt, output = self._lengths
-        s = prompt(rng, n)
-        o = output(rng, n)
-        return RequestDraw(s, o, *self.deadlines_and_tolerances(rng, n))
+        lo, hi = self.deadline_s
+        r = RequestDraw(np.empty(n, np.int64), np.empty(n, np.int64), np.empty(n), np.empty(n))
+        _requests_at(pointers(rng), self._length_params, float(lo), float(hi - lo),
+                     self._tolerances, *r)
+        return r
 
     def deadlines_and_tolerances(self, rng: np.random.Generator,
                                  n: int) -> tuple[np.ndarray, np.ndarray]:
