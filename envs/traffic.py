@@ -259,8 +259,7 @@ def _constants(cfg: ScenarioConfig) -> _Constants:
         media_c, cum = media_mix(cfg).kernel_constants
     return _Constants(
         cfg, {"lognormal": _LOGNORMAL, "empirical": _EMPIRICAL, "replay": _REPLAY}[cfg.workload],
-        w._length_params,
-        np.asarray(w.ppl_tolerance, dtype=float), trace,
+        w._length_params, w._tolerances, trace,
         empty if trace is None else trace.prompt, empty if trace is None else trace.output,
         catalog.max_context(cfg.model) if trace is not None else 0, cfg.has_media, media_c,
         cum)
