@@ -17,6 +17,10 @@ Every measurement warms up first (numba compilation, caches), then counts steps 
 ``--seconds`` per window; the best of ``--repeats`` windows is reported (best-of-N).
 
     .venv/bin/python benchmarks/bench_env.py [--seconds S] [--repeats R] [--sizes 1,16,256]
+
+``--single`` prints the single env's own figures instead: microseconds per slot of traffic
+(``Traffic.draw``), masked-random sequential steps/s and random-subset slots/s, for the
+scenarios default, text-only (no media) and azure-conv (trace replay).
 """
 
 from __future__ import annotations
@@ -232,6 +236,49 @@ def kernel_rows(steps: int = 60, N: int = 256) -> tuple[int, float, float]:
     return len(rows), out[0], out[1]
 
 
+def single_env(seconds: float, repeats: int,
+               scenarios=("default", "text-only", "azure-conv")) -> list[tuple]:
+    """The single env (``EdgeLLMEnv``, no wrappers) per scenario: microseconds per
+    ``Traffic.draw`` (one slot's traffic), masked-random sequential steps/s and random-subset
+    slots/s; best of ``repeats`` windows of about ``seconds`` each."""
+    from edgellm.envs.env import EdgeLLMEnv
+    from edgellm.envs.traffic import Traffic
+
+    def best(run, n):
+        run(n // 10)  # warm-up (compilation, caches)
+        times = []
+        for _ in range(repeats):
+            t0, done = time.perf_counter(), 0
+            while time.perf_counter() - t0 < seconds:
+                run(n)
+                done += n
+            times.append((time.perf_counter() - t0) / done)
+        return min(times)
+
+    rows = []
+    for name in scenarios:
+        tr = Traffic(edgellm.envs.get_scenario(name), 0)
+        draw = best(lambda n, tr=tr: [tr.draw() for _ in range(n)], 500)
+        rates = []
+        for mode in ("sequential", "subset"):
+            env = EdgeLLMEnv(name, action_mode=mode)
+            env.reset(seed=0)
+            rng = np.random.default_rng(0)
+
+            def run(n, env=env, rng=rng, mode=mode):
+                for _ in range(n):
+                    if mode == "sequential":
+                        a = int(masked_random(env.action_masks()[None], rng)[0])
+                    else:
+                        a = rng.integers(0, 2, env.action_space.n).astype(np.int8)
+                    if any(env.step(a)[2:4]):
+                        env.reset()
+
+            rates.append(1.0 / best(run, 100))
+        rows.append((name, 1e6 * draw, *rates))
+    return rows
+
+
 def edgellm_rates(env_id: str, N: int, policy: str, args) -> tuple[float, float, float]:
     """(native, lean, sync) rates of ``env_id`` with N envs: the native vector env with full
     info, the same with ``slot_info=False``, and gymnasium's SyncVectorEnv of single envs
@@ -259,7 +306,14 @@ def main(argv=None) -> int:
     ap.add_argument("--breakdown", action="store_true",
                     help="only print where an env step's time goes (N = 256) and the cost "
                          "of one feasibility row, exact and screened")
+    ap.add_argument("--single", action="store_true",
+                    help="only print the single env's traffic draw time and step rates")
     args = ap.parse_args(argv)
+    if args.single:
+        print(f"{'scenario':12s} {'draw us':>8} {'seq steps/s':>12} {'subset slots/s':>15}")
+        for name, draw, seq, sub in single_env(args.seconds, args.repeats):
+            print(f"{name:12s} {draw:>8.1f} {seq:>12.0f} {sub:>15.0f}", flush=True)
+        return 0
     if args.breakdown:
         for mode in ("sequential", "subset"):
             r, parts = breakdown(mode, 256, 4 * args.seconds)

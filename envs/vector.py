@@ -10,9 +10,8 @@ kernel (:func:`edgellm.system._kernel.check_row_screened`, ``allocation``), the 
 compiled end of slot (:func:`edgellm.envs.queues._end_slot`) and
 :func:`edgellm.system.prepare_arrays`: one cost model, no copy. The exogenous traffic of
 all envs is drawn in one compiled call (:class:`~edgellm.envs.traffic.TrafficBatch`) from
-each env's own generators, value for value what the single env's
-:class:`~edgellm.envs.traffic.Traffic` draws (so the single env's trajectories are
-unchanged).
+each env's own generators, the same code that the single env's
+:meth:`~edgellm.envs.traffic.Traffic.draw` calls for its one env.
 """
 
 from __future__ import annotations

@@ -13,6 +13,10 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+from numba import njit
+from numba.np.random.distributions import random_standard_normal
+
+from edgellm.system._rng import bitgen, pointers
 
 PL_A_DB = 128.1   # 3GPP TR 36.814, macro-cell path loss at a 2 GHz carrier
 PL_B_DB = 37.6
@@ -88,10 +92,31 @@ def gauss_markov(rng: np.random.Generator, h: np.ndarray, rho: float) -> np.ndar
 
     ``h`` holds the real parts in ``h[0]`` and the imaginary parts in ``h[1]`` (shape
     (2, ...)); the power gain is ``h[0]**2 + h[1]**2``. ``rho = 0`` draws independent fading
-    each slot; the power gain stays unit-mean exponential.
+    each slot; the power gain stays unit-mean exponential. Draws ``h.size`` standard normals
+    (``rng.standard_normal(h.shape)``, real parts first) through :func:`fading_step`.
     """
-    w = rng.standard_normal(h.shape) * _INV_SQRT2  # real parts first, then imaginary
-    return rho * h + math.sqrt(1.0 - rho * rho) * w
+    out = np.array(h, dtype=float).reshape(2, -1)
+    _fading_at(pointers(rng), out, rho, math.sqrt(1.0 - rho * rho))
+    return out.reshape(np.shape(h))
+
+
+@njit(cache=True, nogil=True)
+def fading_step(bg, h, rho, srho):
+    """:func:`gauss_markov` in place on ``h`` (2, M) from bit generator ``bg``: 2M
+    standard normals z (the real parts' M, then the imaginary parts'), then
+    ``h <- rho h + srho z / sqrt(2)`` with ``srho = sqrt(1 - rho^2)``."""
+    M = h.shape[1]
+    z = np.empty(2 * M)
+    for i in range(2 * M):
+        z[i] = random_standard_normal(bg)
+    for r in range(2):
+        for i in range(M):
+            h[r, i] = rho * h[r, i] + srho * (z[r * M + i] * _INV_SQRT2)
+
+
+@njit(cache=True, nogil=True)
+def _fading_at(ptrs, h, rho, srho):
+    fading_step(bitgen(ptrs), h, rho, srho)
 
 
 def power_gain(h: np.ndarray) -> np.ndarray:

@@ -17,10 +17,14 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+from numba import njit
+from numba.np.random.distributions import random_lognormal, random_uniform
+from numba.np.random.generator_core import next_double
 
 from edgellm.system import catalog
+from edgellm.system._rng import bitgen, draw_lengths, pointers
 from edgellm.system.instance import InstanceError
-from edgellm.system.workloads import length_sampler
+from edgellm.system.workloads import length_params
 
 KINDS = ("text", "image", "voice")
 TEXT, IMAGE, VOICE = range(len(KINDS))
@@ -112,10 +116,6 @@ class MediaMix:
     max_question: int = 1024
 
     @functools.cached_property
-    def _question(self):
-        return length_sampler(self.question_trace, "prompt", self.max_question)
-
-    @functools.cached_property
     def constants(self):
         """(image tokens, encoder FLOPs per image, image size log-normal (mu, sigma),
         speech codec bit/s, speech tokens/s)."""
@@ -131,24 +131,67 @@ class MediaMix:
         of the first kind whose cumulative share exceeds u."""
         return np.cumsum(self.shares) / np.sum(self.shares)
 
+    @functools.cached_property
+    def kernel_constants(self) -> tuple[np.ndarray, np.ndarray]:
+        """What :func:`draw_media` needs: (image tokens, encoder FLOPs, image size mu and
+        sigma, question seconds low and span, codec bit/s, speech tokens/s, typed question
+        length mu, sigma and cap) and :attr:`cumulative_shares`."""
+        tokens, flops, (mu, sigma), bps, tps = self.constants
+        lo, hi = self.question_s
+        c = np.array([tokens, flops, mu, sigma, lo, hi - lo, bps, tps,
+                      *length_params(self.question_trace, "prompt", self.max_question)])
+        return c, np.asarray(self.cumulative_shares, dtype=float)
+
     def draw(self, rng: np.random.Generator, prompt_tokens: np.ndarray,
              output_tokens: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Text prompt tokens and (K, 4) media columns (:data:`COLUMNS`) for K requests
-        whose text-request lengths are ``prompt_tokens`` and ``output_tokens``."""
-        tokens, flops, (mu, sigma), bps, tps = self.constants
-        K = output_tokens.size
-        u = rng.random(K)
-        size = rng.lognormal(mu, sigma, K)
-        question = rng.uniform(self.question_s[0], self.question_s[1], K)
-        typed = self._question(rng, K)
-        kind = np.searchsorted(self.cumulative_shares, u, side="right")
-        image, voice = kind == IMAGE, kind == VOICE
-        out = np.zeros((K, len(COLUMNS)))
-        out[image, 0] = tokens
-        out[image, 1] = np.rint(size[image])
-        out[image, 3] = flops
-        out[voice, 0] = np.maximum(np.rint(question[voice] * tps), 1.0)
-        out[voice, 1] = np.rint(question[voice] * bps)
-        out[voice, 2] = np.rint(output_tokens[voice] / tps * bps)
-        prompt = np.where(image, typed, np.where(voice, 0, prompt_tokens))
+        whose text-request lengths are ``prompt_tokens`` and ``output_tokens``; the draws
+        from ``rng`` are :func:`draw_media`'s."""
+        output = np.ascontiguousarray(output_tokens, dtype=np.int64)
+        prompt = np.array(prompt_tokens, dtype=np.int64)
+        out = np.zeros((output.size, len(COLUMNS)))
+        _draw_media_at(pointers(rng), *self.kernel_constants, output, prompt, out)
         return prompt, out
+
+
+@njit(cache=True, nogil=True)
+def draw_media(bg, c, cum, output, prompt, media):
+    """The media of K requests from bit generator ``bg`` (:meth:`MediaMix.draw`; ``c``,
+    ``cum``: its :attr:`~MediaMix.kernel_constants`): ``prompt`` (the K text prompt lengths)
+    is overwritten with the typed text and ``media`` (K, 4, zeros) filled, given the output
+    lengths ``output``. Drawn in this order, as NumPy's Generator methods would: K
+    ``random()`` (the kind: the first whose cumulative share exceeds it), K
+    ``lognormal(mu, sigma)`` image sizes [bit], K ``uniform(*question_s)`` spoken question
+    seconds, K typed question lengths (:func:`~edgellm.system.workloads.length_sampler`
+    of ``question_trace``)."""
+    K = output.size
+    u = np.empty(K)
+    size = np.empty(K)
+    question = np.empty(K)
+    typed = np.empty(K, np.int64)
+    for k in range(K):
+        u[k] = next_double(bg)
+    for k in range(K):
+        size[k] = random_lognormal(bg, c[2], c[3])
+    for k in range(K):
+        question[k] = random_uniform(bg, c[4], c[5])
+    draw_lengths(bg, c[8], c[9], c[10], typed)
+    for k in range(K):
+        kind = 0
+        for i in range(cum.size):
+            kind += cum[i] <= u[k]
+        if kind == IMAGE:
+            media[k, 0] = c[0]
+            media[k, 1] = np.rint(size[k])
+            media[k, 3] = c[1]
+            prompt[k] = typed[k]
+        elif kind == VOICE:
+            media[k, 0] = max(np.rint(question[k] * c[7]), 1.0)
+            media[k, 1] = np.rint(question[k] * c[6])
+            media[k, 2] = np.rint(output[k] / c[7] * c[6])
+            prompt[k] = 0
+
+
+@njit(cache=True, nogil=True)
+def _draw_media_at(ptrs, c, cum, output, prompt, media):
+    draw_media(bitgen(ptrs), c, cum, output, prompt, media)

@@ -14,8 +14,10 @@ One :class:`Workload` describes the random part of the requests and of the user 
 
 Both the environment (:mod:`edgellm.envs.traffic`, one seeded stream per kind of draw) and
 the random slot instances (:mod:`edgellm.system.generate`, one generator for everything)
-draw through :meth:`Workload.requests` and :meth:`Workload.layout`, so the two agree on
-every distribution (trace workloads take the lengths from the trace and draw the rest with
+draw with the same code, so the two agree on every distribution: :meth:`Workload.layout`,
+and the compiled draws behind :meth:`Workload.requests` (:func:`length_sampler`, then
+:func:`draw_deadlines_and_tolerances`), which the environment's compiled slot loop calls
+directly (trace workloads take the lengths from the trace and draw the rest with
 :meth:`Workload.deadlines_and_tolerances`). The field defaults here are the defaults of
 :class:`edgellm.envs.ScenarioConfig` as well.
 """
@@ -28,8 +30,14 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
+from numba import njit
+from numba.np.random import random_methods
+from numba.np.random.distributions import random_uniform
 
 from edgellm.system import catalog, channel
+from edgellm.system._rng import bitgen, draw_lengths, pointers
+
+_jit = njit(cache=True, nogil=True)
 
 
 def lognormal_params(mean: float | None = None,
@@ -55,14 +63,49 @@ def length_params(trace: str, which: str, cap: int) -> tuple[float, float, float
 
 def length_sampler(trace: str, which: str, cap: int):
     """Sampler ``draw(rng, size)`` of :func:`length_params`' token counts: rint of the
-    log-normal, at least 1, at most ``cap``."""
-    mu, sigma, _ = length_params(trace, which, cap)
+    log-normal (``rng.lognormal(mu, sigma, size)``), at least 1, at most ``cap``, as int64
+    (compiled: :func:`~edgellm.system._rng.draw_lengths`)."""
+    mu, sigma, cap_f = length_params(trace, which, cap)
 
     def draw(rng: np.random.Generator, size=None):
-        x = np.rint(rng.lognormal(mu, sigma, size))
-        return np.minimum(np.maximum(x, 1.0), cap).astype(np.int64)
+        out = np.empty(1 if size is None else int(np.prod(size)), np.int64)
+        _lengths_at(pointers(rng), mu, sigma, cap_f, out)
+        return out[0] if size is None else out.reshape(size)
 
     return draw
+
+
+@_jit
+def draw_deadlines_and_tolerances(bg, lo, span, tolerances, deadline, tol):
+    """:meth:`Workload.deadlines_and_tolerances` from bit generator ``bg`` into ``deadline``
+    and ``tol``: n ``uniform(lo, lo + span)``, then n indices ``integers(0,
+    tolerances.size)`` into ``tolerances``."""
+    for k in range(deadline.size):
+        deadline[k] = random_uniform(bg, lo, span)
+    idx = random_methods.random_bounded_uint64_fill(
+        bg, np.int64(0), np.int64(tolerances.size - 1), deadline.size, np.int64)
+    for k in range(deadline.size):
+        tol[k] = tolerances[idx[k]]
+
+
+@_jit
+def _lengths_at(ptrs, mu, sigma, cap, out):
+    draw_lengths(bitgen(ptrs), mu, sigma, cap, out)
+
+
+@_jit
+def _requests_at(ptrs, lengths, lo, span, tolerances, prompt, output, deadline, tol):
+    """:meth:`Workload.requests`: ``lengths`` holds (mu, sigma, cap) of the prompt, then
+    the output lengths."""
+    bg = bitgen(ptrs)
+    draw_lengths(bg, lengths[0], lengths[1], lengths[2], prompt)
+    draw_lengths(bg, lengths[3], lengths[4], lengths[5], output)
+    draw_deadlines_and_tolerances(bg, lo, span, tolerances, deadline, tol)
+
+
+@_jit
+def _deadlines_and_tolerances_at(ptrs, lo, span, tolerances, deadline, tol):
+    draw_deadlines_and_tolerances(bitgen(ptrs), lo, span, tolerances, deadline, tol)
 
 
 class RequestDraw(NamedTuple):
@@ -97,9 +140,10 @@ class Workload:
     path_loss: str = "legacy"
 
     @functools.cached_property
-    def _lengths(self):
-        return (length_sampler(self.trace, "prompt", self.max_prompt),
-                length_sampler(self.trace, "output", self.max_output))
+    def _length_params(self) -> np.ndarray:
+        """(mu, sigma, cap) of the prompt, then the output lengths."""
+        return np.array([*length_params(self.trace, "prompt", self.max_prompt),
+                         *length_params(self.trace, "output", self.max_output)])
 
     @functools.cached_property
     def _tolerances(self):
@@ -108,18 +152,21 @@ class Workload:
     def requests(self, rng: np.random.Generator, n: int) -> RequestDraw:
         """``n`` independent requests, drawn in this order: prompt lengths, output lengths,
         deadlines, tolerances."""
-        prompt, output = self._lengths
-        s = prompt(rng, n)
-        o = output(rng, n)
-        return RequestDraw(s, o, *self.deadlines_and_tolerances(rng, n))
+        lo, hi = self.deadline_s
+        r = RequestDraw(np.empty(n, np.int64), np.empty(n, np.int64), np.empty(n), np.empty(n))
+        _requests_at(pointers(rng), self._length_params, float(lo), float(hi - lo),
+                     self._tolerances, *r)
+        return r
 
     def deadlines_and_tolerances(self, rng: np.random.Generator,
                                  n: int) -> tuple[np.ndarray, np.ndarray]:
         """``n`` deadlines [s], then ``n`` tolerances [perplexity points] (the draws after
         the lengths, also for lengths taken from a trace)."""
-        tolerances = self._tolerances
-        tau = rng.uniform(self.deadline_s[0], self.deadline_s[1], n)
-        return tau, tolerances[rng.integers(0, len(tolerances), n)]
+        lo, hi = self.deadline_s
+        tau, tol = np.empty(n), np.empty(n)
+        _deadlines_and_tolerances_at(pointers(rng), float(lo), float(hi - lo),
+                                     self._tolerances, tau, tol)
+        return tau, tol
 
     def layout(self, rng: np.random.Generator, n: int) -> Layout:
         """``n`` users uniform over the annulus, then their shadowing terms."""
