@@ -149,6 +149,11 @@ class MediaMix:
         from ``rng`` are :func:`draw_media`'s."""
         output = np.ascontiguousarray(output_tokens, dtype=np.int64)
         prompt = np.array(prompt_tokens, dtype=np.int64)
+        if prompt.ndim != 1 or prompt.shape != output.shape:
+            # the compiled draw writes prompt[k] for every output[k] without bounds checks
+            raise InstanceError(f"MediaMix.draw: prompt_tokens (shape {prompt.shape}) and "
+                                f"output_tokens (shape {output.shape}) must be 1-D arrays "
+                                f"of the same length")
         out = np.zeros((output.size, len(COLUMNS)))
         _draw_media_at(pointers(rng), *self.kernel_constants, output, prompt, out)
         return prompt, out

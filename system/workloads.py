@@ -36,6 +36,7 @@ from numba.np.random.distributions import random_uniform
 
 from edgellm.system import catalog, channel
 from edgellm.system._rng import bitgen, draw_lengths, pointers
+from edgellm.system.validate import check_numbers
 
 _jit = njit(cache=True, nogil=True)
 
@@ -147,7 +148,9 @@ class Workload:
 
     @functools.cached_property
     def _tolerances(self):
-        return np.asarray(self.ppl_tolerance, dtype=float)
+        # checked here: the compiled draw indexes this array without bounds checks
+        return np.asarray(check_numbers(self.ppl_tolerance, "Workload.ppl_tolerance"),
+                          dtype=float)
 
     def requests(self, rng: np.random.Generator, n: int) -> RequestDraw:
         """``n`` independent requests, drawn in this order: prompt lengths, output lengths,

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from edgellm.envs import get_scenario
 from edgellm.envs.traffic import Traffic
+from edgellm.errors import EdgeLLMError
 from edgellm.system import catalog, channel, traces
 from edgellm.system.generate import random_requests
+from edgellm.system.media import MediaMix
 from edgellm.system.workloads import Workload, lognormal_params
 
 
@@ -66,3 +69,14 @@ def test_trace_workloads_draw_deadlines_and_tolerances_from_the_workload():
         rng.integers(0, traces.load_trace(cfg.trace).n, cfg.n_users)
     tau, tol = cfg.distributions.deadlines_and_tolerances(rng, cfg.n_users)
     assert np.array_equal(d.deadline_s, tau) and np.array_equal(d.ppl_tolerance, tol)
+
+
+def test_bad_sampler_input_is_one_clear_error_not_a_crash():
+    # the compiled draws index without bounds checks: the Python side must refuse first
+    rng = np.random.default_rng(0)
+    with pytest.raises(EdgeLLMError, match="ppl_tolerance"):
+        Workload(ppl_tolerance=()).deadlines_and_tolerances(rng, 5)
+    with pytest.raises(EdgeLLMError, match="ppl_tolerance"):
+        Workload(ppl_tolerance=()).requests(rng, 3)
+    with pytest.raises(EdgeLLMError, match="same length"):
+        MediaMix((0.3, 0.4, 0.3), "llava-1.5-7b").draw(rng, np.array([5, 6]), np.array([1, 2, 3]))
