@@ -122,6 +122,17 @@ def _insert(members, m, k, ids):
 
 
 @_jit
+def _check_user(e, k, members, m, cols, sysc, ws, code, ctc, ckv):
+    """Check batch ``members[:m]`` + user k of env e and record the row (``code``,
+    ``ckv``, ``ctc``); returns its code."""
+    res = _check(_insert(members, m, k, ws[0]), cols, sysc, ws)
+    code[e, k] = res[0]
+    ckv[e, k] = res[3]
+    ctc[e, k] = res[4]
+    return res[0]
+
+
+@_jit
 def _recheck(e, cand, sysc, ws, present, inb, ok, code, ctc, ckv, nb, addable):
     """Re-check the candidates outside the batch against batch + it: those still addable
     (``addable``), or the others (their refusal reasons, needed only when the slot ends:
@@ -132,11 +143,8 @@ def _recheck(e, cand, sysc, ws, present, inb, ok, code, ctc, ckv, nb, addable):
     for k in range(K):
         if not (present[e, k] and not inb[e, k] and ok[e, k] == addable):
             continue
-        res = _check(_insert(ws[5], m, k, ws[0]), cols, sysc, ws)
-        code[e, k] = res[0]
-        ok[e, k] = ok[e, k] and res[0] == 0
-        ckv[e, k] = res[3]
-        ctc[e, k] = res[4]
+        c = _check_user(e, k, ws[5], m, cols, sysc, ws, code, ctc, ckv)
+        ok[e, k] = ok[e, k] and c == 0
 
 
 @_jit
@@ -158,14 +166,9 @@ def _add(e, i, cand, sysc, ws, present, inb, ok, code, ctc, ckv, nb, tc, kv):
 
 @_jit
 def _members(e, inb):
-    """The users in env e's batch, ascending."""
+    """The users in env e's batch, ascending (a new array)."""
     out = np.empty(inb.shape[1], np.int64)
-    b = 0
-    for k in range(inb.shape[1]):
-        if inb[e, k]:
-            out[b] = k
-            b += 1
-    return out[:b]
+    return out[:_list_members(e, inb, out)]
 
 
 @_jit
@@ -205,11 +208,7 @@ def _fill(e, order, cand, sysc, ws, present, inb, ok, code, ctc, ckv, nb, tc, kv
             continue
         if not fresh:
             m = _list_members(e, inb, ws[5])
-            res = _check(_insert(ws[5], m, i, ws[0]), cols, sysc, ws)
-            code[e, i] = res[0]
-            ckv[e, i] = res[3]
-            ctc[e, i] = res[4]
-            if res[0] != 0:
+            if _check_user(e, i, ws[5], m, cols, sysc, ws, code, ctc, ckv) != 0:
                 ok[e, i] = False
                 continue
         _put(e, i, inb, ok, ctc, ckv, nb, tc, kv)
