@@ -91,9 +91,7 @@ class Traffic:
             self.rng["layout"], K)
         fad = self.rng["fading"]
         self._h = channel.gauss_markov(fad, np.zeros((2, 2 * K)), 0.0)  # users' up, then down
-        self.gain = self.large_gain * np.maximum(channel.power_gain(self._h),
-                                                 _MIN_GAIN).reshape(2, K)
-        self.gain.flags.writeable = False
+        self.gain: np.ndarray | None = None  # (2, K) power gains of the last draw (read-only)
         # bursty arrivals: initial states from the chain's stationary law
         a = self.rng["arrivals"]
         pe, pl = cfg.p_enter_burst, cfg.p_leave_burst
