@@ -74,6 +74,9 @@ def test_score_policy_is_equivariant_in_the_one_step_modes(action):
         UserSetPolicy(obs_space, action, lambda _: 3e-4)
     with pytest.raises(EdgeLLMError, match="priority or subset"):
         UserSetScorePolicy(obs_space, spaces.Discrete(5), lambda _: 3e-4)
+    if isinstance(action, spaces.Box):
+        with pytest.raises(EdgeLLMError, match="use_sde"):
+            UserSetScorePolicy(obs_space, action, lambda _: 3e-4, use_sde=True)
 
 
 def test_layout_is_read_from_the_spaces():

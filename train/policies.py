@@ -140,6 +140,9 @@ class _UserSet:
         if not all(isinstance(w, int) and w >= 1 for w in self.user_arch + self.head_arch):
             raise EdgeLLMError(f"{name}: user_arch {self.user_arch} and head_arch "
                                f"{self.head_arch} must be lists of integers >= 1")
+        if kwargs.get("use_sde"):
+            raise EdgeLLMError(f"{name}: use_sde is not supported (one shared log std per "
+                               f"policy); set use_sde: False")
         kwargs.pop("net_arch", None)
         super().__init__(observation_space, action_space, lr_schedule,
                          activation_fn=activation_fn, **kwargs)

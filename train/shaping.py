@@ -1,4 +1,4 @@
-"""Potential-based reward shaping for the sequential action mode (training only).
+"""Potential-based reward shaping (training only; meant for the sequential action mode).
 
 ``PotentialShaping(venv, gamma, weights)`` adds ``gamma * phi(s') - phi(s)`` to every
 reward, with the potential ``phi(s) = sum_k sum_col weights[col] * obs[k, col]`` over the
@@ -7,7 +7,8 @@ half the number of users that can still be added). Shaping of this form leaves t
 policies of the discounted return unchanged (Ng, Harada and Russell, ICML 1999); it moves
 the slot's reward onto the additions that earn it and charges an addition that makes other
 users unaddable at once, instead of only through the critic. At an episode end ``s'`` is
-the terminal observation, as for SB3's bootstrap.
+the terminal observation, as for SB3's bootstrap. It is valid in every action mode, but only
+in the sequential one do the observation's batch columns change within a slot.
 
 Wrap it outside :class:`~stable_baselines3.common.vec_env.VecMonitor`, so that the
 episode returns logged (``rollout/ep_rew_mean``) and every evaluation stay the env's own
@@ -26,7 +27,7 @@ from edgellm.train.policies import user_layout
 
 
 class PotentialShaping(VecEnvWrapper):
-    """Adds ``gamma * phi(s') - phi(s)`` to the rewards of a sequential-mode VecEnv."""
+    """Adds ``gamma * phi(s') - phi(s)`` to the rewards of a VecEnv of the env."""
 
     def __init__(self, venv: VecEnv, gamma: float, weights: dict[str, float]):
         super().__init__(venv)
