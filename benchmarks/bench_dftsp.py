@@ -119,10 +119,11 @@ def diagnose(name: str, p, s, node_limit: int = 5_000_000) -> None:
     incumbent costs the difference; what remains is the bound's)."""
     full = solve(p, node_limit=node_limit)
     given = solve(p, node_limit=node_limit, start=full.batch)
+    ref = max(full.value, 1)
     opt = "" if full.status == "optimal" else f" (>= {full.value}, <= {full.upper_bound})"
     print(f"  {name} K={p.n}: at the limit {s.value} <= opt {full.value}{opt} <= bound "
-          f"{s.upper_bound}; incumbent {100 * (full.value - s.value) / full.value:.1f}% "
-          f"below, bound {100 * (s.upper_bound - full.value) / full.value:.1f}% above | "
+          f"{s.upper_bound}; incumbent {100 * (full.value - s.value) / ref:.1f}% "
+          f"below, bound {100 * (s.upper_bound - full.value) / ref:.1f}% above | "
           f"proof from scratch {full.nodes} checks {full.wall_s:.2f} s, optimum given "
           f"{given.nodes} checks {given.wall_s:.2f} s", flush=True)
 
@@ -131,7 +132,7 @@ def run_family(fam, K: int, n: int, limit: float, check: bool, baseline,
                diag: bool = False) -> dict:
     ms, nodes, gaps, stopped = [], [], [], 0
     base_ms, base_nodes, base_gaps, base_stopped = [], [], [], 0
-    for p in instances(fam, K, n):
+    for seed, p in enumerate(instances(fam, K, n)):
         if baseline:
             b = baseline(p, limit)
             base_ms.append(b.wall_s * 1e3)
@@ -144,7 +145,7 @@ def run_family(fam, K: int, n: int, limit: float, check: bool, baseline,
             raise SystemExit(f"MISMATCH {family_name(fam)} K={K}: {s.value} != "
                              f"base search {b.value}")
         if diag and (s.status != "optimal" or s.wall_s > 0.1 * limit):
-            diagnose(family_name(fam), p, s)
+            diagnose(f"{family_name(fam)} seed {seed}", p, s)
         ms.append(s.wall_s * 1e3)
         nodes.append(s.nodes)
         if s.status != "optimal":
