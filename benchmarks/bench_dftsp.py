@@ -24,6 +24,9 @@ stops, worst certified gap) and the ratios beside; optimal values must agree.
                                                      # against the box search without the
                                                      # Lagrangian box bound, one family
     python benchmarks/bench_dftsp.py --baseline main # against the search of a git revision
+    python benchmarks/bench_dftsp.py --diagnose --ks 256 --instances 4
+                                                     # weak incumbent or weak bound, per
+                                                     # slow or stopped instance
 """
 
 from __future__ import annotations
@@ -109,10 +112,27 @@ def revision_search(rev: str):
     return run
 
 
-def run_family(fam, K: int, n: int, limit: float, check: bool, baseline) -> dict:
+def diagnose(name: str, p, s, node_limit: int = 5_000_000) -> None:
+    """Where a slow or stopped solve ``s`` loses: its incumbent against the optimum (a solve
+    without time limit, up to ``node_limit`` checks), and the work of proving the optimum
+    from scratch against the work with the optimum given as the first incumbent (a weak
+    incumbent costs the difference; what remains is the bound's)."""
+    full = solve(p, node_limit=node_limit)
+    given = solve(p, node_limit=node_limit, start=full.batch)
+    ref = max(full.value, 1)
+    opt = "" if full.status == "optimal" else f" (>= {full.value}, <= {full.upper_bound})"
+    print(f"  {name} K={p.n}: at the limit {s.value} <= opt {full.value}{opt} <= bound "
+          f"{s.upper_bound}; incumbent {100 * (full.value - s.value) / ref:.1f}% "
+          f"below, bound {100 * (s.upper_bound - full.value) / ref:.1f}% above | "
+          f"proof from scratch {full.nodes} checks {full.wall_s:.2f} s, optimum given "
+          f"{given.nodes} checks {given.wall_s:.2f} s", flush=True)
+
+
+def run_family(fam, K: int, n: int, limit: float, check: bool, baseline,
+               diag: bool = False) -> dict:
     ms, nodes, gaps, stopped = [], [], [], 0
     base_ms, base_nodes, base_gaps, base_stopped = [], [], [], 0
-    for p in instances(fam, K, n):
+    for seed, p in enumerate(instances(fam, K, n)):
         if baseline:
             b = baseline(p, limit)
             base_ms.append(b.wall_s * 1e3)
@@ -124,6 +144,8 @@ def run_family(fam, K: int, n: int, limit: float, check: bool, baseline) -> dict
         if baseline and s.status == b.status == "optimal" and s.value != b.value:
             raise SystemExit(f"MISMATCH {family_name(fam)} K={K}: {s.value} != "
                              f"base search {b.value}")
+        if diag and (s.status != "optimal" or s.wall_s > 0.1 * limit):
+            diagnose(f"{family_name(fam)} seed {seed}", p, s)
         ms.append(s.wall_s * 1e3)
         nodes.append(s.nodes)
         if s.status != "optimal":
@@ -157,6 +179,10 @@ def main() -> None:
                     "bound) or the search of a git revision (e.g. main), side by side")
     ap.add_argument("--families", default=None,
                     help="comma list of families (e.g. tokens/exact/long), default all")
+    ap.add_argument("--diagnose", action="store_true",
+                    help="for every solve stopped by the limit or slower than a tenth of "
+                    "it: the optimum (no time limit, 5e6 checks at most) and the work "
+                    "of the proof with the optimum given first (see diagnose)")
     ap.add_argument("--peer", action="store_true",
                     help="also solve the MILP relaxation with HiGHS (see dftsp/relax.py)")
     args = ap.parse_args()
@@ -185,7 +211,8 @@ def main() -> None:
     for K in Ks:
         limit = 1.0 if K >= 1024 else args.limit
         for fam in fams:
-            r = run_family(fam, K, n, limit, check=K <= 16, baseline=base)
+            r = run_family(fam, K, n, limit, check=K <= 16, baseline=base,
+                           diag=args.diagnose)
             rows[fam, K] = r
             print(f"{family_name(fam):<26} {K:>5} {r['ms_med']:>9.2f} {r['ms_max']:>9.1f} "
                   f"{r['nodes_med']:>10.0f} {r['nodes_max']:>10} {r['stopped']:>8} "

@@ -123,7 +123,7 @@ class Solution:
 
 def solve(inst: SlotInstance | Prepared, method: str = "dftsp",
           time_limit: float | None = None, node_limit: int | None = None,
-          weights=None) -> Solution:
+          weights=None, start=None) -> Solution:
     """Return a batch of maximal value. Ties go to the first batch found in the method's
     deterministic search order. ``weights`` (positive integers, one per request) replace
     the objective's weights, e.g. for a lexicographic tie-break; ``value`` is then theirs.
@@ -131,7 +131,12 @@ def solve(inst: SlotInstance | Prepared, method: str = "dftsp",
     ``time_limit`` [s] and ``node_limit`` (full feasibility checks) stop the search early;
     the Solution then carries the incumbent, an upper bound and status "time_limit". With
     neither (the default; ``math.inf`` also means no time limit) the search always
-    finishes. A node limit gives the same result on every machine, a time limit does not."""
+    finishes. A node limit gives the same result on every machine, a time limit does not.
+
+    ``start`` (request indices of a feasible batch, e.g. the previous slot's) is a first
+    incumbent for DFTSP (brute force ignores it): the optimal value is the same, the
+    search prunes against it from the start, and with ties the batch returned may differ
+    from the one found without it."""
     if method not in METHODS:
         raise ValueError(f"method: must be one of {', '.join(METHODS)}; got {method!r}")
     tl = math.inf if time_limit is None or time_limit == math.inf else float(
@@ -144,9 +149,16 @@ def solve(inst: SlotInstance | Prepared, method: str = "dftsp",
         if w.shape != (p.n,) or (w < 1).any():
             raise ValueError(f"weights: need {p.n} positive integers, got {weights!r}")
         p = replace(p, weight=w)
+    if start is not None:
+        ev = evaluate(p, start)
+        if not ev.feasible:
+            raise ValueError(f"start: batch {ev.batch} is not feasible ({ev.reason})")
+        start = np.array(ev.batch, np.int64)
     t0 = time.perf_counter()
-    batch, value, nodes, upper, done = (_dftsp if method == "dftsp" else _bruteforce)(
-        p, tl, nl)
+    if method == "dftsp":
+        batch, value, nodes, upper, done = _dftsp(p, tl, nl, start)
+    else:
+        batch, value, nodes, upper, done = _bruteforce(p, tl, nl)
     wall = time.perf_counter() - t0
     ev = evaluate(p, batch)
     gap = (upper - value) / upper if upper > 0 else 0.0
@@ -166,7 +178,7 @@ def _order(p: Prepared, F: np.ndarray, rc, rows: np.ndarray) -> np.ndarray:
     return np.lexsort((F, -key))
 
 
-def _dftsp(p: Prepared, time_limit: float, node_limit: int):
+def _dftsp(p: Prepared, time_limit: float, node_limit: int, first=None):
     everyone = np.arange(p.n)
     rc = check_additions(p, [], everyone)
     okrows = np.flatnonzero(rc.code == OK)
@@ -182,6 +194,8 @@ def _dftsp(p: Prepared, time_limit: float, node_limit: int):
     if big:
         start, start_val, g_checks = _search.greedy(
             *_greedy_orders(p, root), *arrays, t0 + _search.GREEDY_SHARE * time_limit)
+    if first is not None and int(p.weight[first].sum()) > start_val:
+        start, start_val = first, int(p.weight[first].sum())
     if root.size > BOX_MIN:
         # the root of the plain search (no step taken): its incumbent from boxes, and a
         # bound over every box at once, which may already prove it optimal

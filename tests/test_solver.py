@@ -236,6 +236,40 @@ def test_box_search_equals_bruteforce_on_every_family(boxes_always):
         assert d.evaluation.feasible and d.evaluation.value == d.value
 
 
+@pytest.mark.parametrize("boxes", [False, True])
+def test_start_batch_keeps_the_optimum(boxes, monkeypatch):
+    """A feasible first incumbent (the optimum, a sub-batch of it, a random feasible
+    batch) changes neither the optimal value nor the validity of a limited search's
+    bounds; an infeasible one is refused by name."""
+    from edgellm.dftsp import solver
+
+    if boxes:
+        monkeypatch.setattr(solver, "BOX_MIN", 0)
+        monkeypatch.setattr(solver, "CLOSE_AFTER", -1.0)
+    rng = np.random.default_rng(77)
+    refused = 0
+    for t in range(120):
+        fam = FAMILIES[t % len(FAMILIES)]
+        p = prepare(family_instance(np.random.default_rng([17, t]), int(rng.integers(2, 14)),
+                                    *fam))
+        b = solve(p, "bruteforce")
+        sub = [j for j in b.batch if rng.random() < 0.5]
+        other = [j for j in rng.permutation(p.n) if evaluate(p, [j]).feasible][:2]
+        for first in (b.batch, sub, other if evaluate(p, other).feasible else ()):
+            d = solve(p, start=first)
+            assert d.value == b.value and d.status == "optimal", (t, first)
+            assert d.evaluation.feasible and d.evaluation.value == d.value
+            s = solve(p, node_limit=2, start=first)
+            assert evaluate(p, first).value <= s.value <= b.value <= s.upper_bound
+        if len(b.batch) < p.n:
+            bad = list(b.batch) + [j for j in range(p.n) if j not in b.batch][:1]
+            if not evaluate(p, bad).feasible:
+                with pytest.raises(ValueError, match="start: batch"):
+                    solve(p, start=bad)
+                refused += 1
+    assert refused > 10
+
+
 @pytest.mark.parametrize("close_after", [math.inf, -1.0])
 def test_box_search_limits_give_valid_upper_bounds(boxes_always, monkeypatch, close_after):
     from edgellm.dftsp import solver
