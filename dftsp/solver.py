@@ -54,8 +54,9 @@ feasible batches form a down-closed family (SPEC 2.4):
 
 Ties: with 16 or fewer candidates the result is the first batch of maximal value in the
 tree's depth-first order (as in version 0.1); with more, the first found by the greedy
-fills and by the boxes in the order the range heap yields them. The bounds change the work, never the value. With a
-time or node limit the search may stop early: it returns its incumbent with an upper
+fills and by the boxes in the order the range heap yields them. The bounds change the
+work, never the value. With a time or node limit the search may stop early: it returns
+its incumbent with an upper
 bound on the optimum (the largest of the incumbent, the bounds of the ranges and boxes
 still open, and what the open subtrees of a stopped tree could still add) and the gap
 between them.
