@@ -56,10 +56,9 @@ Ties: with 16 or fewer candidates the result is the first batch of maximal value
 tree's depth-first order (as in version 0.1); with more, the first found by the greedy
 fills and by the boxes in the order the range heap yields them. The bounds change the
 work, never the value. With a time or node limit the search may stop early: it returns
-its incumbent with an upper
-bound on the optimum (the largest of the incumbent, the bounds of the ranges and boxes
-still open, and what the open subtrees of a stopped tree could still add) and the gap
-between them.
+its incumbent with an upper bound on the optimum (the largest of the incumbent, the
+bounds of the ranges and boxes still open, and what the open subtrees of a stopped tree
+could still add) and the gap between them.
 
 The node count is the number of batches whose feasibility was evaluated in full (the
 empty batch and the singletons included), so brute force reports 2^K; candidates dropped
