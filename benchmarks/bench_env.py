@@ -214,10 +214,16 @@ def kernel_rows(steps: int = 60, N: int = 256) -> tuple[int, float, float]:
         D, c, up, down = np.empty(K), np.empty(K), np.empty(K), np.empty(K)
         for r in range(owner.size):
             j = owner[r]
-            args = (idx[r, :width[r]], prompt[j], output[j], window[j], adm[j], up_bits[j],
-                    snr[j], down_c[j], enc[j], P, L, d, W, kv, C, M, cap, padded, B_U, B_D,
-                    slot, D, c, up, down)
-            codes[r] = check_row(*args)[0] if exact else check_row_screened(*args)[0]
+            ids = idx[r, :width[r]]
+            if exact:
+                codes[r] = check_row(ids, prompt[j], output[j], window[j], adm[j], up_bits[j],
+                                     snr[j], down_c[j], enc[j], P, L, d, W, kv, C, M, cap,
+                                     padded, B_U, B_D, slot, D, c, up, down)[0]
+            else:
+                codes[r] = check_row_screened(ids, prompt[j], output[j], window[j], adm[j],
+                                              up_bits[j], snr[j], down_c[j], enc[j], P, L, d,
+                                              W, kv, C, M, cap, padded, B_U, B_D, slot, D, c,
+                                              up, down)[0]
 
     owner_a = np.array(owner, np.int64)
     out = []

@@ -54,6 +54,9 @@ from edgellm.system._kernel import allocation, check_row, check_row_screened
 from edgellm.system.feasibility import REASONS
 
 _jit = njit(cache=True, nogil=True)
+# helpers called once per feasibility row or per user: inlined into their callers (as the
+# kernel's row checks are, see edgellm.system._kernel)
+_inline = njit(cache=True, nogil=True, inline="always")
 _F = len(USER_FEATURES)  # text observation columns per user (media rows add 2 after them)
 (_PRESENT, _PROMPT, _OUTPUT, _DEADLINE, _ADMISSIBLE, _UPLINK, _DOWNLINK, _QUEUE, _IN_BATCH,
  _ADDABLE) = range(_F)
@@ -70,7 +73,7 @@ _REASON_NAMES = tuple(REASONS[c] for c in sorted(REASONS))  # codes 1 .. 6
 # ``F``: observation columns per user (10, or 12 with media)
 
 
-@_jit
+@_inline
 def _cols(e, cand):
     """Env e's rows of the candidate arrays (views, made once per env: each costs a
     reference count)."""
@@ -79,7 +82,7 @@ def _cols(e, cand):
             enc_s[e])
 
 
-@_jit
+@_inline
 def _check(ids, cols, sysc, ws):
     """:func:`~edgellm.system._kernel.check_row_screened` (code, S, N, KV bytes, T_C) of
     the users ``ids`` (ascending) of one env (its ``cols``); ``ws``: :func:`_workspace`."""
@@ -98,7 +101,7 @@ def _workspace(K):
             np.empty(K, np.int64))
 
 
-@_jit
+@_inline
 def _list_members(e, inb, out):
     """Write env e's batch (ascending users) into ``out``; returns its size."""
     m = 0
@@ -109,7 +112,7 @@ def _list_members(e, inb, out):
     return m
 
 
-@_jit
+@_inline
 def _insert(members, m, k, ids):
     """``ids[:m + 1]``: the ascending ``members[:m]`` with user k inserted in order."""
     p = 0
@@ -121,7 +124,7 @@ def _insert(members, m, k, ids):
     return ids[:m + 1]
 
 
-@_jit
+@_inline
 def _check_user(e, k, members, m, cols, sysc, ws, code, ctc, ckv):
     """Check batch ``members[:m]`` + user k of env e and record the row (``code``,
     ``ckv``, ``ctc``); returns its code."""
@@ -147,7 +150,7 @@ def _recheck(e, cand, sysc, ws, present, inb, ok, code, ctc, ckv, nb, addable):
         ok[e, k] = ok[e, k] and c == 0
 
 
-@_jit
+@_inline
 def _put(e, i, inb, ok, ctc, ckv, nb, tc, kv):
     """Put user i (checked against the batch: ``ctc``, ``ckv``) into env e's batch."""
     nb[e] += 1
@@ -171,7 +174,7 @@ def _members(e, inb):
     return out[:_list_members(e, inb, out)]
 
 
-@_jit
+@_inline
 def _any_ok(e, present, ok):
     for k in range(present.shape[1]):
         if present[e, k] and ok[e, k]:
@@ -179,7 +182,7 @@ def _any_ok(e, present, ok):
     return False
 
 
-@_jit
+@_inline
 def _refresh(e, F, sysc, present, inb, ok, nb, tc, kv, mask, obs):
     """The batch-dependent observation entries and the mask after an addition."""
     K = present.shape[1]
@@ -350,8 +353,9 @@ def _dispatch(envs, cand, weight, weight_bytes, sysc, present, inb, ok, code, ct
         if not details:
             continue
         P, L, d, W, kv, C, M, cap, padded, B_U, B_D, slot = sysc
-        res = check_row(arr, *_cols(e, cand), P, L, d, W, kv, C, M, cap, padded, B_U, B_D,
-                        slot, ws[1], ws[2], ws[3], ws[4])
+        pe, oe, we, ae, ue, se, de, ee = _cols(e, cand)
+        res = check_row(arr, pe, oe, we, ae, ue, se, de, ee, P, L, d, W, kv, C, M, cap, padded,
+                        B_U, B_D, slot, ws[1], ws[2], ws[3], ws[4])
         if res[0] != 0:
             raise AssertionError("env built an infeasible batch")
         tcv = res[4]

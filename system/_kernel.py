@@ -17,10 +17,15 @@ LN2 = math.log(2.0)
 OK, ACCURACY, MEMORY, SLOT, DEADLINE, DOWNLINK, UPLINK = range(7)
 
 _jit = njit(cache=True, nogil=True)
+# The per-row checks and the formulas they call are inlined into their compiled callers
+# (numba IR inlining): called once per feasibility row, their call boundaries (array
+# arguments' reference counts, tuple returns) cost more than their arithmetic. Same
+# operations in the same order, so the same results bit for bit.
+_inline = njit(cache=True, nogil=True, inline="always")
 
 
 # ----------------------------------------------------------------------------- compute
-@_jit
+@_inline
 def prefill_s(b, S, P, L, d, W, kv, C, M):
     """Prefill seconds: max(F / C, Q / M), F = b (2 P S + 2 L d S (S + 1)), Q = W + b S kv."""
     flops = b * (2.0 * P * S + 2.0 * L * d * S * (S + 1.0))
@@ -28,7 +33,7 @@ def prefill_s(b, S, P, L, d, W, kv, C, M):
     return max(flops / C, moved / M)
 
 
-@_jit
+@_inline
 def decode_s(b, S, N, P, L, d, W, kv, C, M):
     """Seconds of decode steps j = 1 .. N - 1, in closed form.
 
@@ -62,13 +67,13 @@ def decode_s(b, S, N, P, L, d, W, kv, C, M):
     return total
 
 
-@_jit
+@_inline
 def compute_s(b, S, N, P, L, d, W, kv, C, M):
     """T_C = prefill + decode seconds."""
     return prefill_s(b, S, P, L, d, W, kv, C, M) + decode_s(b, S, N, P, L, d, W, kv, C, M)
 
 
-@_jit
+@_inline
 def kv_cache_bytes(b, S, N, sum_sn, kv, padded):
     """KV-cache bytes: b (S + N) kv when ``padded``, else sum_k (s_k + n_k) kv."""
     return b * (S + N) * kv if padded else sum_sn * kv
@@ -215,7 +220,7 @@ def _downlink_t_hi(D, c, B):
     return T
 
 
-@_jit
+@_inline
 def _row_cost(ids, prompt, output, window, admissible, down_c, enc_s, P, L, d, W, kv, C, M,
               kv_cap, padded, slot):
     """The compute-side tests of :func:`check_row` (accuracy, memory, slot and deadlines):
@@ -249,7 +254,7 @@ def _row_cost(ids, prompt, output, window, admissible, down_c, enc_s, P, L, d, W
     return OK, S, N, kvb, tc, wmin, csum
 
 
-@_jit
+@_inline
 def _downlink_fits(ids, window, down_c, tc, B_D, D, c, down):
     """The downlink test of :func:`check_row` (least downlink bandwidths with an instant
     uplink fit in B_D); fills ``D`` (download windows after T_C), ``c`` and ``down``."""
@@ -263,7 +268,7 @@ def _downlink_fits(ids, window, down_c, tc, B_D, D, c, down):
     return not g0 > B_D
 
 
-@_jit
+@_inline
 def _uplink_fits(ids, up_bits, snr, T, B_U, up):
     """The uplink test of :func:`check_row`: sum_k uplink_bw(up_bits[i], T, snr[i]) <= B_U
     over the batch, the terms written into ``up``."""
@@ -275,7 +280,7 @@ def _uplink_fits(ids, up_bits, snr, T, B_U, up):
     return total <= B_U
 
 
-@_jit
+@_inline
 def check_row(ids, prompt, output, window, admissible, up_bits, snr, down_c, enc_s,
               P, L, d, W, kv, C, M, kv_cap, padded, B_U, B_D, slot, D, c, up, down):
     """Feasibility of one batch ``ids`` (sorted request indices): returns (code, S, N, KV
@@ -311,7 +316,7 @@ _SCREEN_C_MAX = 0.999   # nearer c = 1 the root x ~ 2 (1 - c) loses digits: solv
 _SCREEN_T_MIN = 1e-3    # a bracket end below this share of the window: solve exactly
 
 
-@_jit
+@_inline
 def _uplink_upper(ids, up_bits, snr, T):
     """An upper bound on sum_k uplink_bw(up_bits[i], T, snr[i]) [Hz] (one division per
     member), or inf where a term is near or past the rate limit."""
@@ -329,7 +334,7 @@ def _uplink_upper(ids, up_bits, snr, T):
     return hi
 
 
-@_jit
+@_inline
 def uplink_screen(ids, up_bits, snr, T, B_U):
     """Certified answer to sum_k uplink_bw(up_bits[i], T, snr[i]) <= B_U over the batch
     without Newton solves: 1 when it surely holds, -1 when it surely fails, 0 when the
@@ -361,7 +366,7 @@ def uplink_screen(ids, up_bits, snr, T, B_U):
     return 0
 
 
-@_jit
+@_inline
 def check_row_screened(ids, prompt, output, window, admissible, up_bits, snr, down_c, enc_s,
                        P, L, d, W, kv, C, M, kv_cap, padded, B_U, B_D, slot, D, c, up, down):
     """:func:`check_row`'s (code, S, N, KV bytes, T_C), bit for bit, mostly without its
