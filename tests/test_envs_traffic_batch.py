@@ -250,3 +250,22 @@ def test_a_copy_draws_from_its_own_generators():
     for x, y in zip(c, d):
         assert np.array_equal(x, y)
     assert not np.array_equal(a[3], c[3])
+
+
+@pytest.mark.parametrize("bit_generator", [np.random.PCG64, np.random.Philox,
+                                           np.random.MT19937, np.random.SFC64])
+def test_pointers_are_the_bit_generators_ctypes_addresses(bit_generator):
+    """_rng.pointers reads the bitgen_t struct: the addresses NumPy's ctypes interface
+    names, and a compiled draw through them equals NumPy's own."""
+    import ctypes
+
+    from edgellm.system._rng import pointers
+
+    g = np.random.Generator(bit_generator(7))
+    c = g.bit_generator.ctypes
+    want = [c.state_address] + [ctypes.cast(f, ctypes.c_void_p).value
+                                for f in (c.next_uint64, c.next_uint32, c.next_double)]
+    assert pointers(g).tolist() == want + [c.bit_generator.value]
+    ref = np.random.Generator(bit_generator(7)).standard_normal(6)
+    h = channel.gauss_markov(g, np.zeros((2, 3)), 0.0)  # 6 normals through the addresses
+    assert np.array_equal(h.ravel(), ref.ravel() * (1.0 / np.sqrt(2.0)))
