@@ -2,7 +2,8 @@
 SyncVectorEnv of single envs, CartPole-v1's native vector env, and MaskablePPO training.
 
 1. Masked-random sequential steps/s at N = 1, 16, 256, 1024 (``--sizes``): the native
-   ``EdgeLLMVectorEnv`` (``gym.make_vec``, vector_entry_point), ``SyncVectorEnv`` of
+   ``EdgeLLMVectorEnv`` (``gym.make_vec``, vector_entry_point) with full info and with
+   ``slot_info=False`` ("lean": what training steps, see train/vec.py), ``SyncVectorEnv`` of
    ``gym.make`` single envs, and CartPole-v1's own vector env (random actions). The
    masked-random policy picks uniformly among each env's allowed actions (dispatch
    included), the worst case for the env since every step changes a batch.
@@ -339,10 +340,10 @@ def main(argv=None) -> int:
     print("\n1. masked-random sequential steps/s (K = 16, scenario default)")
     print(f"{'N':>5} {'native':>10} {'lean':>10} {'sync':>10} {'CartPole':>11} "
           f"{'native/sync':>11} {'native/CartPole':>15}")
-    seq: dict[int, float] = {}
+    seq: dict[int, tuple[float, float]] = {}  # N -> (full info, lean)
     for N in sizes:
         nat, lean, sync = edgellm_rates(SEQ, N, "masked", args)
-        seq[N] = nat
+        seq[N] = nat, lean
         cart = rate(gym.make_vec("CartPole-v1", num_envs=N,
                                  vectorization_mode="vector_entry_point"), "random",
                     args.seconds, args.repeats)
@@ -350,10 +351,10 @@ def main(argv=None) -> int:
               f"{nat / sync:>11.2f} {nat / cart:>15.3f}", flush=True)
     print("\n2. subset mode, random subsets, slots/s (K = 16)")
     print(f"{'N':>5} {'native':>10} {'lean':>10} {'sync':>10} {'native/sync':>11}")
-    sub: dict[int, float] = {}
+    sub: dict[int, tuple[float, float]] = {}
     for N in sizes:
         nat, lean, sync = edgellm_rates(SUB, N, "random", args)
-        sub[N] = nat
+        sub[N] = nat, lean
         print(f"{N:>5} {nat:>10.0f} {lean:>10.0f} {sync:>10.0f} {nat / sync:>11.2f}",
               flush=True)
     if args.train_seconds > 0:
@@ -373,13 +374,17 @@ def main(argv=None) -> int:
                   f"{h['policy_kwargs']}): {t_new:.0f} ({t_new / t_old:.1f}x)", flush=True)
         print(f"target: training >= {TARGET_TRAIN:,} steps/s (throughput settings): "
               f"{'met' if t_new >= TARGET_TRAIN else 'NOT met'}")
-    if 256 in seq:
-        print(f"target: sequential N=256 >= {TARGET_SEQ_256:,} steps/s: {seq[256]:,.0f} "
-              f"({'met' if seq[256] >= TARGET_SEQ_256 else 'NOT met'})")
-    if sub:
-        best = max(sub.values())
-        print(f"target: subset >= {TARGET_SUBSET:,} slots/s: best {best:,.0f} "
-              f"({'met' if best >= TARGET_SUBSET else 'NOT met'})")
+    # the targets, judged on both info settings: full info is gym.make_vec's default,
+    # slot_info=False what training (train/vec.py) steps
+    for j, name in enumerate(("full info", "slot_info=False")):
+        if 256 in seq:
+            r = seq[256][j]
+            print(f"target: sequential N=256 >= {TARGET_SEQ_256:,} steps/s, {name}: {r:,.0f} "
+                  f"({'met' if r >= TARGET_SEQ_256 else 'NOT met'})")
+        if sub:
+            n, r = max(((n, v[j]) for n, v in sub.items()), key=lambda x: x[1])
+            print(f"target: subset >= {TARGET_SUBSET:,} slots/s, {name}: best {r:,.0f} at "
+                  f"N = {n} ({'met' if r >= TARGET_SUBSET else 'NOT met'})")
     return 0
 
 

@@ -6,7 +6,7 @@ truncations and info values under the same actions; sub-env i of ``reset(seed=s)
 ``EdgeLLMEnv.reset(seed=s + i)``). The per-slot state of all N envs lives in (N, K)
 arrays; adding users, rechecking candidates, evaluating the dispatched batch, the queue
 mechanics and the observation are compiled loops over the envs that call the oracle's
-kernel (:func:`edgellm.system._kernel.check_row_screened`, ``allocation``), the queues'
+kernel (:func:`edgellm.system._kernel.check_row_screened`, ``least_uplink_phase``), the queues'
 compiled end of slot (:func:`edgellm.envs.queues._end_slot`) and
 :func:`edgellm.system.prepare_arrays`: one cost model, no copy. The exogenous traffic of
 all envs is drawn in one compiled call (:class:`~edgellm.envs.traffic.TrafficBatch`) from
@@ -50,7 +50,7 @@ from edgellm.envs.scenarios import get_scenario
 from edgellm.envs.traffic import TrafficBatch
 from edgellm.errors import EdgeLLMError
 from edgellm.system import prepare, prepare_arrays
-from edgellm.system._kernel import allocation, check_row, check_row_screened
+from edgellm.system._kernel import check_row, check_row_screened, least_uplink_phase
 from edgellm.system.feasibility import REASONS
 
 _jit = njit(cache=True, nogil=True)
@@ -325,7 +325,7 @@ def _dispatch(envs, cand, weight, weight_bytes, sysc, present, inb, ok, code, ct
     binding = np.zeros(E, np.int64)
     refused = np.zeros((E, 7), np.int64)
     ws = _workspace(K)
-    output, window, up_bits, snr, down_c = cand[1], cand[2], cand[4], cand[5], cand[6]
+    output, up_bits, snr = cand[1], cand[4], cand[5]
     for j in range(E):
         e = envs[j]
         if details and nb[e] > 0:  # reasons of the non-addable candidates, final batch
@@ -366,8 +366,7 @@ def _dispatch(envs, cand, weight, weight_bytes, sysc, present, inb, ok, code, ct
         if res[0] != 0:
             raise AssertionError("env built an infeasible batch")
         tcv = res[4]
-        t_up[j] = allocation(up_bits[e][arr], snr[e][arr], down_c[e][arr], window[e][arr],
-                             tcv, res[5], sysc[9])[0]
+        t_up[j] = least_uplink_phase(up_bits[e][arr], snr[e][arr], res[5], sysc[9])
         t_c[j] = tcv
         mem[j] = weight_bytes + res[3]
     return value, tokens, t_up, t_c, mem, binding, refused
