@@ -606,7 +606,7 @@ def search(root, prompt, output, window, admissible, weight, up_bits, snr, down_
     n = root.size
     Dm = n + 1
     cand = np.empty((Dm, n), np.int64)
-    wsort = np.empty((Dm, n), np.int64)
+    wsort = np.empty((Dm, n), np.int64)        # positions in cand[d] by weight (not unit)
     ncand = np.zeros(Dm, np.int64)
     pos = np.zeros(Dm, np.int64)
     val = np.zeros(Dm, np.int64)
@@ -736,13 +736,16 @@ def search(root, prompt, output, window, admissible, weight, up_bits, snr, down_
         r, c = _node_bound(b, S, N, ssn, mw, T, s_up, downsum, srt[b], cand[b], cnt, tck,
                            upk, prompt, output, window, weight, up_bits, snr, down_c,
                            P, L, d, W, kv, C, M, kv_cap, padded, B_U, B_D, unit)
-        if r == 0 or v + min(c, _top_weight_suffix(weight, cand[b], np.argsort(
-                -weight[cand[b, :cnt]], kind="mergesort"), cnt, 0, r)) <= best_val:
+        if unit:  # all weights 1: the r heaviest weigh r
+            top = min(cnt, r)
+        else:
+            wsort[b, :cnt] = np.argsort(-weight[cand[b, :cnt]], kind="mergesort")
+            top = _top_weight_suffix(weight, cand[b], wsort[b], cnt, 0, r)
+        if r == 0 or v + min(c, top) <= best_val:
             pos[depth] += 1
             continue
         depth = b
         ncand[b], pos[b], val[b], room[b], cap[b] = cnt, 0, v, r, c
-        wsort[b, :cnt] = np.argsort(-weight[cand[b, :cnt]], kind="mergesort")
         Sd[b], Nd[b], sumsn[b], minw[b], thi[b], upsum[b] = S, N, ssn, mw, T, s_up
     # upper bound: the incumbent, or what the open subtrees of the stack can reach
     upper = best_val
