@@ -48,13 +48,16 @@ ALLOWED_MODES = {"ppo": ("priority", "sequential", "subset"),
                  "bc": ("sequential",), "dagger": ("sequential",),
                  "rllib-ppo": ("sequential",)}
 #: rl-zoo3 keys handled by the trainer, not passed to the algorithm's constructor.
-ZOO_KEYS = ("n_timesteps", "policy", "n_envs", "env_kwargs", "shaping")
+ZOO_KEYS = ("n_timesteps", "policy", "n_envs", "env_kwargs", "shaping", "horizon")
 #: Policy names of the ``policy`` key: SB3's MLP, or the per-user scorers of
 #: :mod:`edgellm.train.policies` (UserSetPolicy: MaskablePPO; UserSetScorePolicy: PPO, A2C).
 SB3_POLICIES = ("MlpPolicy", "UserSetPolicy", "UserSetScorePolicy")
 _POLICY_ALGOS = {"UserSetPolicy": ("maskable-ppo",), "UserSetScorePolicy": ("ppo", "a2c")}
 #: Observation columns the ``shaping`` key may weigh (:mod:`edgellm.train.shaping`).
 SHAPING_COLUMNS = ("in_batch", "addable", "present")
+#: Values of the ``horizon`` key: returns over the env's episodes, or over one slot
+#: (:mod:`edgellm.train.slots`).
+HORIZONS = ("episode", "slot")
 MAX_ENVS = 4096
 VEC_ENVS = ("native", "dummy")
 #: Constructor arguments the trainer sets itself.
@@ -234,6 +237,8 @@ _SB3_RULES = {
         k in SHAPING_COLUMNS and is_number(w) for k, w in v.items()),
                 f"a mapping of observation columns ({', '.join(SHAPING_COLUMNS)}) to "
                 f"weights of the potential (edgellm.train.shaping)"),
+    "horizon": (lambda v: v in HORIZONS,
+                "'episode' or 'slot' (edgellm.train.slots: returns end at each slot)"),
 }
 
 

@@ -8,7 +8,8 @@ last checkpoint with ``--resume``), attach the callbacks, ``learn`` the remainin
 save ``model.zip`` + ``model.json`` + ``eval.json`` + ``config.yaml``.
 The YAML's ``policy`` is SB3's ``MlpPolicy`` or a per-user scorer of
 :mod:`edgellm.train.policies`; ``shaping`` wraps the training envs in potential-based
-reward shaping (:mod:`edgellm.train.shaping`; logged returns stay the env's reward).
+reward shaping (:mod:`edgellm.train.shaping`; logged returns stay the env's reward), and
+``horizon: slot`` ends the learner's returns at every slot end (:mod:`edgellm.train.slots`).
 
 Callbacks and TensorBoard scalars (besides SB3's own ``rollout/``, ``train/``, ``time/``):
 
@@ -166,6 +167,10 @@ def train_sb3(args: TrainArgs, hp: dict) -> dict:
     total = int(args.timesteps or hp["n_timesteps"])
     n_envs = int(args.n_envs or hp.get("n_envs", 1))
     venv = make_vec_env(cfg, args.mode, n_envs, args.vec_env)
+    if hp.get("horizon", "episode") == "slot":  # outside VecMonitor, as shaping
+        from edgellm.train.slots import SlotEpisodes
+
+        venv = SlotEpisodes(venv)
     if hp.get("shaping"):  # outside VecMonitor: logged returns stay the env's reward
         from edgellm.train.shaping import PotentialShaping
 
