@@ -23,6 +23,7 @@ from edgellm.system._kernel import (
     compute_s,
     kv_cache_bytes,
     uplink_bw,
+    uplink_bw_lower,
 )
 
 _SLACK = 1e-9  # relative slack on the capacities of necessary conditions (rounding)
@@ -264,10 +265,11 @@ def _resources_fit(m, b, S, N, sumsn, minw, thi, ids, F, nF, mj, prompt, output,
     t_end = min(thi, minw - tcl)
     used = 0.0
     for k in range(b):
-        used += uplink_bw(up_bits[ids[k]], t_end, snr[ids[k]])
+        used += uplink_bw_lower(up_bits[ids[k]], t_end, snr[ids[k]])
     for t in range(nF):
         if mask[t]:
-            size[t] = uplink_bw(up_bits[F[t]], min(t_end, window[F[t]] - tcl), snr[F[t]])
+            size[t] = uplink_bw_lower(up_bits[F[t]], min(t_end, window[F[t]] - tcl),
+                                      snr[F[t]])
     return used + _smallest_sum(size, mask, nF, m) <= B_U * (1.0 + _SLACK)
 
 
@@ -277,7 +279,8 @@ def _node_bound(b, S, N, sumsn, minw, thi, upsum, downsum, ids, F, nF, tck, upk,
                 P, L, d, W, kv, C, M, kv_cap, padded, B_U, B_D, unit):
     """(room, cap): at most ``room`` candidates of F[:nF] join X together in any feasible
     superset, adding at most ``cap`` value. ``tck`` and ``upk`` are each candidate's T_C
-    when it joins X alone and its least uplink bandwidth then (at most T_hi(X));
+    when it joins X alone and its least uplink bandwidth then (at most T_hi(X); a lower
+    bound, see :func:`_expand`);
     ``upsum`` and ``downsum`` X's least uplink demand at T_hi(X) and downlink demand at
     T_C(b + 1, S, N) with an instant uplink."""
     if nF == 0:
@@ -400,7 +403,8 @@ def _expand(b, ids, S, N, sumsn, minw, thi, upsum, src, start, nsrc, out, tck, u
     """Candidates of X's subtree: the k in src[start:nsrc] that pass the necessary
     conditions of X + k (memory, compute time against deadlines, downlink demand, uplink
     demand with the phase ending before T_hi(X)); written to ``out``, with their T_C and
-    least uplink bandwidths in tck and upk. Returns (count, X's downlink demand at
+    least uplink bandwidths (lower bounds within about 1e-6: :func:`uplink_bw_lower`) in
+    tck and upk. Returns (count, X's downlink demand at
     T_C(b + 1, S, N))."""
     tc0 = compute_s(float(b + 1), S, N, P, L, d, W, kv, C, M)
     downsum = 0.0
@@ -419,7 +423,7 @@ def _expand(b, ids, S, N, sumsn, minw, thi, upsum, src, start, nsrc, out, tck, u
             continue
         if downsum + down_c[j] / (window[j] - tc) > B_D * (1.0 + _SLACK):
             continue
-        u = uplink_bw(up_bits[j], min(thi, window[j] - tc), snr[j])
+        u = uplink_bw_lower(up_bits[j], min(thi, window[j] - tc), snr[j])
         if upsum + u > B_U * (1.0 + _SLACK):
             continue
         out[cnt] = j

@@ -49,3 +49,23 @@ def test_downlink_by_hand():
     assert rho == pytest.approx(1.0)
     assert radio.downlink_min_bandwidth(1e6, 0.5, rho) == pytest.approx(2e6)
     assert radio.downlink_min_bandwidth(1e6, 0.0, rho) == math.inf
+
+
+def test_uplink_lower_bound_is_below_and_close_to_the_least_bandwidth(rng):
+    """uplink_bw_lower (two Newton steps, the search's relaxations) never exceeds
+    uplink_bw beyond rounding and is close to it; the edge cases are uplink_bw's."""
+    from edgellm.system._kernel import uplink_bw, uplink_bw_lower
+
+    bits = 10 ** rng.uniform(2, 8, 3000)
+    snr = 10 ** rng.uniform(3, 12, 3000)
+    floor = radio.uplink_min_time(bits, snr)
+    t = floor * (1 + 10 ** rng.uniform(-6, 4, 3000))
+    exact = np.array([uplink_bw(*v) for v in zip(bits, t, snr)])
+    lower = np.array([uplink_bw_lower(*v) for v in zip(bits, t, snr)])
+    assert np.all(lower < exact)
+    rel = 1 - lower / exact
+    assert np.median(rel) < 1e-4 and rel.max() < 1e-2
+    assert uplink_bw_lower(0.0, 1.0, 1e9) == 0.0
+    assert uplink_bw_lower(1e5, 0.0, 1e9) == math.inf
+    below_floor = 0.5 * radio.uplink_min_time(1e5, 1e9)
+    assert uplink_bw_lower(1e5, below_floor, 1e9) == math.inf
