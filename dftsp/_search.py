@@ -403,9 +403,8 @@ def _expand(b, ids, S, N, sumsn, minw, thi, upsum, src, start, nsrc, out, tck, u
     """Candidates of X's subtree: the k in src[start:nsrc] that pass the necessary
     conditions of X + k (memory, compute time against deadlines, downlink demand, uplink
     demand with the phase ending before T_hi(X)); written to ``out``, with their T_C and
-    least uplink bandwidths (lower bounds within about 1e-6: :func:`uplink_bw_lower`) in
-    tck and upk. Returns (count, X's downlink demand at
-    T_C(b + 1, S, N))."""
+    least uplink bandwidths (certified lower bounds, :func:`uplink_bw_lower`) in tck and
+    upk. Returns (count, X's downlink demand at T_C(b + 1, S, N))."""
     tc0 = compute_s(float(b + 1), S, N, P, L, d, W, kv, C, M)
     downsum = 0.0
     for k in range(b):
