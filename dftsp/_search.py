@@ -211,32 +211,44 @@ def _sum_smallest(vals, n, m):
 
 
 @njit(cache=True, nogil=True)
-def _resources_fit(m, b, S, N, sumsn, minw, thi, ids, F, nF, mj, prompt, output, window,
-                   up_bits, snr, down_c, P, L, d, W, kv, C, M, kv_cap, padded, B_U, B_D,
-                   uplink, inside=False):
-    """Can the batch X (sorted ``ids``, b members, longest prompt S and output N) grow by m
-    members of F[:nF] within compute time, memory, downlink and uplink? Necessary
-    conditions: only candidates with mj >= m can be among the m, so the batch computes
-    at least T_C(b + m, S_m, N_m) with S_m, N_m the m-th smallest longest prompt and
-    output those candidates would give (and :func:`_box_fits`); the uplink phase ends
-    before T_hi(X) and before every member's window minus that compute time, and each
-    resource must hold X's least demand plus the m smallest least demands of the
-    eligible candidates. The uplink test (the costliest) runs only when ``uplink``.
-    ``inside``: every candidate is within X's longest prompt and output, so S_m = S and
-    N_m = N and the test of :func:`_box_fits` is the one below."""
-    if m == 0:
-        return True
-    # the batch's longest prompt is at least the m-th smallest max(S, s_j) among the
-    # eligible candidates (it holds m of them), and likewise its longest output
-    mask = np.empty(nF, np.bool_)
-    size = np.empty(nF)
+def _count_box(m, S, N, F, nF, mj, prompt, output, inside, size, mask):
+    """(S_m, N_m) of :func:`_resources_fit`, with mask[t] = mj[t] >= m: the batch's
+    longest prompt is at least the m-th smallest max(S, s_j) among the eligible
+    candidates (it holds m of them), and likewise its longest output; S and N when
+    ``inside``; inf when fewer than m are eligible. ``size`` is scratch."""
+    ne = 0
     for t in range(nF):
         mask[t] = mj[t] >= m
+        ne += mask[t]
+    if ne < m:
+        return math.inf, math.inf
+    if inside:
+        return S, N
+    for t in range(nF):
         size[t] = max(S, prompt[F[t]])
     Sm = _kth_smallest(size, mask, nF, m)
     for t in range(nF):
         size[t] = max(N, output[F[t]])
-    Nm = _kth_smallest(size, mask, nF, m)
+    return Sm, _kth_smallest(size, mask, nF, m)
+
+
+@njit(cache=True, nogil=True)
+def _resources_fit(m, b, S, N, sumsn, minw, ids, F, nF, mj, prompt, output, window,
+                   down_c, P, L, d, W, kv, C, M, kv_cap, padded, B_D, inside=False):
+    """Can the batch X (sorted ``ids``, b members, longest prompt S and output N) grow by m
+    members of F[:nF] within compute time, memory and downlink? Necessary conditions:
+    only candidates with mj >= m can be among the m, so the batch computes at least
+    T_C(b + m, S_m, N_m) with S_m, N_m the m-th smallest longest prompt and output those
+    candidates would give (and :func:`_box_fits`), and each resource must hold X's least
+    demand plus the m smallest least demands of the eligible candidates (the uplink:
+    :func:`_uplink_cap`, the costliest). ``inside``: every candidate is within X's
+    longest prompt and output, so S_m = S and N_m = N and the test of :func:`_box_fits`
+    is the one below."""
+    if m == 0:
+        return True
+    mask = np.empty(nF, np.bool_)
+    size = np.empty(nF)
+    Sm, Nm = _count_box(m, S, N, F, nF, mj, prompt, output, inside, size, mask)
     if not math.isfinite(Sm + Nm):
         return False
     if not inside and not _box_fits(m, b, S, N, sumsn, minw, ids, F, nF, mask, prompt,
@@ -258,19 +270,84 @@ def _resources_fit(m, b, S, N, sumsn, minw, thi, ids, F, nF, mj, prompt, output,
         used += down_c[ids[k]] / (window[ids[k]] - tcl)
     for t in range(nF):
         size[t] = down_c[F[t]] / (window[F[t]] - tcl) if mask[t] else math.inf
-    if used + _smallest_sum(size, mask, nF, m) > B_D * (1.0 + _SLACK):
-        return False
-    if not uplink:
-        return True
+    return used + _smallest_sum(size, mask, nF, m) <= B_D * (1.0 + _SLACK)
+
+
+@njit(cache=True, nogil=True)
+def _uplink_cap(r, b, S, N, minw, thi, ids, F, nF, mj, prompt, output, window, up_bits,
+                snr, P, L, d, W, kv, C, M, B_U, inside, order, key, size, mask, dem):
+    """The uplink test of :func:`_resources_fit` at count r, and what it says of larger
+    counts: the largest m such that X's least uplink demand plus the m smallest least
+    demands of the eligible candidates, all at r's uplink phase bound, fit in B_U. For
+    m >= r the batch computes at least as long (S_m, N_m and T_C grow with m), the
+    eligible candidates are fewer and the phase ends earlier, so each demand is at least
+    its value at r: every m above the result fails the test. r passes it iff the result
+    is >= r. The candidates are taken in ``order``, ``key`` a lower bound on each one's
+    demand, ascending along it: once the (m + 1)-th smallest demand found is at most the
+    next key, no later candidate changes the result. ``size``, ``mask`` and ``dem`` are
+    scratch."""
+    Sm, Nm = _count_box(r, S, N, F, nF, mj, prompt, output, inside, size, mask)
+    if not math.isfinite(Sm + Nm):
+        return r - 1
+    tcl = compute_s(float(b + r), Sm, Nm, P, L, d, W, kv, C, M)
     t_end = min(thi, minw - tcl)
     used = 0.0
     for k in range(b):
         used += uplink_bw_lower(up_bits[ids[k]], t_end, snr[ids[k]])
-    for t in range(nF):
-        if mask[t]:
-            size[t] = uplink_bw_lower(up_bits[F[t]], min(t_end, window[F[t]] - tcl),
-                                      snr[F[t]])
-    return used + _smallest_sum(size, mask, nF, m) <= B_U * (1.0 + _SLACK)
+    top = B_U * (1.0 + _SLACK)
+    cnt = 0  # demands found, sorted in dem[:cnt]
+    m = 0  # the result on them
+    for q in range(nF):
+        t = order[q]
+        if cnt > m and dem[m] <= key[t]:
+            break
+        if not (mask[t] and window[F[t]] > tcl):
+            continue
+        v = uplink_bw_lower(up_bits[F[t]], min(t_end, window[F[t]] - tcl), snr[F[t]])
+        k = cnt
+        while k > 0 and dem[k - 1] > v:
+            dem[k] = dem[k - 1]
+            k -= 1
+        dem[k] = v
+        cnt += 1
+        acc = used
+        m = 0
+        while m < cnt and acc + dem[m] <= top:
+            acc += dem[m]
+            m += 1
+    return m
+
+
+@njit(cache=True, nogil=True)
+def _uplink_room(room, b, S, N, minw, thi, ids, F, nF, mj, prompt, output, window,
+                 up_bits, snr, P, L, d, W, kv, C, M, B_U, upk, inside):
+    """The largest m <= room that passes the uplink test of :func:`_resources_fit`, every
+    m <= room passing its other tests (what a binary search of that test finds): each
+    pass of uplink solves at a count r (:func:`_uplink_cap`) settles r and caps the
+    answer, so a few passes do, the next r the cap a failed pass estimates. ``inside``:
+    the candidates' demands ``upk`` (:func:`_expand`) are lower bounds at every count,
+    so each pass takes them in ascending order and stops early."""
+    size = np.empty(nF)
+    mask = np.empty(nF, np.bool_)
+    dem = np.empty(nF)
+    if inside:
+        order = np.argsort(upk[:nF])
+        key = upk
+    else:
+        order = np.arange(nF)
+        key = np.full(nF, -1.0)
+    lo, hi, r = 0, room, room
+    while lo < hi:
+        cap = _uplink_cap(r, b, S, N, minw, thi, ids, F, nF, mj, prompt, output, window,
+                          up_bits, snr, P, L, d, W, kv, C, M, B_U, inside, order, key,
+                          size, mask, dem)
+        if cap >= r:
+            lo, hi = r, min(hi, cap)
+        else:
+            hi = r - 1
+        # next: the failed pass's estimate (demands only fall with the count), if inside
+        r = cap if lo < cap <= hi else (lo + hi + 1) // 2
+    return lo
 
 
 @njit(cache=True, nogil=True)
@@ -344,20 +421,21 @@ def _node_bound(b, S, N, sumsn, minw, thi, upsum, downsum, ids, F, nF, tck, upk,
             break
     # resources: the largest m <= room that passes (monotone in m), first without the
     # uplink test, then with it
-    for uplink in (False, True):
-        if not _resources_fit(room, b, S, N, sumsn, minw, thi, ids, F, nF, mj, prompt,
-                              output, window, up_bits, snr, down_c, P, L, d, W, kv, C, M,
-                              kv_cap, padded, B_U, B_D, uplink, inside):
-            lo, hi = 0, room - 1
-            while lo < hi:
-                mid = (lo + hi + 1) // 2
-                if _resources_fit(mid, b, S, N, sumsn, minw, thi, ids, F, nF, mj, prompt,
-                                  output, window, up_bits, snr, down_c, P, L, d, W, kv, C,
-                                  M, kv_cap, padded, B_U, B_D, uplink, inside):
-                    lo = mid
-                else:
-                    hi = mid - 1
-            room = lo
+    if not _resources_fit(room, b, S, N, sumsn, minw, ids, F, nF, mj, prompt, output,
+                          window, down_c, P, L, d, W, kv, C, M, kv_cap, padded, B_D,
+                          inside):
+        lo, hi = 0, room - 1
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            if _resources_fit(mid, b, S, N, sumsn, minw, ids, F, nF, mj, prompt, output,
+                              window, down_c, P, L, d, W, kv, C, M, kv_cap, padded, B_D,
+                              inside):
+                lo = mid
+            else:
+                hi = mid - 1
+        room = lo
+    room = _uplink_room(room, b, S, N, minw, thi, ids, F, nF, mj, prompt, output, window,
+                        up_bits, snr, P, L, d, W, kv, C, M, B_U, upk, inside)
     if unit or room == 0:
         return room, room
     # value: the m heaviest candidates with mj >= m, for the best m <= room
@@ -769,7 +847,8 @@ def _count_fits(m, Sx, Nx, nE, wE, memE, cE, bitsE, snrE, buf,
     longest prompt and output are exactly Sx and Nx: its compute time is at least
     tau = T_C(m, Sx, Nx), so at least m members have windows above tau, padded memory
     m (Sx + Nx) fits, and the m smallest exact KV demands, downlink demands
-    c_j / (w_j - tau) and (when ``uplink``) uplink demands beta_j(w_j - tau) fit.
+    c_j / (w_j - tau) and (when ``uplink``) uplink demands beta_j(w_j - tau) fit (as
+    :func:`uplink_bw_lower`).
     Monotone: if m passes, so does m - 1."""
     if m == 0:
         return True
@@ -799,7 +878,7 @@ def _count_fits(m, Sx, Nx, nE, wE, memE, cE, bitsE, snrE, buf,
     cnt = 0
     for t in range(nE):
         if wE[t] > tau:
-            buf[cnt] = uplink_bw(bitsE[t], wE[t] - tau, snrE[t])
+            buf[cnt] = uplink_bw_lower(bitsE[t], wE[t] - tau, snrE[t])
             cnt += 1
     return _sum_smallest(buf, cnt, m) <= B_U * (1.0 + _SLACK)
 
@@ -922,7 +1001,7 @@ def _box_bound(Sx, Nx, nE, unit, floor, wE, memE, cE, bitsE, snrE, wtE, buf, el,
     tau = compute_s(1.0, Sx, Nx, P, L, d, W, kv, C, M)
     for q in range(ne):
         t = el[q]
-        size_m[q] = uplink_bw(bitsE[t], wE[t] - tau, snrE[t])
+        size_m[q] = uplink_bw_lower(bitsE[t], wE[t] - tau, snrE[t])
     return min(best, _frac_knapsack(wtE, size_m, el, ne, B_U))
 
 
@@ -1246,15 +1325,26 @@ def box_search(root, prompt, output, window, admissible, weight, up_bits, snr, d
 
 @njit(cache=True, nogil=True)
 def _lagrange_g(mu, k, ne, wt, s, vals):
-    """g(mu) of :func:`_lagrange_k` and its slope 1 - sum of s over the maximizing k."""
+    """g(mu) of :func:`_lagrange_k` and its slope 1 - sum of s over k maximizing members
+    (the k smallest mu s_j - wt_j, found by one partition: O(ne))."""
     for j in range(ne):
         vals[j] = mu * s[j] - wt[j]
-    order = np.argsort(vals[:ne])
+    thr = np.partition(vals[:ne], k - 1)[k - 1]
     g = mu * (1.0 + _SLACK)
     used = 0.0
-    for q in range(k):
-        g -= vals[order[q]]
-        used += s[order[q]]
+    taken = 0
+    for j in range(ne):
+        if vals[j] < thr:
+            g -= vals[j]
+            used += s[j]
+            taken += 1
+    for j in range(ne):  # ties at the threshold, in index order
+        if taken >= k:
+            break
+        if vals[j] == thr:
+            g -= vals[j]
+            used += s[j]
+            taken += 1
     return g, 1.0 + _SLACK - used
 
 
@@ -1311,13 +1401,15 @@ def _cell_bound(k, a, b, tau, floor, nE, wE, memE, cE, bitsE, snrE, wtE, capm, p
     ne = 0
     for t in range(nE):
         D = wE[t] - tau
-        if D > a:
+        if D > a:  # else, or if one demand exceeds its capacity: not a member
             res[0, ne] = cE[t] / (D - a) / B_D
-            res[1, ne] = uplink_bw(bitsE[t], min(b, D), snrE[t]) / B_U
+            if not res[0, ne] <= 1.0 + _SLACK:
+                continue
+            res[1, ne] = uplink_bw_lower(bitsE[t], min(b, D), snrE[t]) / B_U
+            if not res[1, ne] <= 1.0 + _SLACK:
+                continue
             if not padded:
                 res[2, ne] = memE[t] / capm
-            if not (res[0, ne] <= 1.0 + _SLACK and res[1, ne] <= 1.0 + _SLACK):
-                continue  # cannot be a member with T in [a, b]
             wt[ne] = wtE[t]
             heavy[ne] = -wtE[t]
             ne += 1
@@ -1347,14 +1439,17 @@ def box_lagrange(Sx, Nx, nE, floor, cutoff, wE, memE, cE, bitsE, snrE, wtE,
     at least tau = T_C(k, Sx, Nx) and is feasible only if, for one uplink time T, every
     member has D_j = w_j - tau > T and the downlink demands c_j / (D_j - T) and the
     uplink demands beta_j(T) fit (:func:`edgellm.system._kernel.check_row`). For T in a
-    cell [a, b] the demands are at least c_j / (D_j - a) and beta_j(b); with the exact
+    cell [a, b] the demands are at least c_j / (D_j - a) and beta_j(b) (taken as
+    :func:`uplink_bw_lower`, a certified lower bound); with the exact
     KV positions, a Lagrangian bound (:func:`_lagrange_k`, valid for any multipliers) on
     k members whose demands fit one surrogate of the capacities, for several weightings
     of the resources, bounds the cell. Cells start as ``_T_CELLS`` equal parts of
     [0, max D_j] and are halved, up to ``depth`` times, while their bound exceeds
     ``floor``; the box's bound is the largest over counts and cells. Couples the
     resources, the count and the uplink time, which the bounds of :func:`box_bound` take
-    one by one. Counts are tried from ``k0`` outwards."""
+    one by one. Counts are tried from ``k0`` outwards, up to the largest that
+    :func:`_count_fits` admits; a count whose k heaviest members meeting T_C(k, Sx, Nx)
+    weigh no more than the bound so far needs no cell."""
     nres = 2 if padded else 3
     res = np.empty((nres, nE))
     wt = np.empty(nE)
@@ -1372,12 +1467,15 @@ def box_lagrange(Sx, Nx, nE, floor, cutoff, wE, memE, cE, bitsE, snrE, wtE,
     sb = np.empty(_T_CELLS * (depth + 1) + 1)
     sd = np.empty(_T_CELLS * (depth + 1) + 1, np.int64)
     upper = floor
+    # no count above the largest that _count_fits admits has a batch
+    kmax = _box_count(1, Sx, Nx, nE, wE, memE, cE, bitsE, snrE, vals,
+                      P, L, d, W, kv, C, M, kv_cap, padded, B_U, B_D)
     # counts from k0 outwards (near the incumbent's size, where a box is least likely
     # to close: reaching the cutoff ends the work early)
-    k0 = min(max(k0, 1), nE)
-    for e in range(2 * nE):
+    k0 = min(max(k0, 1), kmax)
+    for e in range(2 * kmax):
         k = k0 + (e + 1) // 2 if e % 2 else k0 - e // 2
-        if k < 1 or k > nE:
+        if k < 1 or k > kmax:
             continue
         if e % _CLOCK_EVERY == 0 and _clock() > deadline:
             return cutoff
@@ -1389,8 +1487,10 @@ def box_lagrange(Sx, Nx, nE, floor, cutoff, wE, memE, cE, bitsE, snrE, wtE,
         for t in range(nE):
             if wE[t] > tau:
                 dmax = max(dmax, wE[t] - tau)
+                heavy[cnt] = -wtE[t]
                 cnt += 1
-        if cnt < k:
+        # every cell's bound is at most the k heaviest members meeting the deadline
+        if cnt < k or int(-np.sort(heavy[:cnt])[:k].sum()) <= upper:
             continue
         top = 0
         for g in range(_T_CELLS - 1, -1, -1):
