@@ -873,14 +873,30 @@ def _count_fits(m, Sx, Nx, nE, wE, memE, cE, bitsE, snrE, buf,
             cnt += 1
     if _sum_smallest(buf, cnt, m) > B_D * (1.0 + _SLACK):
         return False
-    if not uplink:
-        return True
+    return not uplink or _count_cap(m, Sx, Nx, nE, wE, bitsE, snrE, buf,
+                                    P, L, d, W, kv, C, M, B_U) >= m
+
+
+@njit(cache=True, nogil=True)
+def _count_cap(r, Sx, Nx, nE, wE, bitsE, snrE, buf, P, L, d, W, kv, C, M, B_U):
+    """The uplink test of :func:`_count_fits` at count r, and what it says of larger
+    counts: the largest m whose m smallest uplink demands at tau = T_C(r, Sx, Nx) fit in
+    B_U. For m >= r tau is larger, fewer members meet it and each demand is larger, so
+    every m above the result fails the test; r passes it iff the result is >= r."""
+    tau = compute_s(float(r), Sx, Nx, P, L, d, W, kv, C, M)
     cnt = 0
     for t in range(nE):
         if wE[t] > tau:
             buf[cnt] = uplink_bw_lower(bitsE[t], wE[t] - tau, snrE[t])
             cnt += 1
-    return _sum_smallest(buf, cnt, m) <= B_U * (1.0 + _SLACK)
+    dem = np.sort(buf[:cnt])
+    top = B_U * (1.0 + _SLACK)
+    used = 0.0
+    m = 0
+    while m < cnt and used + dem[m] <= top:
+        used += dem[m]
+        m += 1
+    return m
 
 
 @njit(cache=True, nogil=True)
@@ -888,25 +904,34 @@ def _box_count(lo, Sx, Nx, nE, wE, memE, cE, bitsE, snrE, buf,
                P, L, d, W, kv, C, M, kv_cap, padded, B_U, B_D, with_uplink=True, top=-1):
     """The largest m in [lo, top] (top < 0: nE) that passes :func:`_count_fits` (first
     without the uplink test, the costliest, then with it unless not ``with_uplink``), or
-    lo - 1 if lo fails."""
+    lo - 1 if lo fails. The uplink test by :func:`_count_cap`: each pass settles a count
+    and caps the answer, the next count the cap a failed pass estimates."""
     if top < 0:
         top = nE
-    for uplink in (False, True):
-        if uplink and not with_uplink:
-            break
-        if not _count_fits(lo, Sx, Nx, nE, wE, memE, cE, bitsE, snrE, buf,
-                           P, L, d, W, kv, C, M, kv_cap, padded, B_U, B_D, uplink):
-            return lo - 1
-        hi = top
-        while lo < hi:
-            mid = (lo + hi + 1) // 2
-            if _count_fits(mid, Sx, Nx, nE, wE, memE, cE, bitsE, snrE, buf,
-                           P, L, d, W, kv, C, M, kv_cap, padded, B_U, B_D, uplink):
-                lo = mid
-            else:
-                hi = mid - 1
-        top = lo
-    return lo
+    lo0 = lo
+    if not _count_fits(lo, Sx, Nx, nE, wE, memE, cE, bitsE, snrE, buf,
+                       P, L, d, W, kv, C, M, kv_cap, padded, B_U, B_D, False):
+        return lo - 1
+    hi = top
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if _count_fits(mid, Sx, Nx, nE, wE, memE, cE, bitsE, snrE, buf,
+                       P, L, d, W, kv, C, M, kv_cap, padded, B_U, B_D, False):
+            lo = mid
+        else:
+            hi = mid - 1
+    if not with_uplink:
+        return lo
+    # every m in [lo0, lo] passes the other tests: the uplink test, from above
+    a, b, r = lo0 - 1, lo, lo
+    while a < b:
+        cap = _count_cap(r, Sx, Nx, nE, wE, bitsE, snrE, buf, P, L, d, W, kv, C, M, B_U)
+        if cap >= r:
+            a, b = r, min(b, cap)
+        else:
+            b = r - 1
+        r = cap if a < cap <= b else (a + b + 1) // 2
+    return a
 
 
 @njit(cache=True, nogil=True)
@@ -988,14 +1013,15 @@ def _box_bound(Sx, Nx, nE, unit, floor, wE, memE, cE, bitsE, snrE, wtE, buf, el,
         return best
     # with the uplink: fewer members may fit, and one fractional knapsack on uplink
     # demand at T_C(1) bounds every count
-    m = _box_count(1, Sx, Nx, nE, wE, memE, cE, bitsE, snrE, buf,
-                   P, L, d, W, kv, C, M, kv_cap, padded, B_U, B_D, True, m)
-    if m <= 0:
+    mu = _box_count(1, Sx, Nx, nE, wE, memE, cE, bitsE, snrE, buf,
+                    P, L, d, W, kv, C, M, kv_cap, padded, B_U, B_D, True, m)
+    if mu <= 0:
         return 0
-    best = _crossing(m, A, Sx, Nx, nE, wE, memE, cE, wtE, el, size_m, size_d,
-                     P, L, d, W, kv, C, M, kv_cap, padded, B_D)
-    if best <= floor:
-        return best
+    if mu < m:  # else the same crossing
+        best = _crossing(mu, A, Sx, Nx, nE, wE, memE, cE, wtE, el, size_m, size_d,
+                         P, L, d, W, kv, C, M, kv_cap, padded, B_D)
+        if best <= floor:
+            return best
     ne = _box_demands(1, Sx, Nx, nE, wE, memE, cE, el, size_m, size_d,
                       P, L, d, W, kv, C, M)
     tau = compute_s(1.0, Sx, Nx, P, L, d, W, kv, C, M)
