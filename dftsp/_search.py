@@ -283,9 +283,9 @@ def _uplink_cap(r, b, S, N, minw, thi, ids, F, nF, mj, prompt, output, window, u
     eligible candidates are fewer and the phase ends earlier, so each demand is at least
     its value at r: every m above the result fails the test. r passes it iff the result
     is >= r. The candidates are taken in ``order``, ``key`` a lower bound on each one's
-    demand, ascending along it: once the (m + 1)-th smallest demand found is at most the
-    next key, no later candidate changes the result. ``size``, ``mask`` and ``dem`` are
-    scratch."""
+    demand, ascending along it, in rounds of doubling size: once the (m + 1)-th smallest
+    demand found is at most the next key, no later candidate changes the result.
+    ``size``, ``mask`` and ``dem`` are scratch."""
     Sm, Nm = _count_box(r, S, N, F, nF, mj, prompt, output, inside, size, mask)
     if not math.isfinite(Sm + Nm):
         return r - 1
@@ -295,27 +295,26 @@ def _uplink_cap(r, b, S, N, minw, thi, ids, F, nF, mj, prompt, output, window, u
     for k in range(b):
         used += uplink_bw_lower(up_bits[ids[k]], t_end, snr[ids[k]])
     top = B_U * (1.0 + _SLACK)
-    cnt = 0  # demands found, sorted in dem[:cnt]
-    m = 0  # the result on them
-    for q in range(nF):
-        t = order[q]
-        if cnt > m and dem[m] <= key[t]:
-            break
-        if not (mask[t] and window[F[t]] > tcl):
-            continue
-        v = uplink_bw_lower(up_bits[F[t]], min(t_end, window[F[t]] - tcl), snr[F[t]])
-        k = cnt
-        while k > 0 and dem[k - 1] > v:
-            dem[k] = dem[k - 1]
-            k -= 1
-        dem[k] = v
-        cnt += 1
+    cnt = 0  # demands found in dem[:cnt]
+    q = 0
+    step = 2 * r + 2  # candidates per round, doubling
+    while True:
+        while q < nF and cnt < step:
+            t = order[q]
+            q += 1
+            if mask[t] and window[F[t]] > tcl:
+                dem[cnt] = uplink_bw_lower(up_bits[F[t]], min(t_end, window[F[t]] - tcl),
+                                           snr[F[t]])
+                cnt += 1
+        srt = np.sort(dem[:cnt])
         acc = used
         m = 0
-        while m < cnt and acc + dem[m] <= top:
-            acc += dem[m]
+        while m < cnt and acc + srt[m] <= top:
+            acc += srt[m]
             m += 1
-    return m
+        if q >= nF or (m < cnt and srt[m] <= key[order[q]]):
+            return m
+        step = 2 * cnt
 
 
 @njit(cache=True, nogil=True)
@@ -341,12 +340,12 @@ def _uplink_room(room, b, S, N, minw, thi, ids, F, nF, mj, prompt, output, windo
         cap = _uplink_cap(r, b, S, N, minw, thi, ids, F, nF, mj, prompt, output, window,
                           up_bits, snr, P, L, d, W, kv, C, M, B_U, inside, order, key,
                           size, mask, dem)
-        if cap >= r:
+        if cap >= r:  # next: the cap, settled if it passes
             lo, hi = r, min(hi, cap)
-        else:
+            r = hi
+        else:  # next: the failed pass's estimate (demands only fall with the count)
             hi = r - 1
-        # next: the failed pass's estimate (demands only fall with the count), if inside
-        r = cap if lo < cap <= hi else (lo + hi + 1) // 2
+            r = cap if lo < cap <= hi else (lo + hi + 1) // 2
     return lo
 
 
@@ -926,11 +925,12 @@ def _box_count(lo, Sx, Nx, nE, wE, memE, cE, bitsE, snrE, buf,
     a, b, r = lo0 - 1, lo, lo
     while a < b:
         cap = _count_cap(r, Sx, Nx, nE, wE, bitsE, snrE, buf, P, L, d, W, kv, C, M, B_U)
-        if cap >= r:
+        if cap >= r:  # next: the cap, settled if it passes
             a, b = r, min(b, cap)
-        else:
+            r = b
+        else:  # next: the failed pass's estimate (demands only fall with the count)
             b = r - 1
-        r = cap if a < cap <= b else (a + b + 1) // 2
+            r = cap if a < cap <= b else (a + b + 1) // 2
     return a
 
 
