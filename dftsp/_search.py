@@ -318,6 +318,21 @@ def _uplink_cap(r, b, S, N, minw, thi, ids, F, nF, mj, prompt, output, window, u
 
 
 @njit(cache=True, nogil=True)
+def _cap_step(lo, hi, r, cap):
+    """One step of the search by caps for the largest count that passes a monotone test,
+    lo passing and every count above hi failing, after a pass at count r returned
+    ``cap`` (:func:`_uplink_cap`, :func:`_count_cap`: r passes iff cap >= r, and then no
+    count above cap passes). Returns the new (lo, hi, next r): after a passing r, the
+    cap, settled if it passes; after a failing one, its cap as an estimate (demands only
+    fall with the count) when inside (lo, hi], else the midpoint."""
+    if cap >= r:
+        hi = min(hi, cap)
+        return r, hi, hi
+    hi = r - 1
+    return lo, hi, (cap if lo < cap <= hi else (lo + hi + 1) // 2)
+
+
+@njit(cache=True, nogil=True)
 def _uplink_room(room, b, S, N, minw, thi, ids, F, nF, mj, prompt, output, window,
                  up_bits, snr, P, L, d, W, kv, C, M, B_U, upk, inside):
     """The largest m <= room that passes the uplink test of :func:`_resources_fit`, every
@@ -340,12 +355,7 @@ def _uplink_room(room, b, S, N, minw, thi, ids, F, nF, mj, prompt, output, windo
         cap = _uplink_cap(r, b, S, N, minw, thi, ids, F, nF, mj, prompt, output, window,
                           up_bits, snr, P, L, d, W, kv, C, M, B_U, inside, order, key,
                           size, mask, dem)
-        if cap >= r:  # next: the cap, settled if it passes
-            lo, hi = r, min(hi, cap)
-            r = hi
-        else:  # next: the failed pass's estimate (demands only fall with the count)
-            hi = r - 1
-            r = cap if lo < cap <= hi else (lo + hi + 1) // 2
+        lo, hi, r = _cap_step(lo, hi, r, cap)
     return lo
 
 
@@ -925,12 +935,7 @@ def _box_count(lo, Sx, Nx, nE, wE, memE, cE, bitsE, snrE, buf,
     a, b, r = lo0 - 1, lo, lo
     while a < b:
         cap = _count_cap(r, Sx, Nx, nE, wE, bitsE, snrE, buf, P, L, d, W, kv, C, M, B_U)
-        if cap >= r:  # next: the cap, settled if it passes
-            a, b = r, min(b, cap)
-            r = b
-        else:  # next: the failed pass's estimate (demands only fall with the count)
-            b = r - 1
-            r = cap if a < cap <= b else (a + b + 1) // 2
+        a, b, r = _cap_step(a, b, r, cap)
     return a
 
 
